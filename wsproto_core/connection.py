@@ -1,0 +1,591 @@
+"""The post-handshake WebSocket engine: frames in, events out; events in, bytes out.
+
+:class:`Connection` knows nothing of HTTP. It starts OPEN, as it is after an
+HTTP/1.1 upgrade or an RFC 8441 extended CONNECT, parses the frames the peer
+sends (RFC 6455 section 5), turns them into events, and serialises the events
+the application sends. It never touches a socket: ``receive_data`` takes the
+bytes the driver read, ``events`` hands out what they meant, ``send`` returns the
+bytes the driver must write.
+
+Parsing is lazy: ``receive_data`` only stores bytes, and each step of the
+``events()`` iterator parses just enough to produce one event. A state change
+(a received Close) therefore happens exactly when its event is handed to the
+application, never earlier: an echo server that replies to a message which
+arrived in the same read as a Close can still send that reply.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from .extensions import Extension
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    CloseReason,
+    Opcode,
+    RsvBits,
+    build_close_payload,
+    build_frame_header,
+    parse_close_payload,
+)
+from .masking import apply_mask
+from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Connection",
+    "ConnectionState",
+    "ConnectionType",
+]
+
+#: Default ``max_message_size``: 64 MiB. Large enough that a server configured
+#: for 16 MiB messages (uvicorn's default ``ws_max_size``, Autobahn's largest
+#: case) works without touching it, small enough that one peer cannot make an
+#: application that assembles messages hold gigabytes.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
+
+#: Default ``max_frame_size``: the same 64 MiB. Frames are streamed to the
+#: application as they arrive, so the frame size limits no buffer of ours; it
+#: exists for applications that want to refuse huge frames early.
+DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
+
+_OPEN = ConnectionState.OPEN
+_CONTROL_NAMES = {Opcode.CLOSE: "Close", Opcode.PING: "Ping", Opcode.PONG: "Pong"}
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_from_bytes = int.from_bytes
+# Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
+# derived from a strong source of entropy") in batches, because one getrandom()
+# call per frame would cost more than building the frame.
+_MASK_BATCH = 256
+
+
+class Connection:
+    """A WebSocket connection after its opening handshake.
+
+    :param connection_type: ``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``;
+        it decides which side masks its frames.
+    :param extensions: the extensions negotiated by the handshake, if any.
+    :param trailing_data: bytes received after the handshake, to parse first.
+    :param max_frame_size: the largest frame payload accepted from the peer, in
+        bytes; a larger frame fails the connection with 1009. ``None`` means no
+        limit.
+    :param max_message_size: the largest message accepted from the peer (after
+        decompression, when an extension compresses), in bytes; a larger one
+        fails the connection with 1009. ``None`` means no limit.
+
+    Attributes:
+        ``client``: whether we are the client.
+        ``failure``: the :class:`RemoteProtocolError` that failed the connection,
+        if the peer broke the protocol, else ``None``.
+    """
+
+    def __init__(
+        self,
+        connection_type: ConnectionType,
+        extensions: Iterable[Extension] | None = None,
+        trailing_data: bytes = b"",
+        *,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        if not isinstance(connection_type, ConnectionType):
+            raise LocalProtocolError(
+                f"connection_type must be ConnectionType.CLIENT or ConnectionType.SERVER, not {connection_type!r}"
+            )
+        for name, limit in (("max_frame_size", max_frame_size), ("max_message_size", max_message_size)):
+            if limit is not None and (not isinstance(limit, int) or limit < 0):
+                raise LocalProtocolError(f"{name} must be a non-negative int or None, not {limit!r}")
+        self.client = connection_type is ConnectionType.CLIENT
+        self.connection_type = connection_type
+        self.extensions: list[Extension] = list(extensions or ())
+        self.max_frame_size = max_frame_size
+        self.max_message_size = max_message_size
+        self.failure: RemoteProtocolError | None = None
+        self._state = _OPEN
+        # Unparsed input: _buffer[_offset:]. Kept as the caller's bytes object when
+        # possible (no copy), turned into a bytearray when data must be joined.
+        self._buffer: bytes | bytearray = b""
+        self._offset = 0
+        # Set once no more frames will be parsed: a Close was received, the peer
+        # broke the protocol, or the transport closed and its bytes are used up.
+        self._input_done = False
+        self._transport_closed = False
+        self._close_received = False
+        # The frame whose payload is being read, when its header has been parsed
+        # but not all of its payload has arrived.
+        self._frame_remaining = -1
+        self._frame_opcode = 0
+        self._frame_fin = False
+        self._frame_mask: bytes | None = None
+        self._frame_position = 0
+        # The message being received: its opcode (TEXT or BINARY) while it is
+        # fragmented or partly delivered, else 0; its size so far; its decoder.
+        self._message_opcode = 0
+        self._message_size = 0
+        self._utf8: codecs.IncrementalDecoder | None = None
+        # The message being sent, while fragmented: its opcode, else 0.
+        self._send_opcode = 0
+        self._masks = b""
+        self._mask_index = 0
+        if trailing_data:
+            self.receive_data(trailing_data)
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current :class:`ConnectionState`."""
+        return self._state
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes received from the peer, or ``None`` when the transport closed.
+
+        Nothing is parsed here; iterate :meth:`events` to get what the bytes mean.
+        After ``None``, frames that had fully arrived are still delivered, then a
+        ``CloseConnection`` with code 1006 if the peer never sent a Close.
+        """
+        if data is None:
+            self._transport_closed = True
+            self._state = next_state(self._state, Trigger.TRANSPORT_CLOSED)
+            return
+        if self._transport_closed:
+            raise LocalProtocolError(
+                "receive_data() was called after receive_data(None) said the transport closed; "
+                "stop feeding this connection."
+            )
+        if self._input_done:
+            # RFC 6455 section 5.5.1: nothing the peer sends after its Close (or
+            # after it broke the protocol) is processed.
+            return
+        if not data:
+            return
+        buffer = self._buffer
+        if self._offset >= len(buffer):
+            self._buffer = data if data.__class__ is bytes else bytes(data)
+            self._offset = 0
+        elif buffer.__class__ is bytearray:
+            # Compact once per call (amortised O(1): CPython moves the start of
+            # a bytearray instead of copying when the front is deleted).
+            del buffer[: self._offset]  # type: ignore[union-attr]
+            buffer += data  # type: ignore[operator]
+            self._offset = 0
+        else:
+            joined = bytearray(memoryview(buffer)[self._offset :])
+            joined += data
+            self._buffer = joined
+            self._offset = 0
+
+    @property
+    def buffered_bytes(self) -> int:
+        """How many received bytes are waiting to be parsed."""
+        return len(self._buffer) - self._offset
+
+    def events(self) -> Iterator[Event]:
+        """Iterate over the events that the received bytes make up.
+
+        Each step parses one frame (or the available part of one), so the
+        iterator may be abandoned and a new one started later. A protocol
+        violation by the peer ends the iteration with a ``CloseConnection``
+        carrying the close code the RFC names; ``failure`` then tells why.
+        """
+        next_event = self._next_event
+        while True:
+            event = next_event()
+            if event is None:
+                return
+            yield event
+
+    def _next_event(self) -> Event | None:
+        if self._input_done:
+            return None
+        try:
+            event = self._parse()
+        except RemoteProtocolError as exc:
+            return self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 - the parser must never leak an exception
+            # A bug of ours or of an extension: fail with 1011 (section 7.4.1,
+            # "an unexpected condition prevented it from fulfilling the request")
+            # and keep the cause for whoever investigates.
+            failure = RemoteProtocolError(f"Internal error while parsing: {exc!r}", code=1011)
+            failure.__cause__ = exc
+            return self._fail(failure)
+        if event is None and self._transport_closed:
+            self._input_done = True
+            if not self._close_received:
+                return CloseConnection(code=CloseReason.ABNORMAL_CLOSURE)
+        return event
+
+    def _fail(self, failure: RemoteProtocolError) -> CloseConnection:
+        """Fail the connection (section 7.1.7) and return the event saying so."""
+        self.failure = failure
+        self._input_done = True
+        self._buffer = b""
+        self._offset = 0
+        self._frame_remaining = -1
+        self._utf8 = None
+        self._state = next_state(self._state, Trigger.REMOTE_VIOLATION)
+        reason = str(failure).encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
+        return CloseConnection(code=failure.code, reason=reason)
+
+    def _parse(self) -> Event | None:
+        """Parse the next event from the buffer, or return ``None`` for "need more".
+
+        Hot path: this runs once per received frame. It reads the header with
+        plain indexing (no struct, no intermediate objects) and, when the whole
+        frame is buffered, slices the payload exactly once.
+        """
+        while True:
+            if self._frame_remaining >= 0:
+                event = self._continue_frame()
+                if event is None and self._frame_remaining >= 0:
+                    return None
+                if event is not None:
+                    return event
+                continue
+
+            buffer = self._buffer
+            position = self._offset
+            available = len(buffer) - position
+            if available < 2:
+                return None
+            first = buffer[position]
+            second = buffer[position + 1]
+            opcode = first & 0x0F
+            fin = first & 0x80
+            length = second & 0x7F
+            self._check_header(first, second, opcode, fin, length)
+
+            if length < 126:
+                header_size = 2
+            elif length == 126:
+                header_size = 4
+                if available < 4:
+                    return None
+                length = (buffer[position + 2] << 8) | buffer[position + 3]
+            else:
+                header_size = 10
+                if available < 10:
+                    return None
+                length = _from_bytes(buffer[position + 2 : position + 10], "big")
+                if length >> 63:
+                    raise RemoteProtocolError("Frame length with the most significant bit set", code=1002)
+            if second & 0x80:
+                mask: bytes | None = bytes(buffer[position + header_size : position + header_size + 4])
+                header_size += 4
+                if available < header_size:
+                    return None
+            else:
+                mask = None
+
+            if opcode & 0x08:
+                # Control frame: at most 125 bytes, handled whole (section 5.5).
+                end = position + header_size + length
+                if len(buffer) < end:
+                    return None
+                payload = bytes(buffer[position + header_size : end])
+                self._offset = end
+                if mask is not None:
+                    payload = apply_mask(payload, mask)
+                if self.extensions:
+                    self._inbound_header(opcode, first, length)
+                return self._control_event(opcode, payload)
+
+            self._start_data_frame(opcode, fin, length, first)
+            end = position + header_size + length
+            if end <= len(buffer) and not self.extensions:
+                # The whole frame is here: the common case for small messages.
+                payload = buffer[position + header_size : end]
+                if payload.__class__ is not bytes:
+                    payload = bytes(payload)
+                self._offset = end
+                if mask is not None:
+                    payload = apply_mask(payload, mask)
+                message_opcode = self._message_opcode
+                if fin:
+                    self._message_opcode = 0
+                    self._message_size = 0
+                if message_opcode == 2:
+                    return BytesMessage(payload, True, bool(fin))
+                if opcode == 1 and fin and self._utf8 is None:
+                    try:
+                        text = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                    return TextMessage(text, True, True)
+                return self._text_event(payload, True, bool(fin))
+
+            self._offset = position + header_size
+            self._frame_remaining = length
+            self._frame_opcode = opcode
+            self._frame_fin = bool(fin)
+            self._frame_mask = mask
+            self._frame_position = 0
+
+    def _check_header(self, first: int, second: int, opcode: int, fin: int, length: int) -> None:
+        """Enforce the framing rules that the first two header bytes decide."""
+        if first & 0x70 and not self.extensions:
+            # Section 5.2: "MUST be 0 unless an extension is negotiated that
+            # defines meanings for non-zero values".
+            raise RemoteProtocolError("Reserved bits set without a negotiated extension", code=1002)
+        if second & 0x80:
+            if self.client:
+                # Section 5.1: "A client MUST close a connection if it detects a
+                # masked frame."
+                raise RemoteProtocolError("Masked frame from the server", code=1002)
+        elif not self.client:
+            # Section 5.1: "The server MUST close the connection upon receiving
+            # a frame that is not masked."
+            raise RemoteProtocolError("Unmasked frame from the client", code=1002)
+        if opcode & 0x08:
+            if opcode > 0x0A:
+                raise RemoteProtocolError(f"Reserved control opcode {opcode:#x}", code=1002)
+            # Section 5.5: "All control frames MUST have a payload length of 125
+            # bytes or less and MUST NOT be fragmented."
+            if not fin:
+                raise RemoteProtocolError(f"Fragmented {_CONTROL_NAMES[opcode]} frame", code=1002)
+            if length > MAX_CONTROL_PAYLOAD:
+                raise RemoteProtocolError(
+                    f"{_CONTROL_NAMES[opcode]} frame payload over {MAX_CONTROL_PAYLOAD} bytes", code=1002
+                )
+        elif opcode > 0x02:
+            raise RemoteProtocolError(f"Reserved data opcode {opcode:#x}", code=1002)
+        elif opcode == 0:
+            if not self._message_opcode:
+                # Section 5.4: fragments after the first use the continuation
+                # opcode, so one without a first fragment is a violation.
+                raise RemoteProtocolError("Continuation frame without a message to continue", code=1002)
+        elif self._message_opcode:
+            # Section 5.4: "fragments of one message MUST NOT be interleaved".
+            raise RemoteProtocolError("New data frame inside a fragmented message", code=1002)
+
+    def _start_data_frame(self, opcode: int, fin: int, length: int, first: int) -> None:
+        """Account for a data frame whose header has been parsed and checked."""
+        if self.max_frame_size is not None and length > self.max_frame_size:
+            raise RemoteProtocolError(
+                f"Frame of {length} bytes exceeds max_frame_size={self.max_frame_size}", code=1009
+            )
+        if opcode:
+            self._message_opcode = opcode
+        if self.extensions:
+            self._inbound_header(opcode, first, length)
+        else:
+            size = self._message_size + length
+            if self.max_message_size is not None and size > self.max_message_size:
+                raise RemoteProtocolError(
+                    f"Message of at least {size} bytes exceeds max_message_size={self.max_message_size}",
+                    code=1009,
+                )
+            self._message_size = size
+
+    def _continue_frame(self) -> Event | None:
+        """Deliver what has arrived of the payload of the current data frame."""
+        buffer = self._buffer
+        position = self._offset
+        remaining = self._frame_remaining
+        take = min(len(buffer) - position, remaining)
+        if take <= 0 and remaining:
+            return None
+        chunk = bytes(buffer[position : position + take])
+        self._offset = position + take
+        if self._frame_mask is not None:
+            chunk = apply_mask(chunk, self._frame_mask, self._frame_position)
+        self._frame_position += take
+        remaining -= take
+        frame_finished = remaining == 0
+        message_finished = frame_finished and self._frame_fin
+        if frame_finished:
+            self._frame_remaining = -1
+            self._frame_mask = None
+        else:
+            self._frame_remaining = remaining
+        if self.extensions:
+            chunk = self._inbound_payload(chunk, frame_finished)
+        message_opcode = self._message_opcode
+        if message_finished:
+            self._message_opcode = 0
+            self._message_size = 0
+        if message_opcode == 2:
+            return BytesMessage(chunk, frame_finished, message_finished)
+        return self._text_event(chunk, frame_finished, message_finished)
+
+    def _text_event(self, payload: bytes, frame_finished: bool, message_finished: bool) -> TextMessage | None:
+        """Decode a piece of a text message, failing on the first invalid byte.
+
+        Returns ``None`` when the piece holds only the start of a character that
+        the next piece completes (and does not end a frame).
+        """
+        decoder = self._utf8
+        if decoder is None:
+            decoder = self._utf8 = _utf8_decoder()
+        try:
+            text = decoder.decode(payload, message_finished)
+        except UnicodeDecodeError:
+            raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+        if message_finished:
+            self._utf8 = None
+        else:
+            pending = decoder.getstate()[0]
+            # CPython's decoder only rejects a truncated sequence once it sees
+            # the byte that breaks it, except for ED followed by A0-BF (the
+            # start of a UTF-16 surrogate), which it holds back. Section 8.1
+            # asks to fail as soon as the bytes cannot be valid, so check it.
+            if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007)
+        if not text and not frame_finished:
+            return None
+        return TextMessage(text, frame_finished, message_finished)
+
+    def _control_event(self, opcode: int, payload: bytes) -> Event:
+        if opcode == 0x9:
+            return Ping(payload)
+        if opcode == 0xA:
+            return Pong(payload)
+        code, reason = parse_close_payload(payload)
+        self._close_received = True
+        self._input_done = True
+        self._state = next_state(self._state, Trigger.RECEIVE_CLOSE)
+        return CloseConnection(code=code, reason=reason)
+
+    # ----------------------------------------------------------- extension hooks
+
+    def _inbound_header(self, opcode: int, first: int, length: int) -> None:
+        rsv = RsvBits(bool(first & 0x40), bool(first & 0x20), bool(first & 0x10))
+        claimed = 0
+        for extension in self.extensions:
+            result = extension.frame_inbound_header(self, Opcode(opcode), rsv, length)
+            if isinstance(result, CloseReason):
+                raise RemoteProtocolError(f"Extension {extension.name} refused the frame", code=int(result))
+            claimed |= (result.rsv1 << 6) | (result.rsv2 << 5) | (result.rsv3 << 4)
+        if first & 0x70 & ~claimed:
+            raise RemoteProtocolError("Reserved bits set that no negotiated extension uses", code=1002)
+
+    def _inbound_payload(self, chunk: bytes, frame_finished: bool) -> bytes:
+        for extension in self.extensions:
+            result = extension.frame_inbound_payload_data(self, chunk)
+            if isinstance(result, CloseReason):
+                raise RemoteProtocolError(f"Extension {extension.name} refused the payload", code=int(result))
+            chunk = result
+        if frame_finished:
+            for extension in self.extensions:
+                tail = extension.frame_inbound_complete(self, self._frame_fin)
+                if isinstance(tail, CloseReason):
+                    raise RemoteProtocolError(f"Extension {extension.name} refused the frame", code=int(tail))
+                if tail:
+                    chunk += tail
+        size = self._message_size + len(chunk)
+        if self.max_message_size is not None and size > self.max_message_size:
+            raise RemoteProtocolError(
+                f"Message of at least {size} bytes exceeds max_message_size={self.max_message_size}", code=1009
+            )
+        self._message_size = size
+        return chunk
+
+    # -------------------------------------------------------------------- sending
+
+    def send(self, event: Event) -> bytes:
+        """Return the bytes that send ``event`` to the peer.
+
+        Raises :class:`LocalProtocolError`, without changing any state, when the
+        event cannot be sent now: data after a Close, a message of one type
+        continuing a fragmented message of the other, a close code that must not
+        be sent, or an event that belongs to the opening handshake.
+        """
+        cls = event.__class__
+        if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
+            return self._send_message(event)  # type: ignore[arg-type]
+        if cls is Ping or cls is Pong:
+            self._check_sendable(event, SendKind.DATA)
+            return self._frame(0x89 if cls is Ping else 0x8A, event.payload)  # type: ignore[attr-defined]
+        if cls is CloseConnection:
+            self._check_sendable(event, SendKind.CLOSE)
+            payload = build_close_payload(event.code, event.reason)  # type: ignore[attr-defined]
+            data = self._frame(0x88, payload)
+            self._state = next_state(self._state, Trigger.SEND_CLOSE)
+            self._send_opcode = 0
+            return data
+        raise LocalProtocolError(
+            f"{cls.__name__} cannot be sent on a Connection: it sends TextMessage, BytesMessage, "
+            "Ping, Pong and CloseConnection (handshake events go to WSConnection)."
+        )
+
+    def _check_sendable(self, event: Event, kind: SendKind) -> None:
+        if kind not in SENDABLE[self._state]:
+            hint = {
+                ConnectionState.LOCAL_CLOSING: "a Close was already sent; only receive until the peer's Close",
+                ConnectionState.REMOTE_CLOSING: "the peer closed; send CloseConnection (event.response())",
+                ConnectionState.CLOSED: "the connection is closed; open a new one",
+            }.get(self._state, "wait until the connection is OPEN")
+            raise LocalProtocolError(f"Cannot send {type(event).__name__} in state {self._state.name}: {hint}.")
+
+    def _send_message(self, event: Message[str] | Message[bytes]) -> bytes:
+        if self._state is not _OPEN:
+            self._check_sendable(event, SendKind.DATA)
+        if isinstance(event, TextMessage):
+            opcode = 0x1
+            try:
+                payload = event.data.encode("utf-8")
+            except UnicodeEncodeError:
+                raise LocalProtocolError(
+                    "TextMessage data contains lone surrogates, which UTF-8 cannot encode; "
+                    "send real characters or use BytesMessage."
+                ) from None
+        elif isinstance(event, BytesMessage):
+            opcode = 0x2
+            payload = event.data if event.data.__class__ is bytes else bytes(event.data)
+        else:
+            raise LocalProtocolError(f"Send TextMessage or BytesMessage, not {type(event).__name__}.")
+        sending = self._send_opcode
+        if sending:
+            if sending != opcode:
+                kind = "text" if sending == 1 else "binary"
+                raise LocalProtocolError(
+                    f"A fragmented {kind} message is in progress: finish it with a {type(event).__name__} "
+                    f"of the same type and message_finished=True before sending {type(event).__name__}."
+                )
+            frame_opcode = 0
+        else:
+            frame_opcode = opcode
+        self._send_opcode = 0 if event.message_finished else opcode
+        if self.extensions:
+            return self._send_through_extensions(frame_opcode, payload, event.message_finished)
+        return self._frame((0x80 | frame_opcode) if event.message_finished else frame_opcode, payload)
+
+    def _send_through_extensions(self, opcode: int, payload: bytes, fin: bool) -> bytes:
+        rsv = RsvBits(False, False, False)
+        for extension in self.extensions:
+            rsv, payload = extension.frame_outbound(self, Opcode(opcode), rsv, payload, fin)
+        bits = (rsv.rsv1 << 6) | (rsv.rsv2 << 5) | (rsv.rsv3 << 4)
+        return self._frame((0x80 if fin else 0) | bits | opcode, payload)
+
+    def _frame(self, first: int, payload: bytes) -> bytes:
+        """Serialise one frame. Hot path: called once per message sent."""
+        length = len(payload)
+        if not self.client:
+            if length < 126:
+                return bytes((first, length)) + payload
+            return build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70) + payload
+        index = self._mask_index
+        masks = self._masks
+        if index >= len(masks):
+            masks = self._masks = os.urandom(4 * _MASK_BATCH)
+            index = 0
+        mask = masks[index : index + 4]
+        self._mask_index = index + 4
+        if length < 126:
+            return bytes((first, 0x80 | length)) + mask + apply_mask(payload, mask)
+        header = build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70, mask)
+        return header + apply_mask(payload, mask)
