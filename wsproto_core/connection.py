@@ -64,7 +64,7 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
 _OPEN = ConnectionState.OPEN
-_CONTROL_NAMES = {Opcode.CLOSE: "Close", Opcode.PING: "Ping", Opcode.PONG: "Pong"}
+_CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _from_bytes = int.from_bytes
 # Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
@@ -180,8 +180,8 @@ class Connection:
         elif buffer.__class__ is bytearray:
             # Compact once per call (amortised O(1): CPython moves the start of
             # a bytearray instead of copying when the front is deleted).
-            del buffer[: self._offset]  # type: ignore[union-attr]
-            buffer += data  # type: ignore[operator]
+            del buffer[: self._offset]
+            buffer += data
             self._offset = 0
         else:
             joined = bytearray(memoryview(buffer)[self._offset :])
@@ -308,9 +308,10 @@ class Connection:
             end = position + header_size + length
             if end <= len(buffer) and not self.extensions:
                 # The whole frame is here: the common case for small messages.
-                payload = buffer[position + header_size : end]
-                if payload.__class__ is not bytes:
-                    payload = bytes(payload)
+                if buffer.__class__ is bytes:
+                    payload = buffer[position + header_size : end]
+                else:
+                    payload = bytes(buffer[position + header_size : end])
                 self._offset = end
                 if mask is not None:
                     payload = apply_mask(payload, mask)

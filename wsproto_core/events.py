@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import LocalProtocolError
 from .frames import MAX_CONTROL_PAYLOAD
@@ -211,10 +211,16 @@ class BytesMessage(Message[bytes]):
         _set_message_finished(self, message_finished)
 
 
-_set_text_data = TextMessage.data.__set__  # type: ignore[attr-defined]
-_set_bytes_data = BytesMessage.data.__set__  # type: ignore[attr-defined]
-_set_frame_finished = Message.frame_finished.__set__  # type: ignore[attr-defined]
-_set_message_finished = Message.message_finished.__set__  # type: ignore[attr-defined]
+def _slot_setter(cls: type, name: str) -> Any:
+    # The member descriptor that __slots__ created for ``name``; its __set__
+    # bypasses the frozen __setattr__.
+    return cls.__dict__[name].__set__
+
+
+_set_text_data = _slot_setter(TextMessage, "data")
+_set_bytes_data = _slot_setter(BytesMessage, "data")
+_set_frame_finished = _slot_setter(Message, "frame_finished")
+_set_message_finished = _slot_setter(Message, "message_finished")
 
 
 @dataclass(frozen=True, slots=True)

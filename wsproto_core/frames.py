@@ -79,6 +79,9 @@ LOCAL_ONLY_CLOSE_REASONS = frozenset(
 )
 
 
+_REGISTERED_CLOSE_CODES = frozenset(CloseReason)
+
+
 class RsvBits(NamedTuple):
     """The three reserved bits of a frame header, as extensions see them."""
 
@@ -97,7 +100,7 @@ def is_valid_close_code(code: int) -> bool:
     """
     if 3000 <= code <= 4999:
         return True
-    return 1000 <= code <= 1014 and code != 1004 and code != 1005 and code != 1006
+    return 1000 <= code <= 1014 and code not in (1004, 1005, 1006)
 
 
 def is_sendable_close_code(code: int) -> bool:
@@ -165,10 +168,8 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
         raise RemoteProtocolError("Close frame reason is not valid UTF-8", code=1007) from None
-    try:
+    if code in _REGISTERED_CLOSE_CODES:
         code = CloseReason(code)
-    except ValueError:
-        pass
     return code, reason
 
 
