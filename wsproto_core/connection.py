@@ -112,8 +112,14 @@ class Connection:
         self.client = connection_type is ConnectionType.CLIENT
         self.connection_type = connection_type
         self.extensions: list[Extension] = list(extensions or ())
-        self.max_frame_size = max_frame_size
-        self.max_message_size = max_message_size
+        self._max_frame_size = max_frame_size
+        self._max_message_size = max_message_size
+        # The largest frame the receive fast path may take without checking the
+        # limits one by one; and the MASK bit that frames from the peer carry.
+        self._whole_frame_limit = min(
+            limit for limit in (max_frame_size, max_message_size, 0xFFFF) if limit is not None
+        )
+        self._incoming_mask_bit = 0 if self.client else 0x80
         self.failure: RemoteProtocolError | None = None
         self._state = _OPEN
         # Unparsed input: _buffer[_offset:]. Kept as the caller's bytes object when
@@ -143,6 +149,16 @@ class Connection:
         self._mask_index = 0
         if trailing_data:
             self.receive_data(trailing_data)
+
+    @property
+    def max_frame_size(self) -> int | None:
+        """The largest frame payload accepted from the peer (``None``: no limit)."""
+        return self._max_frame_size
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message accepted from the peer (``None``: no limit)."""
+        return self._max_message_size
 
     @property
     def state(self) -> ConnectionState:
@@ -202,32 +218,27 @@ class Connection:
         violation by the peer ends the iteration with a ``CloseConnection``
         carrying the close code the RFC names; ``failure`` then tells why.
         """
-        next_event = self._next_event
-        while True:
-            event = next_event()
+        while not self._input_done:
+            try:
+                event = self._parse()
+            except RemoteProtocolError as exc:
+                yield self._fail(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - the parser must never leak an exception
+                # A bug of ours or of an extension: fail with 1011 (section
+                # 7.4.1, "an unexpected condition prevented it from fulfilling
+                # the request") and keep the cause for whoever investigates.
+                failure = RemoteProtocolError(f"Internal error while parsing: {exc!r}", code=1011)
+                failure.__cause__ = exc
+                yield self._fail(failure)
+                return
             if event is None:
+                if self._transport_closed:
+                    self._input_done = True
+                    if not self._close_received:
+                        yield CloseConnection(code=CloseReason.ABNORMAL_CLOSURE)
                 return
             yield event
-
-    def _next_event(self) -> Event | None:
-        if self._input_done:
-            return None
-        try:
-            event = self._parse()
-        except RemoteProtocolError as exc:
-            return self._fail(exc)
-        except Exception as exc:  # noqa: BLE001 - the parser must never leak an exception
-            # A bug of ours or of an extension: fail with 1011 (section 7.4.1,
-            # "an unexpected condition prevented it from fulfilling the request")
-            # and keep the cause for whoever investigates.
-            failure = RemoteProtocolError(f"Internal error while parsing: {exc!r}", code=1011)
-            failure.__cause__ = exc
-            return self._fail(failure)
-        if event is None and self._transport_closed:
-            self._input_done = True
-            if not self._close_received:
-                return CloseConnection(code=CloseReason.ABNORMAL_CLOSURE)
-        return event
 
     def _fail(self, failure: RemoteProtocolError) -> CloseConnection:
         """Fail the connection (section 7.1.7) and return the event saying so."""
@@ -264,6 +275,44 @@ class Connection:
                 return None
             first = buffer[position]
             second = buffer[position + 1]
+
+            if (first == 0x82 or first == 0x81) and not self._message_opcode and not self.extensions:  # noqa: PLR1714 - faster than a set lookup
+                # Fast path: a whole unfragmented message in one frame with a
+                # 7- or 16-bit length, no RSV bits, masked as our role expects.
+                length = second & 0x7F
+                start = position + 2
+                if length == 126:
+                    if available >= 4:
+                        length = (buffer[position + 2] << 8) | buffer[position + 3]
+                        start = position + 4
+                    else:
+                        length = -1
+                elif length == 127:
+                    length = -1
+                if 0 <= length <= self._whole_frame_limit and (second & 0x80) == self._incoming_mask_bit:
+                    if second & 0x80:
+                        end = start + 4 + length
+                        if end <= len(buffer):
+                            self._offset = end
+                            payload = apply_mask(buffer[start + 4 : end], buffer[start : start + 4])
+                            if first == 0x82:
+                                return BytesMessage(payload, True, True)
+                            try:
+                                return TextMessage(payload.decode("utf-8"), True, True)
+                            except UnicodeDecodeError:
+                                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                    else:
+                        end = start + length
+                        if end <= len(buffer):
+                            self._offset = end
+                            payload = bytes(buffer[start:end])
+                            if first == 0x82:
+                                return BytesMessage(payload, True, True)
+                            try:
+                                return TextMessage(payload.decode("utf-8"), True, True)
+                            except UnicodeDecodeError:
+                                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+
             opcode = first & 0x0F
             fin = first & 0x80
             length = second & 0x7F
@@ -375,9 +424,9 @@ class Connection:
 
     def _start_data_frame(self, opcode: int, fin: int, length: int, first: int) -> None:
         """Account for a data frame whose header has been parsed and checked."""
-        if self.max_frame_size is not None and length > self.max_frame_size:
+        if self._max_frame_size is not None and length > self._max_frame_size:
             raise RemoteProtocolError(
-                f"Frame of {length} bytes exceeds max_frame_size={self.max_frame_size}", code=1009
+                f"Frame of {length} bytes exceeds max_frame_size={self._max_frame_size}", code=1009
             )
         if opcode:
             self._message_opcode = opcode
@@ -385,9 +434,9 @@ class Connection:
             self._inbound_header(opcode, first, length)
         else:
             size = self._message_size + length
-            if self.max_message_size is not None and size > self.max_message_size:
+            if self._max_message_size is not None and size > self._max_message_size:
                 raise RemoteProtocolError(
-                    f"Message of at least {size} bytes exceeds max_message_size={self.max_message_size}",
+                    f"Message of at least {size} bytes exceeds max_message_size={self._max_message_size}",
                     code=1009,
                 )
             self._message_size = size
@@ -488,9 +537,9 @@ class Connection:
                 if tail:
                     chunk += tail
         size = self._message_size + len(chunk)
-        if self.max_message_size is not None and size > self.max_message_size:
+        if self._max_message_size is not None and size > self._max_message_size:
             raise RemoteProtocolError(
-                f"Message of at least {size} bytes exceeds max_message_size={self.max_message_size}", code=1009
+                f"Message of at least {size} bytes exceeds max_message_size={self._max_message_size}", code=1009
             )
         self._message_size = size
         return chunk

@@ -211,16 +211,15 @@ class BytesMessage(Message[bytes]):
         _set_message_finished(self, message_finished)
 
 
-def _slot_setter(cls: type, name: str) -> Any:
-    # The member descriptor that __slots__ created for ``name``; its __set__
-    # bypasses the frozen __setattr__.
-    return cls.__dict__[name].__set__
+def _slot_setter(name: str) -> Any:
+    # The member descriptor that Message's __slots__ created for ``name``; its
+    # __set__ bypasses the frozen __setattr__.
+    return Message.__dict__[name].__set__
 
 
-_set_text_data = _slot_setter(TextMessage, "data")
-_set_bytes_data = _slot_setter(BytesMessage, "data")
-_set_frame_finished = _slot_setter(Message, "frame_finished")
-_set_message_finished = _slot_setter(Message, "message_finished")
+_set_text_data = _set_bytes_data = _slot_setter("data")
+_set_frame_finished = _slot_setter("frame_finished")
+_set_message_finished = _slot_setter("message_finished")
 
 
 @dataclass(frozen=True, slots=True)
