@@ -3,12 +3,20 @@
 It consumes bytes, produces events, and turns events into bytes to send; it never
 touches a socket, so any I/O framework can drive it. The event vocabulary is
 wsproto's, so wsproto applications can switch.
+
+:class:`WSConnection` covers a whole connection, opening handshake included;
+:class:`~wsproto_core.connection.Connection` is the post-handshake engine alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 from .connection import Connection, ConnectionState, ConnectionType
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .events import Event
+from .handshake import H11Handshake
 
 __all__ = [
     "Connection",
@@ -17,6 +25,65 @@ __all__ = [
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
+    "WSConnection",
 ]
 
 __version__ = "0.1.0"
+
+
+class WSConnection:
+    """One WebSocket connection over HTTP/1.1, from the upgrade to the close.
+
+    :param connection_type: ``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``.
+    :param options: keyword-only settings: ``max_handshake_size`` for the HTTP
+        head, and ``max_frame_size`` / ``max_message_size`` for the
+        :class:`Connection` created when the handshake succeeds.
+    """
+
+    def __init__(self, connection_type: ConnectionType, **options: Any) -> None:
+        self.client = connection_type is ConnectionType.CLIENT
+        self.handshake = H11Handshake(connection_type, **options)
+
+    @property
+    def connection(self) -> Connection | None:
+        """The post-handshake :class:`Connection`, once the upgrade completed."""
+        return self.handshake.connection
+
+    @property
+    def state(self) -> ConnectionState:
+        """The :class:`ConnectionState` of the handshake, then of the connection."""
+        connection = self.handshake.connection
+        return self.handshake.state if connection is None else connection.state
+
+    def initiate_upgrade_connection(self, headers: Sequence[tuple[bytes, bytes]], path: bytes | str) -> None:
+        """Server: start from a request that another HTTP server already parsed."""
+        self.handshake.initiate_upgrade_connection(headers, path)
+
+    def send(self, event: Event) -> bytes:
+        """Return the bytes that send ``event`` (see :meth:`Connection.send`)."""
+        connection = self.handshake.connection
+        if connection is None:
+            return self.handshake.send(event)
+        return connection.send(event)
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes from the peer, or ``None`` when the transport closed.
+
+        During the handshake this may raise :class:`RemoteProtocolError`, whose
+        ``event_hint`` is the rejection to send back.
+        """
+        connection = self.handshake.connection
+        if connection is None:
+            self.handshake.receive_data(data)
+        else:
+            connection.receive_data(data)
+
+    def events(self) -> Iterator[Event]:
+        """Iterate over the events received: handshake events, then frames."""
+        yield from self.handshake.events()
+        connection = self.handshake.connection
+        if connection is not None:
+            yield from connection.events()
+
+    def __repr__(self) -> str:
+        return f"WSConnection(client={self.client}, state={self.state.name})"

@@ -33,6 +33,7 @@ from .events import (
 )
 from .extensions import Extension
 from .frames import (
+    LOCAL_ONLY_CLOSE_REASONS,
     MAX_CONTROL_PAYLOAD,
     CloseReason,
     Opcode,
@@ -78,7 +79,8 @@ class Connection:
 
     :param connection_type: ``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``;
         it decides which side masks its frames.
-    :param extensions: the extensions negotiated by the handshake, if any.
+    :param extensions: the extensions the handshake negotiated; those whose
+        ``enabled()`` is false are ignored.
     :param trailing_data: bytes received after the handshake, to parse first.
     :param max_frame_size: the largest frame payload accepted from the peer, in
         bytes; a larger frame fails the connection with 1009. ``None`` means no
@@ -92,6 +94,12 @@ class Connection:
         ``failure``: the :class:`RemoteProtocolError` that failed the connection,
         if the peer broke the protocol, else ``None``.
     """
+
+    #: When true, sending close code 1006 or 1015 (which must never be on the
+    #: wire) sends 1000 instead of raising, as wsproto did. Set by
+    #: :func:`wsproto_core.compat.install` so that wsproto applications which
+    #: "close" a dead connection with 1006 keep working.
+    wsproto_close_codes = False
 
     def __init__(
         self,
@@ -111,7 +119,9 @@ class Connection:
                 raise LocalProtocolError(f"{name} must be a non-negative int or None, not {limit!r}")
         self.client = connection_type is ConnectionType.CLIENT
         self.connection_type = connection_type
-        self.extensions: list[Extension] = list(extensions or ())
+        # Only the extensions that the handshake enabled take part: hypercorn,
+        # like wsproto's own handshake, passes every configured extension here.
+        self.extensions: list[Extension] = [extension for extension in extensions or () if extension.enabled()]
         self._max_frame_size = max_frame_size
         self._max_message_size = max_message_size
         # The largest frame the receive fast path may take without checking the
@@ -145,10 +155,20 @@ class Connection:
         self._utf8: codecs.IncrementalDecoder | None = None
         # The message being sent, while fragmented: its opcode, else 0.
         self._send_opcode = 0
+        # Whether send() may take its hot path: server role, no extension, OPEN
+        # and no fragmented message in progress.
+        self._plain_server_send = self._may_take_send_hot_path()
         self._masks = b""
         self._mask_index = 0
         if trailing_data:
             self.receive_data(trailing_data)
+
+    def _transition(self, trigger: Trigger) -> None:
+        self._state = next_state(self._state, trigger)
+        self._plain_server_send = self._may_take_send_hot_path()
+
+    def _may_take_send_hot_path(self) -> bool:
+        return self._state is _OPEN and not (self.client or self.extensions or self._send_opcode)
 
     @property
     def max_frame_size(self) -> int | None:
@@ -176,7 +196,7 @@ class Connection:
         """
         if data is None:
             self._transport_closed = True
-            self._state = next_state(self._state, Trigger.TRANSPORT_CLOSED)
+            self._transition(Trigger.TRANSPORT_CLOSED)
             return
         if self._transport_closed:
             raise LocalProtocolError(
@@ -248,7 +268,7 @@ class Connection:
         self._offset = 0
         self._frame_remaining = -1
         self._utf8 = None
-        self._state = next_state(self._state, Trigger.REMOTE_VIOLATION)
+        self._transition(Trigger.REMOTE_VIOLATION)
         reason = str(failure).encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
         return CloseConnection(code=failure.code, reason=reason)
 
@@ -507,7 +527,7 @@ class Connection:
         code, reason = parse_close_payload(payload)
         self._close_received = True
         self._input_done = True
-        self._state = next_state(self._state, Trigger.RECEIVE_CLOSE)
+        self._transition(Trigger.RECEIVE_CLOSE)
         return CloseConnection(code=code, reason=reason)
 
     # ----------------------------------------------------------- extension hooks
@@ -555,6 +575,11 @@ class Connection:
         be sent, or an event that belongs to the opening handshake.
         """
         cls = event.__class__
+        if cls is BytesMessage and self._plain_server_send and event.message_finished:  # type: ignore[attr-defined]
+            # Hot path: a whole binary message from a server with no extension.
+            data = event.data  # type: ignore[attr-defined]
+            if data.__class__ is bytes and len(data) < 126:
+                return bytes((0x82, len(data))) + data
         if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
             return self._send_message(event)  # type: ignore[arg-type]
         if cls is Ping or cls is Pong:
@@ -562,10 +587,13 @@ class Connection:
             return self._frame(0x89 if cls is Ping else 0x8A, event.payload)  # type: ignore[attr-defined]
         if cls is CloseConnection:
             self._check_sendable(event, SendKind.CLOSE)
-            payload = build_close_payload(event.code, event.reason)  # type: ignore[attr-defined]
+            code = event.code  # type: ignore[attr-defined]
+            if code in LOCAL_ONLY_CLOSE_REASONS and code != CloseReason.NO_STATUS_RCVD and self.wsproto_close_codes:
+                code = CloseReason.NORMAL_CLOSURE
+            payload = build_close_payload(code, event.reason)  # type: ignore[attr-defined]
             data = self._frame(0x88, payload)
-            self._state = next_state(self._state, Trigger.SEND_CLOSE)
             self._send_opcode = 0
+            self._transition(Trigger.SEND_CLOSE)
             return data
         raise LocalProtocolError(
             f"{cls.__name__} cannot be sent on a Connection: it sends TextMessage, BytesMessage, "
@@ -584,20 +612,23 @@ class Connection:
     def _send_message(self, event: Message[str] | Message[bytes]) -> bytes:
         if self._state is not _OPEN:
             self._check_sendable(event, SendKind.DATA)
-        if isinstance(event, TextMessage):
+        # A plain Message is text or binary by the type of its data, as in
+        # wsproto (uvicorn sends Message(data=...)).
+        data = event.data
+        if isinstance(data, str):
             opcode = 0x1
             try:
-                payload = event.data.encode("utf-8")
+                payload = data.encode("utf-8")
             except UnicodeEncodeError:
                 raise LocalProtocolError(
                     "TextMessage data contains lone surrogates, which UTF-8 cannot encode; "
                     "send real characters or use BytesMessage."
                 ) from None
-        elif isinstance(event, BytesMessage):
+        elif isinstance(data, (bytes, bytearray, memoryview)):
             opcode = 0x2
-            payload = event.data if event.data.__class__ is bytes else bytes(event.data)
+            payload = data if data.__class__ is bytes else bytes(data)
         else:
-            raise LocalProtocolError(f"Send TextMessage or BytesMessage, not {type(event).__name__}.")
+            raise LocalProtocolError(f"Message data must be str or bytes, not {type(data).__name__}.")
         sending = self._send_opcode
         if sending:
             if sending != opcode:
@@ -610,6 +641,7 @@ class Connection:
         else:
             frame_opcode = opcode
         self._send_opcode = 0 if event.message_finished else opcode
+        self._plain_server_send = self._may_take_send_hot_path()
         if self.extensions:
             return self._send_through_extensions(frame_opcode, payload, event.message_finished)
         return self._frame((0x80 | frame_opcode) if event.message_finished else frame_opcode, payload)

@@ -1,0 +1,438 @@
+"""The HTTP/1.1 opening handshake (RFC 6455 section 4), in both roles, over h11.
+
+:class:`H11Handshake` turns the upgrade request and response into events
+(``Request``, ``AcceptConnection``, ``RejectConnection``, ``RejectData``) and
+back, validates every header the RFC constrains, and, once the upgrade is done,
+creates the post-handshake :class:`~wsproto_core.connection.Connection` with
+the negotiated extensions and any bytes that arrived after the response.
+
+Remote errors raise :class:`RemoteProtocolError` whose ``event_hint`` is the
+``RejectConnection`` a server should send back (h11 handles HTTP framing and
+the size of the request head).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import h11
+
+from .connection import Connection
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import AcceptConnection, Event, RejectConnection, RejectData, Request
+from .extensions import Extension
+from .state import ConnectionState, ConnectionType, Trigger, next_state
+from .utilities import generate_accept_token, generate_nonce, split_header_values
+
+__all__ = [
+    "DEFAULT_MAX_HANDSHAKE_SIZE",
+    "WEBSOCKET_VERSION",
+    "H11Handshake",
+    "client_extensions_handshake",
+    "origin_allowed",
+    "server_extensions_handshake",
+]
+
+#: The only protocol version defined (RFC 6455 section 4.1, item 9).
+WEBSOCKET_VERSION = b"13"
+
+#: The largest request or response head accepted, in bytes (h11's own default).
+#: Browsers send 0.5-2 KiB; cookies can push that to several KiB.
+DEFAULT_MAX_HANDSHAKE_SIZE = 16 * 1024
+
+#: At most this many header lines in a handshake: far above what browsers send,
+#: low enough that a flood of tiny headers is refused early.
+MAX_HEADER_COUNT = 128
+
+
+def _upgrade_required() -> RejectConnection:
+    # RFC 7231 section 6.5.15: a 426 response MUST carry an Upgrade header.
+    return RejectConnection(
+        status_code=426, headers=[(b"upgrade", b"websocket"), (b"sec-websocket-version", WEBSOCKET_VERSION)]
+    )
+
+
+def _tokens(values: Iterable[bytes]) -> set[str]:
+    return {element.lower() for element in split_header_values(values)}
+
+
+class H11Handshake:
+    """The opening handshake of one connection.
+
+    :param connection_type: which role we play.
+    :param max_handshake_size: the largest request (server) or response head
+        (client) accepted, in bytes.
+    :param connection_options: keyword arguments for the ``Connection`` created
+        when the handshake succeeds (``max_frame_size``, ``max_message_size``).
+    """
+
+    def __init__(
+        self,
+        connection_type: ConnectionType,
+        *,
+        max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
+        **connection_options: Any,
+    ) -> None:
+        self.client = connection_type is ConnectionType.CLIENT
+        self._state = ConnectionState.CONNECTING
+        self._h11 = h11.Connection(
+            h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=max_handshake_size
+        )
+        self._connection_options = connection_options
+        self._connection: Connection | None = None
+        self._events: list[Event] = []
+        # Server: the request being answered. Client: the request we sent.
+        self._request: Request | None = None
+        self._nonce: bytes | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        """CONNECTING, then OPEN (via the ``Connection``), REJECTING or CLOSED."""
+        return self._state
+
+    @property
+    def connection(self) -> Connection | None:
+        """The post-handshake ``Connection``, once the upgrade completed."""
+        return self._connection
+
+    # ------------------------------------------------------------------ server
+
+    def initiate_upgrade_connection(self, headers: Sequence[tuple[bytes, bytes]], path: bytes | str) -> None:
+        """Start a server handshake from a request another HTTP server parsed.
+
+        ``headers`` are the request's headers and ``path`` its target. The
+        ``Request`` event follows from :meth:`events`, as if the request had
+        been received by :meth:`receive_data`.
+        """
+        if self.client:
+            raise LocalProtocolError("initiate_upgrade_connection() is for servers; a client sends a Request.")
+        target = path.encode("ascii") if isinstance(path, str) else path
+        request = h11.Request(method=b"GET", target=target, headers=list(headers))
+        # The other server already consumed the request; feed h11 the same one
+        # so that it expects our response.
+        upstream = h11.Connection(h11.CLIENT)
+        self._h11.receive_data(upstream.send(request))
+        self._receive_events()
+
+    def _process_request(self, request: h11.Request) -> Request:
+        """Validate an upgrade request (section 4.2.1) and describe it as an event."""
+        # Section 4.2.1, item 1: "An HTTP/1.1 or higher GET request".
+        if request.method != b"GET":
+            raise RemoteProtocolError(
+                "A WebSocket handshake uses GET",
+                event_hint=RejectConnection(status_code=405, headers=[(b"allow", b"GET")]),
+            )
+        if request.http_version < b"1.1":
+            raise RemoteProtocolError(
+                "A WebSocket handshake needs HTTP/1.1 or later", event_hint=RejectConnection(status_code=505)
+            )
+        if len(request.headers) > MAX_HEADER_COUNT:
+            raise RemoteProtocolError(
+                f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
+            )
+        fields = _collect(request.headers)
+        host = fields.get(b"host")
+        if not host or len(host) != 1:
+            raise RemoteProtocolError("Exactly one Host header is required", event_hint=RejectConnection())
+        # Items 3 and 4: Upgrade includes "websocket", Connection includes
+        # "Upgrade" (case-insensitive tokens in lists).
+        if "websocket" not in _tokens(fields.get(b"upgrade", [])):
+            raise RemoteProtocolError("Missing 'Upgrade: websocket' header", event_hint=_upgrade_required())
+        if "upgrade" not in _tokens(fields.get(b"connection", [])):
+            raise RemoteProtocolError("Missing 'Connection: Upgrade' header", event_hint=_upgrade_required())
+        # Item 6: the version is 13; section 4.4 says to answer anything else
+        # with 426 and the versions we support.
+        if fields.get(b"sec-websocket-version") != [WEBSOCKET_VERSION]:
+            raise RemoteProtocolError("Sec-WebSocket-Version must be 13", event_hint=_upgrade_required())
+        # Item 5: the key is a base64-encoded 16-byte value.
+        keys = fields.get(b"sec-websocket-key", [])
+        if len(keys) != 1 or not _is_valid_key(keys[0]):
+            raise RemoteProtocolError(
+                "Sec-WebSocket-Key must be one base64-encoded 16-byte value", event_hint=RejectConnection()
+            )
+        self._nonce = keys[0]
+        return Request(
+            host=host[0].decode("latin-1"),
+            target=request.target.decode("latin-1"),
+            extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
+            extra_headers=list(request.headers),
+            subprotocols=split_header_values(fields.get(b"sec-websocket-protocol", [])),
+        )
+
+    def _accept(self, event: AcceptConnection) -> bytes:
+        request = self._request
+        assert request is not None and self._nonce is not None
+        if event.subprotocol is not None and event.subprotocol not in request.subprotocols:
+            raise LocalProtocolError(
+                f"Subprotocol {event.subprotocol!r} was not offered (offered: {request.subprotocols}); "
+                "pick one of those or None."
+            )
+        headers = [
+            (b"Upgrade", b"WebSocket"),
+            (b"Connection", b"Upgrade"),
+            (b"Sec-WebSocket-Accept", generate_accept_token(self._nonce)),
+        ]
+        if event.subprotocol is not None:
+            headers.append((b"Sec-WebSocket-Protocol", event.subprotocol.encode("ascii")))
+        accepted: list[Extension] = []
+        if event.extensions:
+            offers = [offer for offer in request.extensions if isinstance(offer, str)]
+            value = server_extensions_handshake(offers, event.extensions, accepted)
+            if value:
+                headers.append((b"Sec-WebSocket-Extensions", value))
+        headers.extend(event.extra_headers)
+        data = self._h11.send(h11.InformationalResponse(status_code=101, headers=headers)) or b""
+        self._open(accepted)
+        return data
+
+    def _reject(self, event: RejectConnection) -> bytes:
+        if event.status_code == 101:
+            raise LocalProtocolError("A RejectConnection cannot have status 101; send AcceptConnection to accept.")
+        headers = list(event.headers)
+        if not event.has_body:
+            headers.append((b"content-length", b"0"))
+        data = self._h11.send(h11.Response(status_code=event.status_code, headers=headers)) or b""
+        self._state = next_state(self._state, Trigger.HANDSHAKE_REJECTED)
+        if not event.has_body:
+            data += self._h11.send(h11.EndOfMessage()) or b""
+            self._state = next_state(self._state, Trigger.REJECTION_FINISHED)
+        return data
+
+    def _send_reject_data(self, event: RejectData) -> bytes:
+        data = self._h11.send(h11.Data(data=event.data)) or b""
+        if event.body_finished:
+            data += self._h11.send(h11.EndOfMessage()) or b""
+            self._state = next_state(self._state, Trigger.REJECTION_FINISHED)
+        return data
+
+    # ------------------------------------------------------------------ client
+
+    def _initiate(self, event: Request) -> bytes:
+        self._nonce = generate_nonce()
+        headers = [
+            (b"Host", event.host.encode("idna") if not event.host.isascii() else event.host.encode("ascii")),
+            (b"Upgrade", b"WebSocket"),
+            (b"Connection", b"Upgrade"),
+            (b"Sec-WebSocket-Key", self._nonce),
+            (b"Sec-WebSocket-Version", WEBSOCKET_VERSION),
+        ]
+        if event.subprotocols:
+            headers.append((b"Sec-WebSocket-Protocol", ", ".join(event.subprotocols).encode("ascii")))
+        offers: list[str] = []
+        for extension in event.extensions:
+            if not isinstance(extension, Extension):
+                raise LocalProtocolError("Request.extensions must be Extension objects when a client sends it.")
+            offer = extension.offer()
+            if offer is True:
+                offers.append(extension.name)
+            elif offer:
+                offers.append(f"{extension.name}; {offer}")
+        if offers:
+            headers.append((b"Sec-WebSocket-Extensions", ", ".join(offers).encode("ascii")))
+        headers.extend(event.extra_headers)
+        self._request = event
+        return self._h11.send(h11.Request(method=b"GET", target=event.target.encode("ascii"), headers=headers)) or b""
+
+    def _process_response(self, response: h11.InformationalResponse) -> AcceptConnection:
+        """Validate the server's 101 (section 4.2.2 / 4.1, client side)."""
+        request = self._request
+        assert request is not None and self._nonce is not None
+        fields = _collect(response.headers)
+
+        def fail(message: str) -> RemoteProtocolError:
+            return RemoteProtocolError(message, event_hint=RejectConnection())
+
+        if "websocket" not in _tokens(fields.get(b"upgrade", [])):
+            raise fail("The 101 response lacks 'Upgrade: websocket'")
+        if "upgrade" not in _tokens(fields.get(b"connection", [])):
+            raise fail("The 101 response lacks 'Connection: Upgrade'")
+        if fields.get(b"sec-websocket-accept") != [generate_accept_token(self._nonce)]:
+            raise fail("The 101 response has a wrong or missing Sec-WebSocket-Accept")
+        subprotocols = split_header_values(fields.get(b"sec-websocket-protocol", []))
+        if len(subprotocols) > 1:
+            raise fail("The server chose more than one subprotocol")
+        subprotocol = subprotocols[0] if subprotocols else None
+        if subprotocol is not None and subprotocol not in request.subprotocols:
+            raise fail(f"The server chose subprotocol {subprotocol!r}, which was not offered")
+        offered = [extension for extension in request.extensions if isinstance(extension, Extension)]
+        extensions = client_extensions_handshake(
+            split_header_values(fields.get(b"sec-websocket-extensions", [])), offered
+        )
+        self._open(extensions)
+        return AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=list(response.headers))
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _open(self, extensions: list[Extension]) -> None:
+        trailing, _closed = self._h11.trailing_data
+        connection_type = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
+        self._connection = Connection(connection_type, extensions, bytes(trailing), **self._connection_options)
+        self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
+
+    def send(self, event: Event) -> bytes:
+        """Return the bytes of a handshake event (Request, AcceptConnection, RejectConnection, RejectData)."""
+        if self.client:
+            if isinstance(event, Request) and self._request is None:
+                return self._initiate(event)
+            raise LocalProtocolError(
+                f"A client sends one Request to start; {type(event).__name__} cannot be sent in state "
+                f"{self._state.name}."
+            )
+        if self._state is ConnectionState.CONNECTING and self._request is not None:
+            if isinstance(event, AcceptConnection):
+                return self._accept(event)
+            if isinstance(event, RejectConnection):
+                return self._reject(event)
+        elif self._state is ConnectionState.CONNECTING and isinstance(event, RejectConnection):
+            # Rejecting a request that failed validation (the event_hint of
+            # a RemoteProtocolError): h11 still lets the server respond.
+            return self._reject(event)
+        if self._state is ConnectionState.REJECTING and isinstance(event, RejectData):
+            return self._send_reject_data(event)
+        raise LocalProtocolError(
+            f"{type(event).__name__} cannot be sent in state {self._state.name}: a server answers a Request "
+            "with AcceptConnection or RejectConnection (then RejectData if has_body)."
+        )
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes from the peer (``None`` when the transport closed)."""
+        if data is None:
+            self._h11.receive_data(b"")
+            if self._state is not ConnectionState.CLOSED and self._connection is None:
+                self._state = next_state(self._state, Trigger.TRANSPORT_CLOSED)
+        else:
+            self._h11.receive_data(bytes(data))
+        self._receive_events()
+
+    def _receive_events(self) -> None:
+        while self._connection is None and self._state is not ConnectionState.CLOSED:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise RemoteProtocolError(
+                    f"Bad HTTP message: {exc}",
+                    event_hint=RejectConnection(status_code=exc.error_status_hint),
+                ) from None
+            if event is h11.NEED_DATA or event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                return
+            if self.client:
+                self._client_event(event)
+            elif isinstance(event, h11.Request):
+                request = self._process_request(event)
+                self._request = request
+                self._events.append(request)
+
+    def _client_event(self, event: Any) -> None:
+        if isinstance(event, h11.InformationalResponse):
+            # 1xx responses other than 101 are interim; the final one follows.
+            if event.status_code == 101:
+                self._events.append(self._process_response(event))
+        elif isinstance(event, h11.Response):
+            self._state = next_state(self._state, Trigger.HANDSHAKE_REJECTED)
+            self._events.append(
+                RejectConnection(status_code=event.status_code, headers=list(event.headers), has_body=True)
+            )
+        elif isinstance(event, h11.Data):
+            self._events.append(RejectData(data=bytes(event.data), body_finished=False))
+        elif isinstance(event, h11.EndOfMessage):
+            self._events.append(RejectData(data=b"", body_finished=True))
+            self._state = next_state(self._state, Trigger.REJECTION_FINISHED)
+
+    def events(self) -> Iterator[Event]:
+        """Iterate over the handshake events received so far."""
+        while self._events:
+            yield self._events.pop(0)
+
+    def __repr__(self) -> str:
+        return f"H11Handshake(client={self.client}, state={self._state.name})"
+
+
+def _collect(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
+    """Group header values by lower-cased name, keeping repeats in order."""
+    fields: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        fields.setdefault(name.lower(), []).append(value)
+    return fields
+
+
+def _is_valid_key(key: bytes) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def server_extensions_handshake(
+    requested: Iterable[str], supported: Sequence[Extension], accepted: list[Extension] | None = None
+) -> bytes | None:
+    """Choose extensions from a client's offers; return the response header value.
+
+    Offers are considered in the client's order and, for each extension, the
+    first offer it accepts wins (RFC 6455 section 9.1: the order of offers is
+    the client's preference). Extensions that accepted an offer are appended to
+    ``accepted`` when given. Returns ``None`` when nothing was accepted.
+    """
+    responses: list[bytes] = []
+    chosen: set[str] = set()
+    for offer in requested:
+        name = offer.split(";", 1)[0].strip()
+        if name in chosen:
+            continue
+        for extension in supported:
+            if extension.name != name:
+                continue
+            response = extension.accept(offer)
+            if response is None or response is False:
+                continue
+            chosen.add(name)
+            if accepted is not None:
+                accepted.append(extension)
+            if response is True or response == "":
+                responses.append(name.encode("ascii"))
+            else:
+                responses.append(f"{name}; {response}".encode("ascii"))
+            break
+    return b", ".join(responses) if responses else None
+
+
+def client_extensions_handshake(accepted: Iterable[str], supported: Sequence[Extension]) -> list[Extension]:
+    """Apply the extensions a server accepted; refuse any that was not offered.
+
+    Section 9.1: the server may only answer with extensions the client offered.
+    """
+    extensions: list[Extension] = []
+    for response in accepted:
+        name = response.split(";", 1)[0].strip()
+        for extension in supported:
+            if extension.name == name and extension not in extensions:
+                extension.finalize(response)
+                extensions.append(extension)
+                break
+        else:
+            raise RemoteProtocolError(
+                f"The server accepted extension {name!r}, which was not offered", event_hint=RejectConnection()
+            )
+    return extensions
+
+
+def origin_allowed(request: Request, allowed_origins: Iterable[str | None]) -> bool:
+    """Whether the request's ``Origin`` header is one of ``allowed_origins``.
+
+    Browsers always send ``Origin`` and it is the server's only defence against
+    cross-site WebSocket hijacking (RFC 6455 section 10.2): a page on another
+    site can open a WebSocket to your server with the user's cookies. Compare
+    against the exact origins you serve (scheme, host and port, e.g.
+    ``"https://example.com"``); include ``None`` to allow clients that send no
+    Origin (non-browser clients). Answer a refusal with
+    ``RejectConnection(status_code=403)``.
+    """
+    origins = [value for name, value in request.extra_headers if name.lower() == b"origin"]
+    allowed = set(allowed_origins)
+    if not origins:
+        return None in allowed
+    if len(origins) > 1:
+        return False
+    return origins[0].decode("latin-1").lower() in {origin.lower() for origin in allowed if origin is not None}
