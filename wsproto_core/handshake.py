@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Iterator, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -133,7 +134,7 @@ class H11Handshake:
             raise RemoteProtocolError(
                 f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
             )
-        fields = _collect(request.headers)
+        fields = collect_headers(request.headers)
         host = fields.get(b"host")
         if not host or len(host) != 1:
             raise RemoteProtocolError("Exactly one Host header is required", event_hint=RejectConnection())
@@ -165,28 +166,18 @@ class H11Handshake:
     def _accept(self, event: AcceptConnection) -> bytes:
         request = self._request
         assert request is not None and self._nonce is not None
-        if event.subprotocol is not None and event.subprotocol not in request.subprotocols:
-            raise LocalProtocolError(
-                f"Subprotocol {event.subprotocol!r} was not offered (offered: {request.subprotocols}); "
-                "pick one of those or None."
-            )
+        negotiated, accepted = negotiate_server_response(request, event)
         headers = [
             (b"Upgrade", b"WebSocket"),
             (b"Connection", b"Upgrade"),
             (b"Sec-WebSocket-Accept", generate_accept_token(self._nonce)),
+            *negotiated,
         ]
-        if event.subprotocol is not None:
-            headers.append((b"Sec-WebSocket-Protocol", event.subprotocol.encode("ascii")))
-        accepted: list[Extension] = []
-        if event.extensions:
-            offers = [offer for offer in request.extensions if isinstance(offer, str)]
-            value = server_extensions_handshake(offers, event.extensions, accepted)
-            if value:
-                headers.append((b"Sec-WebSocket-Extensions", value))
-        headers.extend(event.extra_headers)
-        data = self._h11.send(h11.InformationalResponse(status_code=101, headers=headers)) or b""
+        data = self._h11.send(
+            h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
+        )
         self._open(accepted)
-        return data
+        return data or b""
 
     def _reject(self, event: RejectConnection) -> bytes:
         if event.status_code == 101:
@@ -194,7 +185,8 @@ class H11Handshake:
         headers = list(event.headers)
         if not event.has_body:
             headers.append((b"content-length", b"0"))
-        data = self._h11.send(h11.Response(status_code=event.status_code, headers=headers)) or b""
+        reason = _reason_phrase(event.status_code)
+        data = self._h11.send(h11.Response(status_code=event.status_code, headers=headers, reason=reason)) or b""
         self._state = next_state(self._state, Trigger.HANDSHAKE_REJECTED)
         if not event.has_body:
             data += self._h11.send(h11.EndOfMessage()) or b""
@@ -221,17 +213,9 @@ class H11Handshake:
         ]
         if event.subprotocols:
             headers.append((b"Sec-WebSocket-Protocol", ", ".join(event.subprotocols).encode("ascii")))
-        offers: list[str] = []
-        for extension in event.extensions:
-            if not isinstance(extension, Extension):
-                raise LocalProtocolError("Request.extensions must be Extension objects when a client sends it.")
-            offer = extension.offer()
-            if offer is True:
-                offers.append(extension.name)
-            elif offer:
-                offers.append(f"{extension.name}; {offer}")
+        offers = extension_offers(event)
         if offers:
-            headers.append((b"Sec-WebSocket-Extensions", ", ".join(offers).encode("ascii")))
+            headers.append((b"Sec-WebSocket-Extensions", offers.encode("ascii")))
         headers.extend(event.extra_headers)
         self._request = event
         return self._h11.send(h11.Request(method=b"GET", target=event.target.encode("ascii"), headers=headers)) or b""
@@ -240,7 +224,7 @@ class H11Handshake:
         """Validate the server's 101 (section 4.2.2 / 4.1, client side)."""
         request = self._request
         assert request is not None and self._nonce is not None
-        fields = _collect(response.headers)
+        fields = collect_headers(response.headers)
 
         def fail(message: str) -> RemoteProtocolError:
             return RemoteProtocolError(message, event_hint=RejectConnection())
@@ -251,16 +235,7 @@ class H11Handshake:
             raise fail("The 101 response lacks 'Connection: Upgrade'")
         if fields.get(b"sec-websocket-accept") != [generate_accept_token(self._nonce)]:
             raise fail("The 101 response has a wrong or missing Sec-WebSocket-Accept")
-        subprotocols = split_header_values(fields.get(b"sec-websocket-protocol", []))
-        if len(subprotocols) > 1:
-            raise fail("The server chose more than one subprotocol")
-        subprotocol = subprotocols[0] if subprotocols else None
-        if subprotocol is not None and subprotocol not in request.subprotocols:
-            raise fail(f"The server chose subprotocol {subprotocol!r}, which was not offered")
-        offered = [extension for extension in request.extensions if isinstance(extension, Extension)]
-        extensions = client_extensions_handshake(
-            split_header_values(fields.get(b"sec-websocket-extensions", [])), offered
-        )
+        subprotocol, extensions = negotiate_client_acceptance(request, fields)
         self._open(extensions)
         return AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=list(response.headers))
 
@@ -350,12 +325,82 @@ class H11Handshake:
         return f"H11Handshake(client={self.client}, state={self._state.name})"
 
 
-def _collect(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
+def negotiate_server_response(
+    request: Request, event: AcceptConnection
+) -> tuple[list[tuple[bytes, bytes]], list[Extension]]:
+    """The response headers that carry a server's choices, and the accepted extensions.
+
+    Shared by HTTP/1.1 and HTTP/2 (RFC 8441): the subprotocol must be one the
+    client offered (section 4.2.2, item 5.4), extensions are chosen with
+    :func:`server_extensions_handshake`, and ``event.extra_headers`` follow.
+    """
+    if event.subprotocol is not None and event.subprotocol not in request.subprotocols:
+        raise LocalProtocolError(
+            f"Subprotocol {event.subprotocol!r} was not offered (offered: {request.subprotocols}); "
+            "pick one of those or None."
+        )
+    headers: list[tuple[bytes, bytes]] = []
+    if event.subprotocol is not None:
+        headers.append((b"Sec-WebSocket-Protocol", event.subprotocol.encode("ascii")))
+    accepted: list[Extension] = []
+    if event.extensions:
+        offers = [offer for offer in request.extensions if isinstance(offer, str)]
+        value = server_extensions_handshake(offers, event.extensions, accepted)
+        if value:
+            headers.append((b"Sec-WebSocket-Extensions", value))
+    headers.extend(event.extra_headers)
+    return headers, accepted
+
+
+def negotiate_client_acceptance(
+    request: Request, fields: dict[bytes, list[bytes]]
+) -> tuple[str | None, list[Extension]]:
+    """Check a server's subprotocol and extension choices against what we offered.
+
+    Shared by HTTP/1.1 and HTTP/2. ``fields`` maps lower-cased header names to
+    their values. Raises :class:`RemoteProtocolError` for a choice that was not
+    offered (section 4.1, client requirements 5 and 6).
+    """
+    subprotocols = split_header_values(fields.get(b"sec-websocket-protocol", []))
+    if len(subprotocols) > 1:
+        raise RemoteProtocolError("The server chose more than one subprotocol", event_hint=RejectConnection())
+    subprotocol = subprotocols[0] if subprotocols else None
+    if subprotocol is not None and subprotocol not in request.subprotocols:
+        raise RemoteProtocolError(
+            f"The server chose subprotocol {subprotocol!r}, which was not offered", event_hint=RejectConnection()
+        )
+    offered = [extension for extension in request.extensions if isinstance(extension, Extension)]
+    extensions = client_extensions_handshake(split_header_values(fields.get(b"sec-websocket-extensions", [])), offered)
+    return subprotocol, extensions
+
+
+def extension_offers(request: Request) -> str | None:
+    """The ``Sec-WebSocket-Extensions`` value that offers a client's extensions."""
+    offers: list[str] = []
+    for extension in request.extensions:
+        if not isinstance(extension, Extension):
+            raise LocalProtocolError("Request.extensions must be Extension objects when a client sends it.")
+        offer = extension.offer()
+        if offer is True:
+            offers.append(extension.name)
+        elif offer:
+            offers.append(f"{extension.name}; {offer}")
+    return ", ".join(offers) if offers else None
+
+
+def collect_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
     """Group header values by lower-cased name, keeping repeats in order."""
     fields: dict[bytes, list[bytes]] = {}
     for name, value in headers:
         fields.setdefault(name.lower(), []).append(value)
     return fields
+
+
+def _reason_phrase(status_code: int) -> bytes:
+    try:
+        return HTTPStatus(status_code).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 def _is_valid_key(key: bytes) -> bool:
