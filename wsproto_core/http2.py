@@ -1,0 +1,148 @@
+"""WebSockets over HTTP/2 (RFC 8441): the extended CONNECT handshake as headers.
+
+HTTP/2 has no Upgrade: a client opens a stream with an *extended CONNECT*
+request (``:method CONNECT``, ``:protocol websocket``) and the server answers
+``:status 200``; WebSocket frames then travel in the stream's DATA frames. The
+HTTP/2 framing belongs to the application's HTTP/2 library (h2, for one), so
+this module works on header lists only: it validates the request or response
+and builds the other side's headers. Once the handshake is done, pair the
+stream with a handshake-less :class:`~wsproto_core.connection.Connection`
+(its frames are still masked by the client: section 5 keeps RFC 6455 framing
+unchanged).
+
+A server must first advertise ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``
+(section 3); h2 exposes it as ``h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import RemoteProtocolError
+from .events import AcceptConnection, RejectConnection, Request
+from .extensions import Extension
+from .handshake import (
+    WEBSOCKET_VERSION,
+    collect_headers,
+    extension_offers,
+    negotiate_client_acceptance,
+    negotiate_server_response,
+)
+from .utilities import split_header_values
+
+__all__ = [
+    "accept_headers",
+    "client_accepted",
+    "connect_request_headers",
+    "request_from_headers",
+]
+
+HeaderList = Iterable[tuple[bytes | str, bytes | str]]
+
+
+def _as_bytes(headers: HeaderList) -> list[tuple[bytes, bytes]]:
+    return [
+        (
+            name.encode("ascii").lower() if isinstance(name, str) else name.lower(),
+            value.encode("latin-1") if isinstance(value, str) else value,
+        )
+        for name, value in headers
+    ]
+
+
+def request_from_headers(headers: HeaderList) -> Request:
+    """Server side: validate an extended CONNECT request and describe it as a ``Request``.
+
+    ``headers`` is the stream's header list, pseudo-headers included (bytes or
+    str). Raises :class:`RemoteProtocolError` whose ``event_hint`` carries the
+    status to answer with (400, or 426 for a wrong WebSocket version).
+    """
+    header_list = _as_bytes(headers)
+    fields = collect_headers(header_list)
+
+    def single(name: bytes) -> bytes:
+        values = fields.get(name, [])
+        if len(values) != 1 or not values[0]:
+            raise RemoteProtocolError(
+                f"Extended CONNECT needs exactly one {name.decode()} (RFC 8441 section 4)",
+                event_hint=RejectConnection(status_code=400),
+            )
+        return values[0]
+
+    # RFC 8441 section 4: ":method" is CONNECT, ":protocol" names the protocol,
+    # and unlike a plain CONNECT, ":scheme" and ":path" MUST be present.
+    if single(b":method") != b"CONNECT":
+        raise RemoteProtocolError("A WebSocket over HTTP/2 uses CONNECT", event_hint=RejectConnection(status_code=405))
+    if single(b":protocol").lower() != b"websocket":
+        raise RemoteProtocolError("The :protocol is not websocket", event_hint=RejectConnection(status_code=400))
+    scheme = single(b":scheme")
+    if scheme not in (b"http", b"https"):
+        raise RemoteProtocolError("The :scheme must be http or https", event_hint=RejectConnection(status_code=400))
+    path = single(b":path")
+    authority = single(b":authority")
+    # Section 5: Sec-WebSocket-Version still applies; the key and accept do not.
+    if fields.get(b"sec-websocket-version") != [WEBSOCKET_VERSION]:
+        raise RemoteProtocolError(
+            "sec-websocket-version must be 13",
+            event_hint=RejectConnection(status_code=426, headers=[(b"sec-websocket-version", WEBSOCKET_VERSION)]),
+        )
+    return Request(
+        host=authority.decode("latin-1"),
+        target=path.decode("latin-1"),
+        extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
+        extra_headers=[(name, value) for name, value in header_list if not name.startswith(b":")],
+        subprotocols=split_header_values(fields.get(b"sec-websocket-protocol", [])),
+    )
+
+
+def accept_headers(request: Request, event: AcceptConnection) -> tuple[list[tuple[bytes, bytes]], list[Extension]]:
+    """Server side: the ``:status 200`` response headers, and the accepted extensions.
+
+    Pass the extensions to ``Connection(ConnectionType.SERVER, extensions)``.
+    Raises :class:`LocalProtocolError` for a subprotocol that was not offered.
+    """
+    negotiated, accepted = negotiate_server_response(request, event)
+    headers = [(b":status", b"200"), *((name.lower(), value) for name, value in negotiated)]
+    return headers, accepted
+
+
+def connect_request_headers(request: Request, scheme: str = "https") -> list[tuple[bytes, bytes]]:
+    """Client side: the extended CONNECT header list that opens a WebSocket stream.
+
+    Send it only after the server's SETTINGS enabled the CONNECT protocol.
+    """
+    headers = [
+        (b":method", b"CONNECT"),
+        (b":protocol", b"websocket"),
+        (b":scheme", scheme.encode("ascii")),
+        (b":path", request.target.encode("ascii")),
+        (b":authority", request.host.encode("ascii")),
+        (b"sec-websocket-version", WEBSOCKET_VERSION),
+    ]
+    if request.subprotocols:
+        headers.append((b"sec-websocket-protocol", ", ".join(request.subprotocols).encode("ascii")))
+    offers = extension_offers(request)
+    if offers:
+        headers.append((b"sec-websocket-extensions", offers.encode("ascii")))
+    headers.extend((name.lower(), value) for name, value in request.extra_headers)
+    return headers
+
+
+def client_accepted(request: Request, headers: HeaderList) -> AcceptConnection | RejectConnection:
+    """Client side: interpret the server's response headers to our extended CONNECT.
+
+    A 2xx status accepts (section 5: "a 2xx series status code"); anything else
+    is a rejection whose body, if any, arrives in the stream's DATA frames.
+    Raises :class:`RemoteProtocolError` when an accepting response chose a
+    subprotocol or extension we did not offer.
+    """
+    header_list = _as_bytes(headers)
+    fields = collect_headers(header_list)
+    status = fields.get(b":status", [b""])[0]
+    if not status.isdigit():
+        raise RemoteProtocolError("The response has no valid :status", event_hint=RejectConnection())
+    regular = [(name, value) for name, value in header_list if not name.startswith(b":")]
+    if not 200 <= int(status) < 300:
+        return RejectConnection(status_code=int(status), headers=regular, has_body=True)
+    subprotocol, extensions = negotiate_client_acceptance(request, fields)
+    return AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=regular)
