@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -47,6 +48,11 @@ DEFAULT_MAX_HANDSHAKE_SIZE = 16 * 1024
 #: At most this many header lines in a handshake: far above what browsers send,
 #: low enough that a flood of tiny headers is refused early.
 MAX_HEADER_COUNT = 128
+
+
+# RFC 7230 section 3.2: field-name = token; field-value without CR, LF or NUL.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[^\x00\r\n]*")
 
 
 def _upgrade_required() -> RejectConnection:
@@ -173,11 +179,16 @@ class H11Handshake:
             (b"Sec-WebSocket-Accept", generate_accept_token(self._nonce)),
             *negotiated,
         ]
-        data = self._h11.send(
-            h11.InformationalResponse(status_code=101, headers=headers, reason=b"Switching Protocols")
-        )
+        # The 101 ends HTTP on this connection, so it is written here rather
+        # than through h11 (whose per-header validation doubles the cost of a
+        # handshake); header names and values are checked the same way.
+        lines = [b"HTTP/1.1 101 Switching Protocols"]
+        for name, value in headers:
+            if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                raise LocalProtocolError(f"Invalid response header {name!r}: {value!r}")
+            lines.append(name + b": " + value)
         self._open(accepted)
-        return data or b""
+        return b"\r\n".join(lines) + b"\r\n\r\n"
 
     def _reject(self, event: RejectConnection) -> bytes:
         if event.status_code == 101:
@@ -299,6 +310,9 @@ class H11Handshake:
                 request = self._process_request(event)
                 self._request = request
                 self._events.append(request)
+                # A GET upgrade has no body: what follows the head belongs to
+                # the WebSocket and stays in h11's buffer as trailing data.
+                return
 
     def _client_event(self, event: Any) -> None:
         if isinstance(event, h11.InformationalResponse):

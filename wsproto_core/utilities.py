@@ -36,6 +36,9 @@ def split_comma_header(value: bytes | str) -> list[str]:
     RFC asks recipients to do.
     """
     text = value.decode("latin-1") if isinstance(value, bytes) else value
+    if '"' not in text:
+        # Without quoted strings every comma separates (the common case).
+        return [element for element in (part.strip() for part in text.split(",")) if element]
     elements: list[str] = []
     start = 0
     in_quotes = False
