@@ -11,12 +11,17 @@ wsproto's, so wsproto applications can switch.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-from .connection import Connection, ConnectionState, ConnectionType
+from .connection import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Connection,
+    ConnectionState,
+    ConnectionType,
+)
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Event
-from .handshake import H11Handshake
+from .handshake import DEFAULT_MAX_HANDSHAKE_SIZE, H11Handshake
 
 __all__ = [
     "Connection",
@@ -35,14 +40,27 @@ class WSConnection:
     """One WebSocket connection over HTTP/1.1, from the upgrade to the close.
 
     :param connection_type: ``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``.
-    :param options: keyword-only settings: ``max_handshake_size`` for the HTTP
-        head, and ``max_frame_size`` / ``max_message_size`` for the
-        :class:`Connection` created when the handshake succeeds.
+    :param max_handshake_size: the largest HTTP head accepted, in bytes.
+    :param max_frame_size: passed to the :class:`Connection` created when the
+        handshake succeeds.
+    :param max_message_size: likewise.
     """
 
-    def __init__(self, connection_type: ConnectionType, **options: Any) -> None:
+    def __init__(
+        self,
+        connection_type: ConnectionType,
+        *,
+        max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self.client = connection_type is ConnectionType.CLIENT
-        self.handshake = H11Handshake(connection_type, **options)
+        self.handshake = H11Handshake(
+            connection_type,
+            max_handshake_size=max_handshake_size,
+            max_frame_size=max_frame_size,
+            max_message_size=max_message_size,
+        )
 
     @property
     def connection(self) -> Connection | None:

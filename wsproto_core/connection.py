@@ -51,6 +51,7 @@ __all__ = [
     "Connection",
     "ConnectionState",
     "ConnectionType",
+    "check_limits",
 ]
 
 #: Default ``max_message_size``: 64 MiB. Large enough that a server configured
@@ -72,6 +73,13 @@ _from_bytes = int.from_bytes
 # derived from a strong source of entropy") in batches, because one getrandom()
 # call per frame would cost more than building the frame.
 _MASK_BATCH = 256
+
+
+def check_limits(**limits: int | None) -> None:
+    """Refuse a size limit that is neither ``None`` nor a non-negative int."""
+    for name, limit in limits.items():
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise LocalProtocolError(f"{name} must be a non-negative int or None, not {limit!r}")
 
 
 class Connection:
@@ -114,9 +122,7 @@ class Connection:
             raise LocalProtocolError(
                 f"connection_type must be ConnectionType.CLIENT or ConnectionType.SERVER, not {connection_type!r}"
             )
-        for name, limit in (("max_frame_size", max_frame_size), ("max_message_size", max_message_size)):
-            if limit is not None and (not isinstance(limit, int) or limit < 0):
-                raise LocalProtocolError(f"{name} must be a non-negative int or None, not {limit!r}")
+        check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
         self.client = connection_type is ConnectionType.CLIENT
         self.connection_type = connection_type
         # Only the extensions that the handshake enabled take part: hypercorn,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from http import HTTPStatus
@@ -22,7 +23,7 @@ from typing import Any
 
 import h11
 
-from .connection import Connection
+from .connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Connection, check_limits
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import AcceptConnection, Event, RejectConnection, RejectData, Request
 from .extensions import Extension
@@ -81,14 +82,24 @@ class H11Handshake:
         connection_type: ConnectionType,
         *,
         max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
-        **connection_options: Any,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
+        if not isinstance(connection_type, ConnectionType):
+            raise LocalProtocolError(
+                f"connection_type must be ConnectionType.CLIENT or ConnectionType.SERVER, not {connection_type!r}"
+            )
+        if not isinstance(max_handshake_size, int) or max_handshake_size <= 0:
+            raise LocalProtocolError(f"max_handshake_size must be a positive int, not {max_handshake_size!r}")
+        check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
         self.client = connection_type is ConnectionType.CLIENT
         self._state = ConnectionState.CONNECTING
+        self._max_handshake_size = max_handshake_size
         self._h11 = h11.Connection(
             h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=max_handshake_size
         )
-        self._connection_options = connection_options
+        self._connection_options = {"max_frame_size": max_frame_size, "max_message_size": max_message_size}
+        self._transport_closed = False
         self._connection: Connection | None = None
         self._events: list[Event] = []
         # Server: the request being answered. Client: the request we sent.
@@ -116,12 +127,15 @@ class H11Handshake:
         """
         if self.client:
             raise LocalProtocolError("initiate_upgrade_connection() is for servers; a client sends a Request.")
-        target = path.encode("ascii") if isinstance(path, str) else path
-        request = h11.Request(method=b"GET", target=target, headers=list(headers))
+        target = path.encode("latin-1") if isinstance(path, str) else path
         # The other server already consumed the request; feed h11 the same one
         # so that it expects our response.
         upstream = h11.Connection(h11.CLIENT)
-        self._h11.receive_data(upstream.send(request))
+        try:
+            data = upstream.send(h11.Request(method=b"GET", target=target, headers=list(headers)))
+        except h11.LocalProtocolError as exc:
+            raise RemoteProtocolError(f"Bad upgrade request: {exc}", event_hint=RejectConnection()) from None
+        self._h11.receive_data(data or b"")
         self._receive_events()
 
     def _process_request(self, request: h11.Request) -> Request:
@@ -135,6 +149,13 @@ class H11Handshake:
         if request.http_version < b"1.1":
             raise RemoteProtocolError(
                 "A WebSocket handshake needs HTTP/1.1 or later", event_hint=RejectConnection(status_code=505)
+            )
+        if _head_size(request.target, request.headers) > self._max_handshake_size:
+            # h11 enforces the limit on heads that arrive in pieces; this
+            # covers one that arrived whole.
+            raise RemoteProtocolError(
+                f"Request head over max_handshake_size={self._max_handshake_size}",
+                event_hint=RejectConnection(status_code=431),
             )
         if len(request.headers) > MAX_HEADER_COUNT:
             raise RemoteProtocolError(
@@ -235,6 +256,10 @@ class H11Handshake:
         """Validate the server's 101 (section 4.2.2 / 4.1, client side)."""
         request = self._request
         assert request is not None and self._nonce is not None
+        if _head_size(b"", response.headers) > self._max_handshake_size:
+            raise RemoteProtocolError(
+                f"Response head over max_handshake_size={self._max_handshake_size}", event_hint=RejectConnection()
+            )
         fields = collect_headers(response.headers)
 
         def fail(message: str) -> RemoteProtocolError:
@@ -285,13 +310,25 @@ class H11Handshake:
 
     def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
         """Feed bytes from the peer (``None`` when the transport closed)."""
+        if self._transport_closed:
+            raise LocalProtocolError(
+                "receive_data() was called after receive_data(None) said the transport closed; "
+                "stop feeding this connection."
+            )
         if data is None:
+            # h11 reads b"" as the end of the stream: a body delimited by the
+            # end of the connection ends now.
+            self._transport_closed = True
             self._h11.receive_data(b"")
+            with contextlib.suppress(RemoteProtocolError):
+                # A head cut short by the end of the stream: nobody is left to
+                # answer, so the handshake just ends.
+                self._receive_events()
             if self._state is not ConnectionState.CLOSED and self._connection is None:
                 self._state = next_state(self._state, Trigger.TRANSPORT_CLOSED)
-        else:
+        elif data:
             self._h11.receive_data(bytes(data))
-        self._receive_events()
+            self._receive_events()
 
     def _receive_events(self) -> None:
         while self._connection is None and self._state is not ConnectionState.CLOSED:
@@ -355,7 +392,7 @@ def negotiate_server_response(
         )
     headers: list[tuple[bytes, bytes]] = []
     if event.subprotocol is not None:
-        headers.append((b"Sec-WebSocket-Protocol", event.subprotocol.encode("ascii")))
+        headers.append((b"Sec-WebSocket-Protocol", event.subprotocol.encode("latin-1")))
     accepted: list[Extension] = []
     if event.extensions:
         offers = [offer for offer in request.extensions if isinstance(offer, str)]
@@ -408,6 +445,11 @@ def collect_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[
     for name, value in headers:
         fields.setdefault(name.lower(), []).append(value)
     return fields
+
+
+def _head_size(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The size of an HTTP head on the wire, give or take the first line's words."""
+    return len(target) + 16 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _reason_phrase(status_code: int) -> bytes:
