@@ -161,9 +161,9 @@ class Connection:
         self._utf8: codecs.IncrementalDecoder | None = None
         # The message being sent, while fragmented: its opcode, else 0.
         self._send_opcode = 0
-        # Whether send() may take its hot path: server role, no extension, OPEN
-        # and no fragmented message in progress.
-        self._plain_server_send = self._may_take_send_hot_path()
+        # Whether send() may take its hot path: no extension, OPEN and no
+        # fragmented message in progress.
+        self._plain_send = self._may_take_send_hot_path()
         self._masks = b""
         self._mask_index = 0
         if trailing_data:
@@ -171,10 +171,10 @@ class Connection:
 
     def _transition(self, trigger: Trigger) -> None:
         self._state = next_state(self._state, trigger)
-        self._plain_server_send = self._may_take_send_hot_path()
+        self._plain_send = self._may_take_send_hot_path()
 
     def _may_take_send_hot_path(self) -> bool:
-        return self._state is _OPEN and not (self.client or self.extensions or self._send_opcode)
+        return self._state is _OPEN and not (self.extensions or self._send_opcode)
 
     @property
     def max_frame_size(self) -> int | None:
@@ -581,11 +581,33 @@ class Connection:
         be sent, or an event that belongs to the opening handshake.
         """
         cls = event.__class__
-        if cls is BytesMessage and self._plain_server_send and event.message_finished:  # type: ignore[attr-defined]
-            # Hot path: a whole binary message from a server with no extension.
-            data = event.data  # type: ignore[attr-defined]
-            if data.__class__ is bytes and len(data) < 126:
-                return bytes((0x82, len(data))) + data
+        if self._plain_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
+            # Hot path: a whole message with no extension, so no fragment state
+            # and no RSV bits to consider.
+            data: bytes = event.data  # type: ignore[attr-defined]
+            if cls is BytesMessage:
+                first = 0x82
+                if data.__class__ is not bytes:
+                    data = bytes(data)
+            else:
+                first = 0x81
+                try:
+                    data = data.encode("utf-8")  # type: ignore[attr-defined]
+                except UnicodeEncodeError:
+                    return self._send_message(event)  # type: ignore[arg-type]  # raises the explanation
+            length = len(data)
+            if self.client:
+                mask = self._next_mask()
+                if length < 126:
+                    return bytes((first, 0x80 | length)) + mask + apply_mask(data, mask)
+                if length < 0x10000:
+                    return bytes((first, 0xFE, length >> 8, length & 0xFF)) + mask + apply_mask(data, mask)
+                return bytes((first, 0xFF)) + length.to_bytes(8, "big") + mask + apply_mask(data, mask)
+            if length < 126:
+                return bytes((first, length)) + data
+            if length < 0x10000:
+                return bytes((first, 126, length >> 8, length & 0xFF)) + data
+            return bytes((first, 127)) + length.to_bytes(8, "big") + data
         if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
             return self._send_message(event)  # type: ignore[arg-type]
         if cls is Ping or cls is Pong:
@@ -647,7 +669,7 @@ class Connection:
         else:
             frame_opcode = opcode
         self._send_opcode = 0 if event.message_finished else opcode
-        self._plain_server_send = self._may_take_send_hot_path()
+        self._plain_send = self._may_take_send_hot_path()
         if self.extensions:
             return self._send_through_extensions(frame_opcode, payload, event.message_finished)
         return self._frame((0x80 | frame_opcode) if event.message_finished else frame_opcode, payload)
@@ -659,6 +681,15 @@ class Connection:
         bits = (rsv.rsv1 << 6) | (rsv.rsv2 << 5) | (rsv.rsv3 << 4)
         return self._frame((0x80 if fin else 0) | bits | opcode, payload)
 
+    def _next_mask(self) -> bytes:
+        index = self._mask_index
+        masks = self._masks
+        if index >= len(masks):
+            masks = self._masks = os.urandom(4 * _MASK_BATCH)
+            index = 0
+        self._mask_index = index + 4
+        return masks[index : index + 4]
+
     def _frame(self, first: int, payload: bytes) -> bytes:
         """Serialise one frame. Hot path: called once per message sent."""
         length = len(payload)
@@ -666,13 +697,7 @@ class Connection:
             if length < 126:
                 return bytes((first, length)) + payload
             return build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70) + payload
-        index = self._mask_index
-        masks = self._masks
-        if index >= len(masks):
-            masks = self._masks = os.urandom(4 * _MASK_BATCH)
-            index = 0
-        mask = masks[index : index + 4]
-        self._mask_index = index + 4
+        mask = self._next_mask()
         if length < 126:
             return bytes((first, 0x80 | length)) + mask + apply_mask(payload, mask)
         header = build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70, mask)
