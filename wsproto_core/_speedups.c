@@ -11,6 +11,68 @@
 #include <stdint.h>
 #include <string.h>
 
+static void
+xor_into(unsigned char *dst, const unsigned char *src, Py_ssize_t n, const unsigned char *key, int shift)
+{
+    unsigned char rotated[8];
+    uint64_t word_key, word;
+    Py_ssize_t i = 0;
+
+    for (int k = 0; k < 8; k++) {
+        rotated[k] = key[(k + shift) & 3];
+    }
+    memcpy(&word_key, rotated, 8);
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&word, src + i, 8);
+        word ^= word_key;
+        memcpy(dst + i, &word, 8);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i] ^ rotated[i & 3];
+    }
+}
+
+/* masked_frame(prefix, data, mask) -> prefix + (data XOR mask), in one allocation,
+ * so that sending a large client frame copies its payload once. */
+static PyObject *
+masked_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer prefix, data, mask;
+    PyObject *result = NULL;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "masked_frame(prefix, data, mask)");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &prefix, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&prefix);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&prefix);
+        return NULL;
+    }
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, prefix.len + data.len);
+    if (result != NULL) {
+        unsigned char *out = (unsigned char *)PyBytes_AsString(result);
+        memcpy(out, prefix.buf, prefix.len);
+        xor_into(out + prefix.len, (const unsigned char *)data.buf, data.len, (const unsigned char *)mask.buf, 0);
+    }
+done:
+    PyBuffer_Release(&mask);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&prefix);
+    return result;
+}
+
 static PyObject *
 apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -43,28 +105,8 @@ apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL) {
         goto done;
     }
-    {
-        const unsigned char *src = (const unsigned char *)data.buf;
-        unsigned char *dst = (unsigned char *)PyBytes_AsString(result);
-        const unsigned char *key = (const unsigned char *)mask.buf;
-        unsigned char rotated[8];
-        uint64_t word_key, word;
-        Py_ssize_t i = 0, n = data.len;
-        int shift = (int)(offset & 3);
-
-        for (int k = 0; k < 8; k++) {
-            rotated[k] = key[(k + shift) & 3];
-        }
-        memcpy(&word_key, rotated, 8);
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&word, src + i, 8);
-            word ^= word_key;
-            memcpy(dst + i, &word, 8);
-        }
-        for (; i < n; i++) {
-            dst[i] = src[i] ^ rotated[i & 3];
-        }
-    }
+    xor_into((unsigned char *)PyBytes_AsString(result), (const unsigned char *)data.buf, data.len,
+             (const unsigned char *)mask.buf, (int)(offset & 3));
 done:
     PyBuffer_Release(&mask);
     PyBuffer_Release(&data);
@@ -74,6 +116,8 @@ done:
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask, offset=0) -> bytes: XOR data with the repeated 4-byte mask."},
+    {"masked_frame", (PyCFunction)(void (*)(void))masked_frame, METH_FASTCALL,
+     "masked_frame(prefix, data, mask) -> bytes: prefix followed by data XOR the repeated mask."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -42,7 +42,7 @@ from .frames import (
     build_frame_header,
     parse_close_payload,
 )
-from .masking import apply_mask
+from .masking import apply_mask, masked_frame
 from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
 
 __all__ = [
@@ -599,10 +599,10 @@ class Connection:
             if self.client:
                 mask = self._next_mask()
                 if length < 126:
-                    return bytes((first, 0x80 | length)) + mask + apply_mask(data, mask)
+                    return masked_frame(bytes((first, 0x80 | length)) + mask, data, mask)
                 if length < 0x10000:
-                    return bytes((first, 0xFE, length >> 8, length & 0xFF)) + mask + apply_mask(data, mask)
-                return bytes((first, 0xFF)) + length.to_bytes(8, "big") + mask + apply_mask(data, mask)
+                    return masked_frame(bytes((first, 0xFE, length >> 8, length & 0xFF)) + mask, data, mask)
+                return masked_frame(bytes((first, 0xFF)) + length.to_bytes(8, "big") + mask, data, mask)
             if length < 126:
                 return bytes((first, length)) + data
             if length < 0x10000:
@@ -699,6 +699,6 @@ class Connection:
             return build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70) + payload
         mask = self._next_mask()
         if length < 126:
-            return bytes((first, 0x80 | length)) + mask + apply_mask(payload, mask)
+            return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
         header = build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70, mask)
-        return header + apply_mask(payload, mask)
+        return masked_frame(header, payload, mask)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SPEEDUPS", "apply_mask", "python_apply_mask"]
+__all__ = ["SPEEDUPS", "apply_mask", "masked_frame", "python_apply_mask", "python_masked_frame"]
 
 _from_bytes = int.from_bytes
 _XOR_TABLES = [bytes(value ^ key for value in range(256)) for key in range(256)]
@@ -59,11 +59,17 @@ def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytear
     return bytes(lanes)
 
 
+def python_masked_frame(prefix: bytes, data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
+    """Return ``prefix`` followed by ``data`` masked with ``mask`` (a client frame)."""
+    return prefix + python_apply_mask(data, mask)
+
+
 apply_mask = python_apply_mask
+masked_frame = python_masked_frame
 SPEEDUPS = False
 if not os.environ.get("WSPROTO_CORE_PURE_PYTHON"):
     try:
-        from ._speedups import apply_mask
+        from ._speedups import apply_mask, masked_frame
     except ImportError:
         pass
     else:
