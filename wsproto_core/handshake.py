@@ -162,9 +162,9 @@ class H11Handshake:
                 f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
             )
         fields = collect_headers(request.headers)
-        host = fields.get(b"host")
-        if not host or len(host) != 1:
-            raise RemoteProtocolError("Exactly one Host header is required", event_hint=RejectConnection())
+        # Item 2, exactly one Host: h11 already refuses an HTTP/1.1 request
+        # without one or with several (RFC 7230 section 5.4), with a 400.
+        (host,) = fields[b"host"]
         # Items 3 and 4: Upgrade includes "websocket", Connection includes
         # "Upgrade" (case-insensitive tokens in lists).
         if "websocket" not in _tokens(fields.get(b"upgrade", [])):
@@ -183,7 +183,7 @@ class H11Handshake:
             )
         self._nonce = keys[0]
         return Request(
-            host=host[0].decode("latin-1"),
+            host=host.decode("latin-1"),
             target=request.target.decode("latin-1"),
             extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
             extra_headers=list(request.headers),

@@ -1,0 +1,350 @@
+"""Tests for wsproto_core.compat: ``import wsproto`` served by wsproto_core.
+
+install() rewrites ``sys.modules`` and a class attribute, both process-wide.
+Other test modules import the real wsproto for interoperability tests, so
+every in-process test here runs inside the ``sandbox`` fixture, which puts
+``sys.modules`` and the compat state back exactly as they were; the
+fresh-interpreter checks run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import subprocess
+import sys
+import textwrap
+import types
+from collections.abc import Iterator
+
+import pytest
+
+import wsproto_core
+import wsproto_core.extensions
+from wsproto_core import compat
+from wsproto_core.connection import Connection, ConnectionType
+from wsproto_core.errors import LocalProtocolError
+from wsproto_core.events import CloseConnection
+
+HAS_PERMESSAGE_DEFLATE = hasattr(wsproto_core.extensions, "PerMessageDeflate")
+_WSPROTO_SPEC = importlib.util.find_spec("wsproto")
+#: Whether the real wsproto is installed (when compat is installed, the spec found is wsproto_core's).
+HAS_REAL_WSPROTO = _WSPROTO_SPEC is not None and _WSPROTO_SPEC.name == "wsproto"
+
+
+def _is_wsproto_name(name: str) -> bool:
+    return name == "wsproto" or name.startswith("wsproto.")
+
+
+@pytest.fixture
+def sandbox() -> Iterator[None]:
+    """Restore sys.modules["wsproto*"], compat's bookkeeping and the close-code switch afterwards."""
+    saved_modules = {name: module for name, module in sys.modules.items() if _is_wsproto_name(name)}
+    saved_displaced = dict(compat._displaced)
+    saved_close_codes = Connection.__dict__.get("wsproto_close_codes", False)
+    try:
+        yield
+    finally:
+        for name in [name for name in sys.modules if _is_wsproto_name(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
+        compat._displaced.clear()
+        compat._displaced.update(saved_displaced)
+        Connection.wsproto_close_codes = saved_close_codes
+
+
+@pytest.fixture
+def installed(sandbox: None) -> Iterator[None]:
+    compat.install()
+    yield
+
+
+# ======================================================================== module aliases
+
+
+def test_module_table() -> None:
+    assert compat.WSPROTO_MODULES == {
+        "wsproto": "wsproto_core",
+        "wsproto.connection": "wsproto_core.connection",
+        "wsproto.events": "wsproto_core.events",
+        "wsproto.extensions": "wsproto_core.extensions",
+        "wsproto.frame_protocol": "wsproto_core.frame_protocol",
+        "wsproto.handshake": "wsproto_core.handshake",
+        "wsproto.typing": "wsproto_core.typing",
+        "wsproto.utilities": "wsproto_core.utilities",
+    }
+
+
+@pytest.mark.parametrize(("alias", "target"), sorted(compat.WSPROTO_MODULES.items()))
+def test_install_aliases_module(installed: None, alias: str, target: str) -> None:
+    assert importlib.import_module(alias) is importlib.import_module(target)
+    assert sys.modules[alias].__name__ == target
+
+
+def test_import_statements_resolve_to_wsproto_core(installed: None) -> None:
+    # The import forms that uvicorn, hypercorn, trio-websocket and httpx-ws use.
+    namespace: dict[str, object] = {}
+    exec(
+        textwrap.dedent(
+            """
+            import wsproto
+            import wsproto.utilities
+            import wsproto.frame_protocol as wsframeproto
+            from wsproto import ConnectionType, WSConnection, events
+            from wsproto.connection import Connection, ConnectionState
+            from wsproto.events import Request, TextMessage
+            from wsproto.frame_protocol import CloseReason
+            from wsproto.handshake import WEBSOCKET_VERSION, server_extensions_handshake
+            from wsproto.utilities import LocalProtocolError, generate_accept_token, split_comma_header
+            """
+        ),
+        namespace,
+    )
+    assert namespace["wsproto"] is wsproto_core
+    assert namespace["wsframeproto"] is sys.modules["wsproto_core.frame_protocol"]
+    assert namespace["events"] is sys.modules["wsproto_core.events"]
+    assert namespace["WSConnection"] is wsproto_core.WSConnection
+    assert namespace["Connection"] is Connection
+    assert namespace["LocalProtocolError"] is LocalProtocolError
+    wsproto = namespace["wsproto"]
+    assert isinstance(wsproto, types.ModuleType)
+    assert wsproto.utilities.RemoteProtocolError is wsproto_core.errors.RemoteProtocolError  # type: ignore[attr-defined]
+
+
+# The names wsproto 1.3 applications and servers import, by module.
+WSPROTO_NAMES = [
+    ("wsproto", "WSConnection"),
+    ("wsproto", "ConnectionType"),
+    ("wsproto.connection", "Connection"),
+    ("wsproto.connection", "ConnectionState"),
+    ("wsproto.connection", "ConnectionType"),
+    *(
+        ("wsproto.events", name)
+        for name in (
+            "Event",
+            "Request",
+            "AcceptConnection",
+            "RejectConnection",
+            "RejectData",
+            "CloseConnection",
+            "Message",
+            "TextMessage",
+            "BytesMessage",
+            "Ping",
+            "Pong",
+        )
+    ),
+    ("wsproto.extensions", "Extension"),
+    ("wsproto.extensions", "PerMessageDeflate"),
+    ("wsproto.frame_protocol", "CloseReason"),
+    ("wsproto.frame_protocol", "Opcode"),
+    ("wsproto.frame_protocol", "RsvBits"),
+    ("wsproto.handshake", "H11Handshake"),
+    ("wsproto.handshake", "WEBSOCKET_VERSION"),
+    ("wsproto.handshake", "server_extensions_handshake"),
+    ("wsproto.handshake", "client_extensions_handshake"),
+    ("wsproto.utilities", "split_comma_header"),
+    ("wsproto.utilities", "generate_accept_token"),
+    ("wsproto.utilities", "generate_nonce"),
+    ("wsproto.utilities", "normed_header_dict"),
+    ("wsproto.utilities", "LocalProtocolError"),
+    ("wsproto.utilities", "RemoteProtocolError"),
+    ("wsproto.utilities", "ProtocolError"),
+    ("wsproto.typing", "Headers"),
+]
+
+
+@pytest.mark.parametrize(("module_name", "name"), WSPROTO_NAMES)
+def test_wsproto_names_are_exposed(installed: None, module_name: str, name: str) -> None:
+    if name == "PerMessageDeflate" and not HAS_PERMESSAGE_DEFLATE:
+        pytest.skip("wsproto_core.extensions.PerMessageDeflate has not landed yet")
+    module = importlib.import_module(module_name)
+    assert hasattr(module, name), f"{module_name}.{name} is missing"
+
+
+def test_wsproto_constants_and_enums(installed: None) -> None:
+    import wsproto.frame_protocol  # noqa: PLC0415 - must run after install()
+    import wsproto.handshake  # noqa: PLC0415
+
+    assert wsproto.handshake.WEBSOCKET_VERSION == b"13"
+    assert wsproto.frame_protocol.CloseReason.NORMAL_CLOSURE == 1000
+    assert wsproto.frame_protocol.Opcode.TEXT == 1
+    assert [state.value for state in wsproto.connection.ConnectionState] == [0, 1, 2, 3, 4, 5]
+    assert wsproto.utilities.generate_accept_token(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert wsproto.utilities.split_comma_header(b'a, b; p="1,2"') == ["a", 'b; p="1,2"']
+
+
+# ======================================================================== close codes
+
+
+def _close_code_on_the_wire(data: bytes) -> int:
+    peer = Connection(ConnectionType.CLIENT)
+    peer.receive_data(data)
+    [event] = peer.events()
+    assert isinstance(event, CloseConnection)
+    return event.code
+
+
+@pytest.mark.parametrize("code", [1006, 1015])
+def test_compat_turns_local_only_close_codes_into_1000(installed: None, code: int) -> None:
+    # RFC 6455 section 7.4.1: 1006 and 1015 "MUST NOT be set as a status code in
+    # a Close control frame". wsproto sent 1000 instead, and trio-websocket
+    # relies on that when it "closes" a connection whose transport died.
+    import wsproto  # noqa: PLC0415
+
+    server = wsproto.connection.Connection(wsproto.ConnectionType.SERVER)
+    data = server.send(wsproto.events.CloseConnection(code=code))
+    assert data[:4] == b"\x88\x02\x03\xe8"
+    assert _close_code_on_the_wire(data) == 1000
+    assert server.state is wsproto.connection.ConnectionState.LOCAL_CLOSING
+
+
+def test_compat_close_code_1006_through_wsconnection(installed: None) -> None:
+    import wsproto  # noqa: PLC0415
+
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    server.receive_data(client.send(wsproto.events.Request(host="h", target="/")))
+    list(server.events())
+    client.receive_data(server.send(wsproto.events.AcceptConnection()))
+    list(client.events())
+    server.receive_data(client.send(wsproto.events.CloseConnection(code=1006)))
+    [close] = server.events()
+    assert isinstance(close, CloseConnection)
+    assert close.code == 1000
+
+
+def test_compat_keeps_other_close_codes(installed: None) -> None:
+    server = Connection(ConnectionType.SERVER)
+    assert _close_code_on_the_wire(server.send(CloseConnection(code=4001, reason="app"))) == 4001
+    # 1005 means "no code": an empty Close payload (section 7.1.5).
+    assert Connection(ConnectionType.SERVER).send(CloseConnection(code=1005)) == b"\x88\x00"
+
+
+def test_without_compat_local_only_close_codes_are_refused(sandbox: None) -> None:
+    compat.uninstall()
+    with pytest.raises(LocalProtocolError):
+        Connection(ConnectionType.SERVER).send(CloseConnection(code=1006))
+
+
+# ======================================================================== uninstall
+
+
+def test_uninstall_restores_displaced_modules(sandbox: None) -> None:
+    # A stand-in for the real wsproto, already imported before install().
+    for name in [name for name in sys.modules if _is_wsproto_name(name)]:
+        del sys.modules[name]
+    compat._displaced.clear()
+    fake = types.ModuleType("wsproto")
+    fake_events = types.ModuleType("wsproto.events")
+    sys.modules["wsproto"] = fake
+    sys.modules["wsproto.events"] = fake_events
+
+    compat.install()
+    compat.install()  # idempotent: the originals are remembered once
+    assert sys.modules["wsproto"] is wsproto_core
+    assert sys.modules["wsproto.events"] is sys.modules["wsproto_core.events"]
+    assert Connection.wsproto_close_codes is True
+
+    compat.uninstall()
+    assert sys.modules["wsproto"] is fake
+    assert sys.modules["wsproto.events"] is fake_events
+    # Aliases that displaced nothing are removed.
+    for alias in set(compat.WSPROTO_MODULES) - {"wsproto", "wsproto.events"}:
+        assert alias not in sys.modules
+    assert compat._displaced == {}
+    assert Connection.wsproto_close_codes is False
+    with pytest.raises(LocalProtocolError):
+        Connection(ConnectionType.SERVER).send(CloseConnection(code=1006))
+
+
+def test_uninstall_without_install(sandbox: None) -> None:
+    for name in [name for name in sys.modules if _is_wsproto_name(name)]:
+        del sys.modules[name]
+    compat._displaced.clear()
+    compat.uninstall()
+    assert not any(_is_wsproto_name(name) for name in sys.modules)
+
+
+# ======================================================================== a wsproto 1.3 program, unchanged
+
+WSPROTO_PROGRAM = """
+import sys
+
+import wsproto_core.compat
+
+wsproto_core.compat.install()
+
+# From here on: a program written for wsproto 1.3.
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection, CloseConnection, Message, Ping, Pong, RejectConnection, Request, TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError
+
+client = WSConnection(ConnectionType.CLIENT)
+server = WSConnection(ConnectionType.SERVER)
+server.receive_data(client.send(Request(host="localhost", target="/echo", subprotocols=["echo"])))
+request = next(server.events())
+assert isinstance(request, Request) and request.subprotocols == ["echo"]
+client.receive_data(server.send(AcceptConnection(subprotocol=request.subprotocols[0])))
+assert isinstance(next(client.events()), AcceptConnection)
+server.receive_data(client.send(Message(data="hello")))
+event = next(server.events())
+assert isinstance(event, TextMessage) and event.data == "hello"
+client.receive_data(server.send(Ping(b"1")))
+ping = next(client.events())
+server.receive_data(client.send(ping.response()))
+assert isinstance(next(server.events()), Pong)
+server.receive_data(client.send(CloseConnection(code=1000)))
+close = next(server.events())
+client.receive_data(server.send(close.response()))
+assert isinstance(next(client.events()), CloseConnection)
+assert client.state is server.state is ConnectionState.CLOSED
+
+# uvicorn's way of refusing a bad request.
+bad = WSConnection(ConnectionType.SERVER)
+try:
+    bad.receive_data(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+except RemoteProtocolError as err:
+    assert isinstance(err.event_hint, RejectConnection)
+    assert bad.send(err.event_hint).startswith(b"HTTP/1.1 4")
+else:
+    raise AssertionError("a plain GET is not a WebSocket handshake")
+
+print(sys.modules["wsproto"].__name__, type(client).__module__)
+
+wsproto_core.compat.uninstall()
+assert "wsproto" not in sys.modules
+try:
+    import wsproto
+except ImportError:
+    print("no-real-wsproto")
+else:
+    print(wsproto.__name__, wsproto.WSConnection.__module__)
+"""
+
+
+def test_wsproto_program_runs_unchanged_in_a_fresh_interpreter() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WSPROTO_PROGRAM], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[:2] == ["wsproto_core", "wsproto_core"]
+    if HAS_REAL_WSPROTO:
+        # After uninstall(), a later import finds the real package again.
+        assert lines[2:] == ["wsproto", "wsproto"]
+    else:
+        assert lines[2:] == ["no-real-wsproto"]
+
+
+@pytest.mark.skipif(not HAS_REAL_WSPROTO, reason="the real wsproto is not installed")
+def test_sandbox_leaves_the_real_wsproto_in_place() -> None:
+    # Whatever ran before in this process, the real wsproto is what other test
+    # modules get.
+    import wsproto  # noqa: PLC0415
+
+    assert wsproto.__name__ == "wsproto"
+    assert Connection.wsproto_close_codes is False

@@ -1,0 +1,541 @@
+"""Tests for WSConnection: whole connections, handshake included, between a
+client and a server joined in memory (RFC 6455 section 4, then section 5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsproto_core import ConnectionState, ConnectionType, WSConnection
+from wsproto_core.connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Connection
+from wsproto_core.errors import LocalProtocolError
+from wsproto_core.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+
+CLIENT = ConnectionType.CLIENT
+SERVER = ConnectionType.SERVER
+
+
+def transfer(sender: WSConnection, receiver: WSConnection, event: Event) -> list[Event]:
+    """Send ``event`` from ``sender`` and return what ``receiver`` makes of the bytes."""
+    receiver.receive_data(sender.send(event))
+    return list(receiver.events())
+
+
+def open_pair(
+    request: Request | None = None, accept: AcceptConnection | None = None, **options: object
+) -> tuple[WSConnection, WSConnection, Request, AcceptConnection]:
+    """A client and a server that completed the handshake; ``options`` go to both."""
+    client = WSConnection(CLIENT, **options)
+    server = WSConnection(SERVER, **options)
+    [received_request] = transfer(client, server, request or Request(host="example.com", target="/"))
+    assert isinstance(received_request, Request)
+    [received_accept] = transfer(server, client, accept or AcceptConnection())
+    assert isinstance(received_accept, AcceptConnection)
+    return client, server, received_request, received_accept
+
+
+# ======================================================================== round trips
+
+
+def test_full_round_trip() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    assert client.state is server.state is ConnectionState.CONNECTING
+    assert client.connection is None and server.connection is None
+    assert client.client and not server.client
+
+    request = Request(
+        host="example.com:8080",
+        target="/chat?room=42",
+        subprotocols=["chat", "superchat"],
+        extra_headers=[(b"Origin", b"https://example.com"), (b"X-Token", b"abc")],
+    )
+    [received] = transfer(client, server, request)
+    assert isinstance(received, Request)
+    assert received.host == "example.com:8080"
+    assert received.target == "/chat?room=42"
+    assert received.subprotocols == ["chat", "superchat"]
+    # extra_headers on the receiving side: every request header, names lower-cased.
+    assert (b"origin", b"https://example.com") in received.extra_headers
+    assert (b"x-token", b"abc") in received.extra_headers
+    assert client.state is server.state is ConnectionState.CONNECTING
+
+    [accepted] = transfer(server, client, AcceptConnection(subprotocol="superchat", extra_headers=[(b"X-Ok", b"1")]))
+    assert isinstance(accepted, AcceptConnection)
+    assert accepted.subprotocol == "superchat"
+    assert accepted.extensions == []
+    assert (b"x-ok", b"1") in accepted.extra_headers
+    assert client.state is server.state is ConnectionState.OPEN
+    assert isinstance(client.connection, Connection) and isinstance(server.connection, Connection)
+
+    # Messages both ways (RFC 6455 section 6), control frames, then the closing handshake (section 7).
+    assert transfer(client, server, TextMessage("hello \N{SNOWMAN}")) == [TextMessage("hello \N{SNOWMAN}")]
+    assert transfer(server, client, TextMessage("hi")) == [TextMessage("hi")]
+    assert transfer(client, server, BytesMessage(b"\x00\x01")) == [BytesMessage(b"\x00\x01")]
+    assert transfer(server, client, BytesMessage(b"x" * 70_000)) == [BytesMessage(b"x" * 70_000)]
+    assert transfer(client, server, TextMessage("frag", message_finished=False)) == [
+        TextMessage("frag", message_finished=False)
+    ]
+    assert transfer(client, server, TextMessage("ment")) == [TextMessage("ment")]
+    [ping] = transfer(server, client, Ping(b"are you there"))
+    assert ping == Ping(b"are you there")
+    assert transfer(client, server, ping.response()) == [Pong(b"are you there")]  # type: ignore[attr-defined]
+
+    [close] = transfer(client, server, CloseConnection(code=1000, reason="bye"))
+    assert close == CloseConnection(code=1000, reason="bye")
+    assert client.state is ConnectionState.LOCAL_CLOSING
+    assert server.state is ConnectionState.REMOTE_CLOSING
+    assert transfer(server, client, close.response()) == [CloseConnection(code=1000, reason="bye")]  # type: ignore[attr-defined]
+    assert client.state is server.state is ConnectionState.CLOSED
+    assert "CLOSED" in repr(client) and "client=True" in repr(client)
+
+
+def test_plain_message_sends_by_data_type() -> None:
+    # wsproto applications (uvicorn) send Message(data=...): text or binary by type.
+    client, server, _, _ = open_pair()
+    assert transfer(server, client, Message(data="text")) == [TextMessage("text")]
+    assert transfer(client, server, Message(data=b"bytes")) == [BytesMessage(b"bytes")]
+
+
+def test_server_closes_first() -> None:
+    client, server, _, _ = open_pair()
+    [close] = transfer(server, client, CloseConnection(code=1001, reason="going away"))
+    assert close == CloseConnection(code=1001, reason="going away")
+    assert client.state is ConnectionState.REMOTE_CLOSING
+    transfer(client, server, close.response())  # type: ignore[attr-defined]
+    assert client.state is server.state is ConnectionState.CLOSED
+
+
+def test_transport_closed_after_handshake() -> None:
+    _client, server, _, _ = open_pair()
+    server.receive_data(None)
+    assert list(server.events()) == [CloseConnection(code=1006)]
+    assert server.state is ConnectionState.CLOSED
+
+
+# ======================================================================== trailing data
+
+
+def test_server_101_and_first_frame_in_one_read() -> None:
+    # Section 4.1: frames may follow the 101 immediately, in the same segment.
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    data = server.send(AcceptConnection()) + server.send(TextMessage("first")) + server.send(BytesMessage(b"2nd"))
+    client.receive_data(data)
+    events = list(client.events())
+    assert [type(event) for event in events] == [AcceptConnection, TextMessage, BytesMessage]
+    assert events[1:] == [TextMessage("first"), BytesMessage(b"2nd")]
+    assert client.state is ConnectionState.OPEN
+
+
+def test_server_101_and_close_in_one_read() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    client.receive_data(server.send(AcceptConnection()) + server.send(CloseConnection(code=1000)))
+    assert [type(event) for event in client.events()] == [AcceptConnection, CloseConnection]
+    assert client.state is ConnectionState.REMOTE_CLOSING
+
+
+def test_client_request_and_first_frame_in_one_read() -> None:
+    # A client may pipeline its first frame behind the request (it must not
+    # before the 101 per section 4.1, but servers see it; what arrived must not be lost).
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    request_bytes = client.send(Request(host="h", target="/"))
+    # The client can only produce frames once open, so build the frame with a
+    # second, already-open client connection (frames do not depend on the handshake).
+    frame = Connection(CLIENT).send(TextMessage("early"))
+    server.receive_data(request_bytes + frame)
+    assert [type(event) for event in server.events()] == [Request]
+    client.receive_data(server.send(AcceptConnection()))
+    assert [type(event) for event in client.events()] == [AcceptConnection]
+    assert list(server.events()) == [TextMessage("early")]
+    assert transfer(server, client, TextMessage("echo")) == [TextMessage("echo")]
+
+
+def test_client_frame_in_a_later_read_before_accept() -> None:
+    server = WSConnection(SERVER)
+    client = WSConnection(CLIENT)
+    server.receive_data(client.send(Request(host="h", target="/")))
+    assert [type(event) for event in server.events()] == [Request]
+    frame = Connection(CLIENT).send(BytesMessage(b"early")) + Connection(CLIENT).send(TextMessage("er"))
+    server.receive_data(frame[:3])
+    server.receive_data(frame[3:])
+    assert list(server.events()) == []
+    server.send(AcceptConnection())
+    assert list(server.events()) == [BytesMessage(b"early"), TextMessage("er")]
+
+
+def test_request_split_everywhere_then_frame() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    data = client.send(Request(host="h", target="/")) + Connection(CLIENT).send(TextMessage("x"))
+    for byte in range(len(data)):
+        server.receive_data(data[byte : byte + 1])
+    assert [type(event) for event in server.events()] == [Request]
+    server.send(AcceptConnection())
+    assert list(server.events()) == [TextMessage("x")]
+
+
+def test_response_split_everywhere_then_frame() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    data = server.send(AcceptConnection()) + server.send(TextMessage("after"))
+    events: list[Event] = []
+    for byte in range(len(data)):
+        client.receive_data(data[byte : byte + 1])
+        events.extend(client.events())
+    # The frame's payload is streamed as it arrives (section 5.4 allows that).
+    assert isinstance(events[0], AcceptConnection)
+    assert all(isinstance(event, TextMessage) for event in events[1:])
+    assert "".join(event.data for event in events[1:]) == "after"  # type: ignore[attr-defined]
+    assert events[-1].message_finished  # type: ignore[attr-defined]
+
+
+# ======================================================================== rejection
+
+
+def test_rejection_without_body() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    data = server.send(RejectConnection(status_code=403, headers=[(b"X-Reason", b"not you")]))
+    assert server.state is ConnectionState.CLOSED
+    client.receive_data(data)
+    events = list(client.events())
+    # As in wsproto, a received rejection always says has_body=True and its end
+    # is an empty RejectData with body_finished=True.
+    assert isinstance(events[0], RejectConnection)
+    assert events[0].status_code == 403
+    assert events[0].has_body is True
+    assert (b"x-reason", b"not you") in events[0].headers
+    assert events[1:] == [RejectData(b"", body_finished=True)]
+    assert client.state is ConnectionState.CLOSED
+    assert client.connection is None
+
+
+@pytest.mark.parametrize("content_length", [True, False], ids=["content-length", "chunked"])
+def test_rejection_with_body(content_length: bool) -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    headers = [(b"Content-Type", b"text/plain")]
+    if content_length:
+        headers.append((b"Content-Length", b"12"))
+    head = server.send(RejectConnection(status_code=401, headers=headers, has_body=True))
+    assert server.state is ConnectionState.REJECTING
+    first = server.send(RejectData(b"go ", body_finished=False))
+    assert server.state is ConnectionState.REJECTING
+    second = server.send(RejectData(b"away", body_finished=False))
+    last = server.send(RejectData(b"!!!!!"))
+    assert server.state is ConnectionState.CLOSED
+
+    client.receive_data(head)
+    [rejection] = client.events()
+    assert isinstance(rejection, RejectConnection)
+    assert rejection.status_code == 401
+    assert rejection.has_body is True
+    assert (b"content-type", b"text/plain") in rejection.headers
+    assert client.state is ConnectionState.REJECTING
+
+    client.receive_data(first + second)
+    pieces = list(client.events())
+    assert client.state is ConnectionState.REJECTING
+    client.receive_data(last)
+    pieces += list(client.events())
+    assert all(isinstance(piece, RejectData) for piece in pieces)
+    assert b"".join(piece.data for piece in pieces) == b"go away!!!!!"  # type: ignore[attr-defined]
+    assert [piece.body_finished for piece in pieces].count(True) == 1  # type: ignore[attr-defined]
+    assert pieces[-1].body_finished  # type: ignore[attr-defined]
+    assert client.state is ConnectionState.CLOSED
+
+
+def test_rejection_with_body_in_one_read() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    data = server.send(RejectConnection(status_code=404, has_body=True)) + server.send(RejectData(b"nope"))
+    client.receive_data(data)
+    events = list(client.events())
+    assert isinstance(events[0], RejectConnection) and events[0].status_code == 404
+    assert events[1:] == [RejectData(b"nope", body_finished=False), RejectData(b"", body_finished=True)]
+    assert client.state is ConnectionState.CLOSED
+
+
+# ======================================================================== sending in the wrong state
+
+
+def _server_with_request(**request_fields: object) -> WSConnection:
+    server = WSConnection(SERVER)
+    transfer(WSConnection(CLIENT), server, Request(host="h", target="/", **request_fields))  # type: ignore[arg-type]
+    return server
+
+
+@pytest.mark.parametrize(
+    "event",
+    [TextMessage("x"), BytesMessage(b"x"), Ping(), Pong(), CloseConnection(1000), AcceptConnection(), RejectData(b"")],
+)
+def test_client_cannot_send_before_request(event: Event) -> None:
+    client = WSConnection(CLIENT)
+    with pytest.raises(LocalProtocolError):
+        client.send(event)
+    assert client.state is ConnectionState.CONNECTING
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        Request(host="h", target="/"),
+        TextMessage("x"),
+        BytesMessage(b"x"),
+        Ping(),
+        CloseConnection(1000),
+        AcceptConnection(),
+        RejectConnection(),
+    ],
+)
+def test_client_cannot_send_while_awaiting_response(event: Event) -> None:
+    client = WSConnection(CLIENT)
+    client.send(Request(host="h", target="/"))
+    with pytest.raises(LocalProtocolError):
+        client.send(event)
+    assert client.state is ConnectionState.CONNECTING
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        AcceptConnection(),
+        TextMessage("x"),
+        Ping(),
+        CloseConnection(1000),
+        RejectData(b"x"),
+        Request(host="h", target="/"),
+    ],
+)
+def test_server_cannot_send_before_request(event: Event) -> None:
+    server = WSConnection(SERVER)
+    with pytest.raises(LocalProtocolError):
+        server.send(event)
+    assert server.state is ConnectionState.CONNECTING
+
+
+@pytest.mark.parametrize(
+    "event",
+    [TextMessage("x"), BytesMessage(b"x"), Ping(), Pong(), CloseConnection(1000), Request(host="h", target="/")],
+)
+def test_server_cannot_send_frames_before_accepting(event: Event) -> None:
+    server = _server_with_request()
+    with pytest.raises(LocalProtocolError):
+        server.send(event)
+    assert server.state is ConnectionState.CONNECTING
+
+
+def test_reject_data_before_reject_connection() -> None:
+    server = _server_with_request()
+    with pytest.raises(LocalProtocolError):
+        server.send(RejectData(b"body"))
+    # Nothing changed: the server can still reject properly.
+    server.send(RejectConnection(status_code=400, has_body=True))
+    server.send(RejectData(b"body"))
+    assert server.state is ConnectionState.CLOSED
+
+
+def test_reject_data_after_body_finished() -> None:
+    server = _server_with_request()
+    server.send(RejectConnection(status_code=400, has_body=True))
+    server.send(RejectData(b"body", body_finished=True))
+    with pytest.raises(LocalProtocolError):
+        server.send(RejectData(b"more"))
+
+
+def test_reject_data_after_rejection_without_body() -> None:
+    server = _server_with_request()
+    server.send(RejectConnection(status_code=400))
+    for event in (RejectData(b"x"), AcceptConnection(), RejectConnection(), TextMessage("x")):
+        with pytest.raises(LocalProtocolError):
+            server.send(event)
+
+
+@pytest.mark.parametrize("event", [AcceptConnection(), RejectConnection(), TextMessage("x")])
+def test_nothing_but_reject_data_while_rejecting(event: Event) -> None:
+    server = _server_with_request()
+    server.send(RejectConnection(status_code=400, has_body=True))
+    with pytest.raises(LocalProtocolError):
+        server.send(event)
+    assert server.state is ConnectionState.REJECTING
+
+
+def test_accept_with_subprotocol_not_offered() -> None:
+    # Section 4.2.2 item 5.4: the server's subprotocol is one the client offered.
+    server = _server_with_request(subprotocols=["chat"])
+    with pytest.raises(LocalProtocolError):
+        server.send(AcceptConnection(subprotocol="superchat"))
+    assert server.state is ConnectionState.CONNECTING
+    assert server.connection is None
+    server.send(AcceptConnection(subprotocol="chat"))
+    assert server.state is ConnectionState.OPEN
+
+
+def test_accept_with_subprotocol_when_none_offered() -> None:
+    server = _server_with_request()
+    with pytest.raises(LocalProtocolError):
+        server.send(AcceptConnection(subprotocol="chat"))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"X-Bad", b"value\r\nInjected: yes"),  # response splitting (RFC 7230 section 3.2)
+        (b"X-Bad", b"a\nb"),
+        (b"X-Bad", b"nul\x00"),
+        (b"Bad Name", b"v"),
+        (b"", b"v"),
+        (b"X-Bad:", b"v"),
+    ],
+)
+def test_accept_with_invalid_extra_header(header: tuple[bytes, bytes]) -> None:
+    server = _server_with_request()
+    with pytest.raises(LocalProtocolError):
+        server.send(AcceptConnection(extra_headers=[header]))
+    assert server.state is ConnectionState.CONNECTING
+    server.send(AcceptConnection())
+    assert server.state is ConnectionState.OPEN
+
+
+def test_reject_with_status_101() -> None:
+    server = _server_with_request()
+    with pytest.raises(LocalProtocolError):
+        server.send(RejectConnection(status_code=101))
+    assert server.state is ConnectionState.CONNECTING
+
+
+@pytest.mark.parametrize(
+    "event", [AcceptConnection(), RejectConnection(), RejectData(b""), Request(host="h", target="/")]
+)
+def test_handshake_events_after_open(event: Event) -> None:
+    client, server, _, _ = open_pair()
+    for ws in (client, server):
+        with pytest.raises(LocalProtocolError):
+            ws.send(event)
+        assert ws.state is ConnectionState.OPEN
+
+
+# ======================================================================== options
+
+
+def test_default_limits_reach_the_connection() -> None:
+    client, server, _, _ = open_pair()
+    for ws in (client, server):
+        assert ws.connection is not None
+        assert ws.connection.max_message_size == DEFAULT_MAX_MESSAGE_SIZE
+        assert ws.connection.max_frame_size == DEFAULT_MAX_FRAME_SIZE
+
+
+def test_limits_reach_the_connection() -> None:
+    client, server, _, _ = open_pair(max_message_size=16, max_frame_size=10)
+    for ws in (client, server):
+        assert ws.connection is not None
+        assert ws.connection.max_message_size == 16
+        assert ws.connection.max_frame_size == 10
+    # Within both limits.
+    assert transfer(client, server, BytesMessage(b"0123456789")) == [BytesMessage(b"0123456789")]
+    # Two frames of 10 and 6 bytes: 16 in all, the largest message allowed.
+    transfer(client, server, BytesMessage(b"0123456789", message_finished=False))
+    assert transfer(client, server, BytesMessage(b"abcdef")) == [BytesMessage(b"abcdef")]
+    # A frame over max_frame_size: 1009 (RFC 6455 section 7.4.1).
+    [close] = transfer(client, server, BytesMessage(b"x" * 11))
+    assert isinstance(close, CloseConnection)
+    assert close.code == 1009
+
+
+def test_max_message_size_reaches_the_connection() -> None:
+    client, server, _, _ = open_pair(max_message_size=16)
+    transfer(client, server, TextMessage("a" * 10, message_finished=False))
+    events = transfer(client, server, TextMessage("b" * 7))
+    assert isinstance(events[-1], CloseConnection)
+    assert events[-1].code == 1009
+    assert server.state is ConnectionState.REMOTE_CLOSING
+    # And the client side has its own limit.
+    client2, server2, _, _ = open_pair(max_message_size=4)
+    [close] = transfer(server2, client2, BytesMessage(b"12345"))
+    assert isinstance(close, CloseConnection) and close.code == 1009
+
+
+def test_unlimited_sizes() -> None:
+    client, server, _, _ = open_pair(max_message_size=None, max_frame_size=None)
+    assert server.connection is not None
+    assert server.connection.max_message_size is None
+    assert transfer(client, server, BytesMessage(b"x" * 100_000)) == [BytesMessage(b"x" * 100_000)]
+
+
+def test_unknown_option_is_refused_at_construction() -> None:
+    # As wsproto's WSConnection: a typo must fail where it is made, not when
+    # the handshake completes (after the 101 was already produced).
+    with pytest.raises(TypeError):
+        WSConnection(SERVER, max_mesage_size=10)
+
+
+@pytest.mark.parametrize("options", [{"max_message_size": -1}, {"max_frame_size": "10"}])
+def test_invalid_limit_is_refused_at_construction(options: dict[str, object]) -> None:
+    with pytest.raises(LocalProtocolError):
+        WSConnection(SERVER, **options)
+
+
+def test_invalid_connection_type_is_refused() -> None:
+    # Connection refuses anything but a ConnectionType; so must WSConnection.
+    with pytest.raises(LocalProtocolError):
+        WSConnection("server")  # type: ignore[arg-type]
+
+
+# ======================================================================== status lines
+
+
+def test_status_lines_carry_reason_phrases() -> None:
+    # RFC 7230 section 3.1.2: status-line = HTTP-version SP status-code SP reason-phrase CRLF.
+    server = _server_with_request()
+    assert server.send(AcceptConnection()).startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    server = _server_with_request()
+    assert server.send(RejectConnection(status_code=403)).startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    server = _server_with_request()
+    # An unregistered code has an empty (but present) reason phrase.
+    assert server.send(RejectConnection(status_code=599)).startswith(b"HTTP/1.1 599 \r\n")
+
+
+# ======================================================================== permessage-deflate through WSConnection
+
+
+def test_permessage_deflate_round_trip() -> None:
+    extensions = pytest.importorskip("wsproto_core.extensions")
+    if not hasattr(extensions, "PerMessageDeflate"):
+        pytest.skip("wsproto_core.extensions.PerMessageDeflate does not exist yet")
+    client, server, request, accepted = open_pair(
+        Request(host="h", target="/", extensions=[extensions.PerMessageDeflate()]),
+        AcceptConnection(extensions=[extensions.PerMessageDeflate()]),
+    )
+    assert [offer.split(";")[0] for offer in request.extensions] == ["permessage-deflate"]  # type: ignore[union-attr]
+    assert [extension.name for extension in accepted.extensions] == ["permessage-deflate"]
+    assert client.connection is not None and server.connection is not None
+    assert [extension.name for extension in server.connection.extensions] == ["permessage-deflate"]
+    text = "squeeze " * 500
+    data = client.send(TextMessage(text))
+    assert data[0] & 0x40  # RSV1 marks a compressed message (RFC 7692 section 6)
+    assert len(data) < len(text) // 4
+    server.receive_data(data)
+    assert "".join(event.data for event in server.events()) == text  # type: ignore[attr-defined]
+    client.receive_data(server.send(BytesMessage(text.encode())))
+    assert b"".join(event.data for event in client.events()) == text.encode()  # type: ignore[attr-defined]
