@@ -63,3 +63,10 @@ class Extension:
     ) -> tuple[RsvBits, bytes]:
         """Transform an outgoing data frame; return its RSV bits and payload."""
         return rsv, data
+
+
+# Re-exported here because wsproto applications import it from
+# ``wsproto.extensions``; at the bottom because that module imports Extension.
+from .permessage_deflate import PerMessageDeflate  # noqa: E402
+
+__all__ += ["PerMessageDeflate"]
