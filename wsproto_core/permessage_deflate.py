@@ -34,9 +34,8 @@ Choosing what to compress
     does the same for the next message regardless of size (for data that is
     already compressed: images, archives). A message sent in fragments is
     compressed unless opted out, since its size is unknown when it starts.
-    When our direction resets its context per message, a whole message that
-    compression did not shrink is sent as it was. RFC 7692 section 6 lets
-    every message choose: RSV1 on its first frame says it is compressed.
+    RFC 7692 section 6 lets every message choose: RSV1 on its first frame says
+    it is compressed.
 
 Memory and compression ratio
     Compressor state is about ``2**(window_bits + 2) + 2**(mem_level + 9)``
@@ -692,11 +691,11 @@ class PerMessageDeflate(Extension):
                 payload = payload[:-4]
             if self._send_reset:
                 # Our next message starts from an empty window: drop the state.
+                # (A message that compression did not shrink is still sent
+                # compressed: some peers, the Autobahn testsuite's among them,
+                # mishandle an uncompressed message on a deflate connection.
+                # compression_threshold is the way to skip small messages.)
                 self._compressor = None
-                if first and len(payload) >= len(data):
-                    # Nothing refers to this message later, so when
-                    # compression did not help it can go as it was.
-                    return rsv, data
         if first:
             rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
         return rsv, payload

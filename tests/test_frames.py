@@ -1,0 +1,205 @@
+"""Tests for wsproto_core.frames: opcodes, close codes, close payloads, frame headers."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import parse_frame
+
+from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
+from wsproto_core.frames import (
+    LOCAL_ONLY_CLOSE_REASONS,
+    MAX_CONTROL_PAYLOAD,
+    CloseReason,
+    Opcode,
+    RsvBits,
+    build_close_payload,
+    build_frame_header,
+    is_sendable_close_code,
+    is_valid_close_code,
+    parse_close_payload,
+)
+
+
+def spec_close_code_is_valid(code: int) -> bool:
+    """RFC 6455 section 7.4 as Autobahn reads it, written independently of the library.
+
+    7.4.1 defines 1000-1003 and 1007-1011 (1004 is reserved, 1005/1006/1015 are
+    local-only); the IANA registry adds 1012-1014. 7.4.2: 0-999 unused, the rest
+    of 1000-2999 reserved, 3000-4999 for libraries and private use.
+    """
+    return code in {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014} or 3000 <= code <= 4999
+
+
+class TestOpcode:
+    def test_values(self) -> None:
+        """RFC 6455 section 5.2: %x0 continuation, %x1 text, %x2 binary, %x8 close, %x9 ping, %xA pong."""
+        assert [int(op) for op in Opcode] == [0, 1, 2, 8, 9, 10]
+
+    @pytest.mark.parametrize("opcode", list(Opcode))
+    def test_iscontrol(self, opcode: Opcode) -> None:
+        """Section 5.5: control frames are those whose opcode has the most significant bit set."""
+        assert opcode.iscontrol() is (opcode in (Opcode.CLOSE, Opcode.PING, Opcode.PONG))
+
+    @pytest.mark.parametrize("value", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
+    def test_reserved_opcodes_are_not_members(self, value: int) -> None:
+        with pytest.raises(ValueError):
+            Opcode(value)
+
+
+class TestCloseCodes:
+    def test_registered_codes(self) -> None:
+        assert CloseReason.NORMAL_CLOSURE == 1000
+        assert CloseReason.PROTOCOL_ERROR == 1002
+        assert CloseReason.NO_STATUS_RCVD == 1005
+        assert CloseReason.ABNORMAL_CLOSURE == 1006
+        assert CloseReason.INVALID_FRAME_PAYLOAD_DATA == 1007
+        assert CloseReason.MESSAGE_TOO_BIG == 1009
+        assert CloseReason.TLS_HANDSHAKE_FAILED == 1015
+        assert 1004 not in {int(code) for code in CloseReason}
+
+    def test_local_only(self) -> None:
+        """Section 7.4.1: 1005, 1006 and 1015 MUST NOT be set in a Close frame."""
+        assert set(LOCAL_ONLY_CLOSE_REASONS) == {1005, 1006, 1015}
+
+    def test_is_valid_close_code_matches_spec_over_whole_range(self) -> None:
+        """Sections 7.4.1 and 7.4.2, every 16-bit value."""
+        mismatches = [code for code in range(0x10000) if is_valid_close_code(code) != spec_close_code_is_valid(code)]
+        assert mismatches == []
+
+    @pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535])
+    def test_invalid_codes(self, code: int) -> None:
+        assert not is_valid_close_code(code)
+
+    @pytest.mark.parametrize(
+        "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+    )
+    def test_valid_codes(self, code: int) -> None:
+        assert is_valid_close_code(code)
+        assert is_sendable_close_code(code)
+
+    def test_sendable_adds_only_1005(self) -> None:
+        extra = [code for code in range(0x10000) if is_sendable_close_code(code) and not is_valid_close_code(code)]
+        assert extra == [1005]
+
+
+class TestBuildClosePayload:
+    def test_no_code(self) -> None:
+        assert build_close_payload(None, None) == b""
+        assert build_close_payload(None, "") == b""
+
+    def test_1005_means_empty(self) -> None:
+        """Section 7.1.5: 1005 stands for "no status code", so nothing is sent."""
+        assert build_close_payload(1005, None) == b""
+
+    @pytest.mark.parametrize("code", [None, 1005])
+    def test_reason_without_code(self, code: int | None) -> None:
+        """Section 5.5.1: a reason may only follow a status code."""
+        with pytest.raises(LocalProtocolError):
+            build_close_payload(code, "bye")
+
+    def test_code_and_reason(self) -> None:
+        """Section 5.5.1: two-byte big-endian code, then the UTF-8 reason."""
+        assert build_close_payload(1000, None) == b"\x03\xe8"
+        assert build_close_payload(4001, "héllo") == b"\x0f\xa1" + "héllo".encode()
+
+    @pytest.mark.parametrize("code", [0, 999, 1004, 1006, 1015, 1016, 2000, 2999, 5000, 65535])
+    def test_unsendable_codes(self, code: int) -> None:
+        """Section 7.4: these codes must never appear on the wire."""
+        with pytest.raises(LocalProtocolError):
+            build_close_payload(code, None)
+
+    def test_long_ascii_reason_truncated_to_123_bytes(self) -> None:
+        """Section 5.5: a control payload is at most 125 bytes, 2 of which hold the code."""
+        payload = build_close_payload(1000, "x" * 500)
+        assert len(payload) == MAX_CONTROL_PAYLOAD
+        assert payload[2:] == b"x" * 123
+
+    @pytest.mark.parametrize("char", ["é", "€", "😀"])
+    def test_long_reason_cut_on_utf8_boundary(self, char: str) -> None:
+        """Section 5.5.1: the reason MUST be valid UTF-8, so a character is not cut in half."""
+        payload = build_close_payload(1000, "a" + char * 100)
+        reason = payload[2:]
+        assert len(reason) <= 123
+        text = reason.decode("utf-8")  # must not raise
+        assert text == "a" + char * ((123 - 1) // len(char.encode()))
+
+    def test_reason_of_exactly_123_bytes_is_kept(self) -> None:
+        reason = "é" * 61 + "a"  # 123 bytes
+        assert build_close_payload(1000, reason)[2:].decode() == reason
+
+    def test_lone_surrogate_reason(self) -> None:
+        with pytest.raises(LocalProtocolError):
+            build_close_payload(1000, "bad \ud800")
+
+
+class TestParseClosePayload:
+    def test_empty_is_1005(self) -> None:
+        """Section 7.1.5: no status code means the close code is considered 1005."""
+        assert parse_close_payload(b"") == (1005, "")
+
+    def test_one_byte(self) -> None:
+        """Section 5.5.1: a body, if present, MUST start with a two-byte code."""
+        with pytest.raises(RemoteProtocolError) as info:
+            parse_close_payload(b"\x03")
+        assert info.value.code == 1002
+
+    @pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535])
+    def test_invalid_code(self, code: int) -> None:
+        with pytest.raises(RemoteProtocolError) as info:
+            parse_close_payload(code.to_bytes(2, "big"))
+        assert info.value.code == 1002
+
+    def test_invalid_utf8_reason(self) -> None:
+        """Section 5.5.1 / 8.1: the reason must be UTF-8; otherwise fail with 1007."""
+        with pytest.raises(RemoteProtocolError) as info:
+            parse_close_payload(b"\x03\xe8\xff")
+        assert info.value.code == 1007
+
+    def test_registered_code_becomes_enum(self) -> None:
+        code, reason = parse_close_payload(b"\x03\xe9going")
+        assert code is CloseReason.GOING_AWAY
+        assert reason == "going"
+
+    def test_private_code_stays_int(self) -> None:
+        code, reason = parse_close_payload(b"\x0f\xa0" + "ü".encode())
+        assert code == 4000
+        assert type(code) is int
+        assert reason == "ü"
+
+    @pytest.mark.parametrize("code", [1000, 1003, 1007, 1011, 1014, 3000, 4999])
+    def test_round_trip(self, code: int) -> None:
+        assert parse_close_payload(build_close_payload(code, "why")) == (code, "why")
+
+
+class TestBuildFrameHeader:
+    @pytest.mark.parametrize(
+        ("length", "expected_field", "header_size"),
+        [(0, 0, 2), (125, 125, 2), (126, 126, 4), (65535, 126, 4), (65536, 127, 10), (2**40, 127, 10)],
+    )
+    def test_minimal_length_encoding(self, length: int, expected_field: int, header_size: int) -> None:
+        """Section 5.2: 7-bit length up to 125, 126 + 16 bits up to 65535, else 127 + 64 bits."""
+        header = build_frame_header(Opcode.BINARY, length)
+        assert len(header) == header_size
+        assert header[0] == 0x82
+        assert header[1] == expected_field
+        if expected_field == 126:
+            assert int.from_bytes(header[2:4], "big") == length
+        elif expected_field == 127:
+            assert int.from_bytes(header[2:10], "big") == length
+
+    def test_fin_rsv_and_mask(self) -> None:
+        header = build_frame_header(Opcode.TEXT, 3, fin=False, rsv=0x40, mask=b"abcd")
+        assert header == bytes((0x41, 0x83)) + b"abcd"
+        first, length, masked, key, payload, rest = parse_frame(header + b"xyz")
+        assert (first, length, masked, key, rest) == (0x41, 3, True, b"abcd", b"")
+        assert len(payload) == 3
+
+    def test_mask_after_extended_length(self) -> None:
+        header = build_frame_header(Opcode.PING, 300, mask=b"\x01\x02\x03\x04")
+        assert header == b"\x89\xfe\x01\x2c\x01\x02\x03\x04"
+
+
+def test_rsvbits_is_a_named_tuple() -> None:
+    bits = RsvBits(True, False, True)
+    assert bits == (True, False, True)
+    assert (bits.rsv1, bits.rsv2, bits.rsv3) == (True, False, True)
