@@ -104,6 +104,10 @@ class H11Handshake:
         self._events: list[Event] = []
         # Server: the request being answered. Client: the request we sent.
         self._request: Request | None = None
+        #: Server: the target and headers of the HTTP request received, set
+        #: even when it is not a valid upgrade, so that a server can answer a
+        #: plain HTTP request (a page, a health check) instead of rejecting it.
+        self.request_head: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
         self._nonce: bytes | None = None
 
     @property
@@ -140,6 +144,7 @@ class H11Handshake:
 
     def _process_request(self, request: h11.Request) -> Request:
         """Validate an upgrade request (section 4.2.1) and describe it as an event."""
+        self.request_head = (request.target, list(request.headers))
         # Section 4.2.1, item 1: "An HTTP/1.1 or higher GET request".
         if request.method != b"GET":
             raise RemoteProtocolError(

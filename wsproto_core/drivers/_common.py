@@ -1,0 +1,176 @@
+"""What the asyncio, trio and thread drivers share, so that each stays a thin I/O loop.
+
+Everything here is sans-I/O: parsing ``ws://`` URLs, building the client's
+``Request`` and the server's ``AcceptConnection``, the exceptions the drivers
+raise, and the driver-side settings. The protocol work itself (replies, timers,
+message assembly, limits) lives in :class:`~wsproto_core.managed.ManagedConnection`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from collections.abc import Callable, Sequence
+
+from ..connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE
+from ..events import AcceptConnection, RejectConnection, Request
+from ..extensions import Extension
+from ..permessage_deflate import PerMessageDeflate
+
+__all__ = [
+    "ConnectionClosed",
+    "HandshakeRejected",
+    "HttpResponse",
+    "InvalidURL",
+    "Settings",
+    "WebSocketURL",
+    "accept_for",
+    "parse_url",
+    "request_for",
+]
+
+#: Bytes read from the transport at a time.
+READ_SIZE = 65536
+
+
+class ConnectionClosed(Exception):
+    """The WebSocket connection is closed; ``code`` and ``reason`` say how.
+
+    ``code`` is 1000 or 1001 for a normal closure, 1006 when the transport
+    closed without a Close frame, and the peer's or our failure code otherwise.
+    """
+
+    def __init__(self, code: int, reason: str | None = None) -> None:
+        super().__init__(f"WebSocket connection closed: {code}" + (f" {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+
+    @property
+    def normal(self) -> bool:
+        """Whether the connection closed normally (1000 or 1001)."""
+        return self.code in (1000, 1001)
+
+
+class HandshakeRejected(Exception):
+    """The server answered the upgrade with an HTTP response instead of 101."""
+
+    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(f"WebSocket handshake rejected with HTTP {status_code}")
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+
+
+class InvalidURL(ValueError):
+    """The URL is not a ``ws://`` or ``wss://`` URL."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WebSocketURL:
+    """A parsed ``ws://`` or ``wss://`` URL."""
+
+    secure: bool
+    host: str
+    port: int
+    target: str
+
+    @property
+    def authority(self) -> str:
+        """The Host header value: the port is left out when it is the default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.secure else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> WebSocketURL:
+    """Parse a WebSocket URL (RFC 6455 section 3); raise :class:`InvalidURL` if it is not one."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise InvalidURL(f"{url!r} is not a WebSocket URL: it must start with ws:// or wss://")
+    if parts.fragment:
+        # Section 3: "Fragment identifiers are meaningless in the context of
+        # WebSocket URIs and MUST NOT be used".
+        raise InvalidURL(f"{url!r} has a fragment (#...), which WebSocket URLs must not have")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidURL(f"{url!r} has an invalid port") from None
+    if not parts.hostname:
+        raise InvalidURL(f"{url!r} has no host")
+    secure = parts.scheme == "wss"
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return WebSocketURL(secure, parts.hostname, port or (443 if secure else 80), target)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The options every driver accepts, with the defaults a server wants.
+
+    :param compression: negotiate permessage-deflate (RFC 7692).
+    :param max_message_size: the largest message accepted, in bytes (1009 above).
+    :param max_frame_size: the largest frame accepted, in bytes.
+    :param ping_interval: seconds between keepalive Pings; ``None`` disables them.
+    :param ping_timeout: seconds to wait for a keepalive Pong before giving up.
+    :param close_timeout: seconds to wait for the peer during the closing handshake.
+    :param max_queue: received messages buffered for the application before
+        the driver stops reading from the socket (backpressure).
+    """
+
+    compression: bool = True
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float | None = 10.0
+    max_queue: int = 16
+
+
+def request_for(
+    url: WebSocketURL,
+    settings: Settings,
+    subprotocols: Sequence[str] = (),
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> Request:
+    """The client's upgrade ``Request`` for ``url``."""
+    extensions: list[Extension] = []
+    if settings.compression:
+        # Offering client_no_context_takeover lets a server that wants to save
+        # memory ask for it (RFC 7692 section 7.1.1.2).
+        extensions.append(PerMessageDeflate(client_no_context_takeover=True))
+    return Request(
+        host=url.authority,
+        target=url.target,
+        extensions=extensions,
+        extra_headers=list(extra_headers),
+        subprotocols=list(subprotocols),
+    )
+
+
+def accept_for(request: Request, settings: Settings, subprotocols: Sequence[str] = ()) -> AcceptConnection:
+    """The server's ``AcceptConnection``: our first supported subprotocol the client offered."""
+    chosen = next((protocol for protocol in subprotocols if protocol in request.subprotocols), None)
+    extensions: list[Extension] = [PerMessageDeflate()] if settings.compression else []
+    return AcceptConnection(subprotocol=chosen, extensions=extensions)
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpResponse:
+    """A plain HTTP response a server sends instead of upgrading."""
+
+    status_code: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+
+    def rejection(self) -> RejectConnection:
+        """The ``RejectConnection`` that starts this response."""
+        headers = [*self.headers, (b"content-length", str(len(self.body)).encode("ascii"))]
+        return RejectConnection(status_code=self.status_code, headers=headers, has_body=True)
+
+
+#: ``process_request(target, headers)``: called with every HTTP request a
+#: server receives, upgrade or not. Return an :class:`HttpResponse` to answer
+#: it with plain HTTP (a page, a health check, a 403 for a bad Origin), or
+#: ``None`` to go on with the WebSocket handshake.
+ProcessRequest = Callable[[str, list[tuple[bytes, bytes]]], "HttpResponse | None"]

@@ -1,0 +1,498 @@
+"""wsproto_core on asyncio streams: ``connect`` for clients, ``serve`` for servers.
+
+Each connection runs two small tasks: a reader that feeds the socket to a
+:class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
+Closes and assembles messages), and a timer that wakes at the connection's next
+deadline (keepalive, close timeout). Received messages wait in a bounded queue;
+when it is full the reader stops reading, so a slow application slows the peer
+down through TCP instead of growing memory. ``send`` waits for the transport to
+drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as ssl_module
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any
+
+from .. import WSConnection
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
+from ..managed import ManagedConnection
+from ..state import ConnectionState, ConnectionType
+from ._common import (
+    READ_SIZE,
+    ConnectionClosed,
+    HandshakeRejected,
+    HttpResponse,
+    ProcessRequest,
+    Settings,
+    accept_for,
+    parse_url,
+    request_for,
+)
+
+__all__ = ["Server", "WebSocket", "connect", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+class WebSocket:
+    """One open WebSocket connection.
+
+    Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
+    (or ``async for``), :meth:`ping` and :meth:`close`.
+
+    Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
+    (server side: the client's ``Request``, with ``target`` and headers),
+    ``close_code`` and ``close_reason`` (once closed).
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        managed: ManagedConnection,
+        settings: Settings,
+        *,
+        subprotocol: str | None,
+        request: Request | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._managed = managed
+        self._settings = settings
+        self._loop = asyncio.get_running_loop()
+        self.subprotocol = subprotocol
+        self.request = request
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._messages: deque[str | bytes] = deque()
+        self._message_ready = asyncio.Event()
+        self._queue_has_space = asyncio.Event()
+        self._queue_has_space.set()
+        self._timers_changed = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
+        self._reader_task = asyncio.create_task(self._read_loop())
+        self._timer_task = asyncio.create_task(self._timer_loop())
+
+    # ------------------------------------------------------------- application
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send a text (``str``) or binary message; wait until the transport drained."""
+        self._raise_if_closed()
+        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
+        try:
+            self._managed.send(event, self._loop.time())
+        except LocalProtocolError:
+            self._raise_if_closed(closing=True)
+            raise
+        await self._flush()
+
+    async def recv(self) -> str | bytes:
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
+        while not self._messages:
+            if self._closed.is_set():
+                raise self._closed_error()
+            self._message_ready.clear()
+            await self._message_ready.wait()
+        message = self._messages.popleft()
+        if len(self._messages) < self._settings.max_queue:
+            self._queue_has_space.set()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        """Yield messages until the connection closes (normally: no exception)."""
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosed as closed:
+                if closed.normal:
+                    return
+                raise
+
+    async def ping(self, payload: bytes | None = None) -> Awaitable[None]:
+        """Send a Ping; return an awaitable that completes when its Pong arrives."""
+        self._raise_if_closed()
+        payload = self._managed.ping(payload, self._loop.time())
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._pong_waiters[payload] = waiter
+        self._timers_changed.set()
+        await self._flush()
+        return waiter
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (closing handshake, then the transport) and wait for it."""
+        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._managed.close(code, reason or None, self._loop.time())
+            self._timers_changed.set()
+            await self._flush()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is closed."""
+        await asyncio.shield(self._reader_task)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed."""
+        return self._closed.is_set()
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it."""
+        return self._writer.get_extra_info("peername")
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _raise_if_closed(self, closing: bool = False) -> None:
+        if self._closed.is_set():
+            raise self._closed_error()
+        if closing or self._managed.state is not ConnectionState.OPEN:
+            close = self._managed.close_event
+            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
+
+    def _closed_error(self) -> ConnectionClosed:
+        return ConnectionClosed(self.close_code or 1006, self.close_reason)
+
+    async def _flush(self) -> None:
+        data = self._managed.data_to_send()
+        if not data or self._writer.is_closing():
+            return
+        self._writer.write(data)
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            self._writer.transport.abort()
+
+    async def _read_loop(self) -> None:
+        managed = self._managed
+        try:
+            while True:
+                # Events first: bytes that came with the handshake may hold frames.
+                for event in managed.events(self._loop.time()):
+                    if isinstance(event, Message):
+                        self._messages.append(event.data)
+                        self._message_ready.set()
+                    elif isinstance(event, Pong):
+                        self._pong_arrived(event.payload)
+                self._timers_changed.set()
+                await self._flush()
+                if managed.should_close_transport:
+                    break
+                if len(self._messages) >= self._settings.max_queue:
+                    # Backpressure: stop reading until the application catches up.
+                    self._queue_has_space.clear()
+                    await self._queue_has_space.wait()
+                try:
+                    data = await self._reader.read(READ_SIZE)
+                except (ConnectionError, OSError):
+                    data = b""
+                managed.receive_data(data or None, self._loop.time())
+        finally:
+            self._finish()
+
+    async def _timer_loop(self) -> None:
+        managed = self._managed
+        while not self._closed.is_set():
+            deadline = managed.next_deadline
+            timeout = None if deadline is None else max(0.0, deadline - self._loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timers_changed.wait(), timeout)
+            self._timers_changed.clear()
+            managed.handle_timers(self._loop.time())
+            await self._flush()
+            if managed.should_close_transport and not self._closed.is_set():
+                self._writer.transport.abort()
+
+    def _pong_arrived(self, payload: bytes) -> None:
+        # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
+        # 5.5.3 lets a peer answer only the latest Ping).
+        for key in list(self._pong_waiters):
+            waiter = self._pong_waiters.pop(key)
+            if not waiter.done():
+                waiter.set_result(None)
+            if key == payload:
+                break
+
+    def _finish(self) -> None:
+        close = self._managed.close_event
+        self.close_code = close.code if close is not None else 1006
+        self.close_reason = close.reason if close is not None else None
+        self._closed.set()
+        self._message_ready.set()
+        self._timers_changed.set()
+        error = self._closed_error()
+        for waiter in self._pong_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                # Nobody may be awaiting it; do not warn about an unretrieved error.
+                waiter.exception()
+        self._pong_waiters.clear()
+        if not self._writer.is_closing():
+            self._writer.close()
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**options)
+    except TypeError as exc:
+        raise TypeError(f"Unknown option: {exc}") from None
+
+
+class _Connect:
+    """``await connect(...)`` or ``async with connect(...) as websocket``."""
+
+    def __init__(self, coroutine: Awaitable[WebSocket]) -> None:
+        self._coroutine = coroutine
+        self._websocket: WebSocket | None = None
+
+    def __await__(self) -> Generator[Any, None, WebSocket]:
+        return self._coroutine.__await__()
+
+    async def __aenter__(self) -> WebSocket:
+        self._websocket = await self._coroutine
+        return self._websocket
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._websocket is not None:
+            await self._websocket.close()
+
+
+def connect(
+    url: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    **options: Any,
+) -> _Connect:
+    """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``).
+
+    Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
+    limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
+    server answers with plain HTTP, ``InvalidURL`` for a bad URL, and ``OSError``
+    when the connection fails.
+    """
+    settings = _settings(options)
+    return _Connect(
+        _open(
+            url,
+            settings,
+            subprotocols=subprotocols,
+            extra_headers=extra_headers,
+            ssl=ssl,
+            open_timeout=open_timeout,
+        )
+    )
+
+
+async def _open(
+    url: str,
+    settings: Settings,
+    *,
+    subprotocols: Sequence[str],
+    extra_headers: Sequence[tuple[bytes, bytes]],
+    ssl: ssl_module.SSLContext | None,
+    open_timeout: float | None,
+) -> WebSocket:
+    target = parse_url(url)
+    context = (ssl or ssl_module.create_default_context()) if target.secure else None
+    async with asyncio.timeout(open_timeout):
+        reader, writer = await asyncio.open_connection(target.host, target.port, ssl=context)
+        try:
+            connection = WSConnection(
+                ConnectionType.CLIENT,
+                max_frame_size=settings.max_frame_size,
+                max_message_size=settings.max_message_size,
+            )
+            writer.write(connection.send(request_for(target, settings, subprotocols, extra_headers)))
+            accepted = await _client_handshake(reader, connection)
+        except BaseException:
+            writer.transport.abort()
+            raise
+    managed = _managed(connection, settings, client=True)
+    return WebSocket(reader, writer, managed, settings, subprotocol=accepted.subprotocol)
+
+
+async def _client_handshake(reader: asyncio.StreamReader, connection: WSConnection) -> AcceptConnection:
+    rejection: RejectConnection | None = None
+    body = bytearray()
+    while True:
+        data = await reader.read(READ_SIZE)
+        connection.receive_data(data or None)
+        for event in connection.events():
+            if isinstance(event, AcceptConnection):
+                return event
+            if isinstance(event, RejectConnection):
+                rejection = event
+            elif isinstance(event, RejectData):
+                body += event.data
+                if event.body_finished and rejection is not None:
+                    raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
+        if not data:
+            if rejection is not None:
+                raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
+            raise ConnectionError("The server closed the connection during the WebSocket handshake")
+
+
+def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> ManagedConnection:
+    return ManagedConnection(
+        connection,
+        client=client,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        close_timeout=settings.close_timeout,
+        now=asyncio.get_running_loop().time(),
+    )
+
+
+Handler = Callable[[WebSocket], Awaitable[None]]
+
+
+class Server:
+    """A listening WebSocket server; ``async with`` it, or call :meth:`close`."""
+
+    def __init__(self, server: asyncio.Server, connections: set[WebSocket]) -> None:
+        self._server = server
+        self._connections = connections
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (useful with port 0)."""
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
+        return tuple(self._server.sockets)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        await self._server.serve_forever()
+
+    async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop listening, close every connection (1001: going away), and wait."""
+        self._server.close()
+        await asyncio.gather(
+            *(websocket.close(code, reason) for websocket in list(self._connections)), return_exceptions=True
+        )
+        await self._server.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+async def serve(
+    handler: Handler,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    subprotocols: Sequence[str] = (),
+    process_request: ProcessRequest | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    **options: Any,
+) -> Server:
+    """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection.
+
+    ``subprotocols`` are ours, in order of preference. ``process_request`` may
+    answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
+    connection is closed (1000) when the handler returns, or (1011) when it
+    raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
+    """
+    settings = _settings(options)
+    connections: set[WebSocket] = set()
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(open_timeout):
+                connection, request = await _server_handshake(reader, writer, settings, process_request)
+        except (TimeoutError, ConnectionError, OSError, RemoteProtocolError):
+            writer.transport.abort()
+            return
+        if request is None:
+            writer.close()
+            return
+        accept = accept_for(request, settings, subprotocols)
+        writer.write(connection.send(accept))
+        websocket = WebSocket(
+            reader,
+            writer,
+            _managed(connection, settings, client=False),
+            settings,
+            subprotocol=accept.subprotocol,
+            request=request,
+        )
+        connections.add(websocket)
+        try:
+            await handler(websocket)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("WebSocket handler failed")
+            with contextlib.suppress(Exception):
+                await websocket.close(1011, "internal error")
+        finally:
+            with contextlib.suppress(Exception):
+                await websocket.close()
+            connections.discard(websocket)
+
+    server = await asyncio.start_server(on_client, host, port, ssl=ssl)
+    return Server(server, connections)
+
+
+async def _server_handshake(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    settings: Settings,
+    process_request: ProcessRequest | None,
+) -> tuple[WSConnection, Request | None]:
+    connection = WSConnection(
+        ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+    )
+    while True:
+        data = await reader.read(READ_SIZE)
+        if not data:
+            raise ConnectionError("The client closed the connection during the handshake")
+        try:
+            connection.receive_data(data)
+        except RemoteProtocolError as failure:
+            response = _answer(connection, process_request)
+            if response is None:
+                writer.write(connection.send(failure.event_hint))
+            else:
+                writer.write(connection.send(response.rejection()) + connection.send(RejectData(response.body)))
+            return connection, None
+        for event in connection.events():
+            if isinstance(event, Request):
+                response = _answer(connection, process_request)
+                if response is not None:
+                    writer.write(connection.send(response.rejection()) + connection.send(RejectData(response.body)))
+                    return connection, None
+                return connection, event
+
+
+def _answer(connection: WSConnection, process_request: ProcessRequest | None) -> HttpResponse | None:
+    head = connection.handshake.request_head
+    if process_request is None or head is None:
+        return None
+    target, headers = head
+    return process_request(target.decode("latin-1"), headers)

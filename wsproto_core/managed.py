@@ -1,0 +1,244 @@
+"""What every I/O driver needs on top of the protocol, written once, without I/O.
+
+:class:`ManagedConnection` wraps a :class:`~wsproto_core.connection.Connection`
+or a :class:`~wsproto_core.WSConnection` and adds, all opt-in:
+
+- automatic replies: a Pong for every Ping, the Close that answers a Close (or
+  that fails the connection after a protocol violation), queued for sending;
+- the "close the transport now" signal of RFC 6455 section 7.1.1 (the server
+  closes TCP first; a client waits for it, then gives up after a timeout);
+- sans-I/O timers: keepalive pings every ``ping_interval`` seconds, failing the
+  connection when the Pong is later than ``ping_timeout``, and a
+  ``close_timeout`` for the peer's reply to our Close. The caller passes the
+  time in (``now``) and asks when to come back (:attr:`next_deadline`); there
+  is no clock and no sleep in here;
+- whole messages: fragments are joined (the wrapped connection's
+  ``max_message_size`` bounds them) so an application gets one ``TextMessage``
+  or ``BytesMessage`` per message;
+- an outgoing buffer: everything to send, replies included, accumulates in
+  :meth:`data_to_send`, and :attr:`bytes_to_send` tells its size so a driver
+  can apply backpressure.
+
+A driver's loop is then: feed what it reads to :meth:`receive_data`, hand the
+:meth:`events` to the application, write :meth:`data_to_send`, close the
+transport when :attr:`should_close_transport`, and call :meth:`handle_timers`
+at :attr:`next_deadline`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+from .errors import LocalProtocolError
+from .events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
+from .state import ConnectionState
+
+__all__ = ["ManagedConnection"]
+
+
+class _Engine(Protocol):
+    """What ManagedConnection needs of the object it wraps."""
+
+    @property
+    def state(self) -> ConnectionState: ...
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None: ...
+
+    def events(self) -> Iterator[Event]: ...
+
+    def send(self, event: Event) -> bytes: ...
+
+
+class ManagedConnection:
+    """A connection that replies, keeps time and assembles messages by itself.
+
+    :param connection: a ``Connection`` or ``WSConnection`` (client or server).
+    :param client: whether we are the client (decides who closes TCP first).
+    :param auto_reply: answer Pings and Closes without the application.
+    :param assemble_messages: yield whole messages instead of fragments.
+    :param ping_interval: seconds between keepalive Pings (``None``: none).
+    :param ping_timeout: seconds to wait for a keepalive Pong before failing
+        the connection with 1011 (``None``: wait forever).
+    :param close_timeout: seconds to wait, after our Close, for the peer's
+        Close (and, as a client, for the server to close TCP).
+    :param now: the current time, in the same unit and origin as later ``now``
+        arguments (``time.monotonic()`` or an event loop's ``time()``).
+    """
+
+    def __init__(
+        self,
+        connection: _Engine,
+        *,
+        client: bool,
+        auto_reply: bool = True,
+        assemble_messages: bool = True,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float | None = 10.0,
+        now: float = 0.0,
+    ) -> None:
+        for name, value in (
+            ("ping_interval", ping_interval),
+            ("ping_timeout", ping_timeout),
+            ("close_timeout", close_timeout),
+        ):
+            if value is not None and value <= 0:
+                raise LocalProtocolError(f"{name} must be a positive number of seconds or None, not {value!r}")
+        self.connection = connection
+        self.client = client
+        self.auto_reply = auto_reply
+        self.assemble_messages = assemble_messages
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self._outgoing = bytearray()
+        self._pieces: list[bytes | str] = []
+        self._should_close_transport = False
+        self._next_ping_at = now + ping_interval if ping_interval is not None else None
+        self._pong_payload: bytes | None = None
+        self._pong_deadline: float | None = None
+        self._close_deadline: float | None = None
+        #: The close code and reason the connection ended with, once known.
+        self.close_event: CloseConnection | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        """The wrapped connection's state."""
+        return self.connection.state
+
+    @property
+    def should_close_transport(self) -> bool:
+        """Whether the driver should now close the transport (after writing what is queued)."""
+        return self._should_close_transport
+
+    @property
+    def bytes_to_send(self) -> int:
+        """How many bytes :meth:`data_to_send` would return."""
+        return len(self._outgoing)
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timers` must next be called, or ``None`` for never."""
+        deadlines = [
+            deadline
+            for deadline in (self._next_ping_at, self._pong_deadline, self._close_deadline)
+            if deadline is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes queued for the peer (possibly empty)."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def send(self, event: Event, now: float = 0.0) -> None:
+        """Queue ``event`` for sending (see ``Connection.send`` for what may be sent)."""
+        self._outgoing += self.connection.send(event)
+        if isinstance(event, CloseConnection):
+            self._after_close_sent(now)
+
+    def close(self, code: int = 1000, reason: str | None = None, now: float = 0.0) -> None:
+        """Start the closing handshake, if it is not already under way."""
+        if self.connection.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self.send(CloseConnection(code=code, reason=reason), now)
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None, now: float = 0.0) -> None:
+        """Feed bytes read from the transport, or ``None`` at end of stream."""
+        self.connection.receive_data(data)
+        if data is None:
+            self._should_close_transport = True
+            self._close_deadline = None
+
+    def events(self, now: float = 0.0) -> Iterator[Event]:
+        """Iterate over received events, with the automatic replies queued as they pass."""
+        for received in self.connection.events():
+            event = received
+            if isinstance(received, Message) and self.assemble_messages:
+                self._pieces.append(received.data)
+                if not received.message_finished:
+                    continue
+                pieces, self._pieces = self._pieces, []
+                if isinstance(received, TextMessage):
+                    event = TextMessage("".join(pieces))  # type: ignore[arg-type]
+                else:
+                    event = BytesMessage(b"".join(pieces))  # type: ignore[arg-type]
+            elif isinstance(event, Ping):
+                if self.auto_reply and self.connection.state is ConnectionState.OPEN:
+                    self._outgoing += self.connection.send(event.response())
+            elif isinstance(event, Pong):
+                if self._pong_payload is not None and event.payload == self._pong_payload:
+                    self._pong_payload = None
+                    self._pong_deadline = None
+            elif isinstance(event, CloseConnection):
+                self._on_close(event, now)
+            yield event
+
+    def _on_close(self, event: CloseConnection, now: float) -> None:
+        self.close_event = event
+        self._next_ping_at = self._pong_deadline = None
+        if self.auto_reply and self.connection.state is ConnectionState.REMOTE_CLOSING:
+            self._outgoing += self.connection.send(event.response())
+        if self.connection.state is ConnectionState.CLOSED:
+            self._close_deadline = None
+            # Section 7.1.1: "the server ... SHOULD close the underlying TCP
+            # connection"; the client waits for that, within close_timeout.
+            # After a violation (section 7.1.7) or a lost transport, nobody waits.
+            if not self.client or event.code == 1006 or self._failed():
+                self._should_close_transport = True
+            elif self.close_timeout is not None:
+                self._close_deadline = now + self.close_timeout
+            else:
+                self._should_close_transport = True
+
+    def _failed(self) -> bool:
+        engine = getattr(self.connection, "connection", self.connection)
+        return getattr(engine, "failure", None) is not None
+
+    def _after_close_sent(self, now: float) -> None:
+        self._next_ping_at = self._pong_deadline = None
+        if self.connection.state is ConnectionState.CLOSED:
+            # We answered the peer's Close: the handshake is complete.
+            if not self.client:
+                self._should_close_transport = True
+            elif self.close_timeout is not None:
+                self._close_deadline = now + self.close_timeout
+        elif self.close_timeout is not None:
+            self._close_deadline = now + self.close_timeout
+
+    def ping(self, payload: bytes | None = None, now: float = 0.0) -> bytes:
+        """Send a Ping and expect its Pong within ``ping_timeout``; return its payload."""
+        if payload is None:
+            payload = os.urandom(4)
+        self._outgoing += self.connection.send(Ping(payload))
+        self._pong_payload = payload
+        if self.ping_timeout is not None:
+            self._pong_deadline = now + self.ping_timeout
+        return payload
+
+    def handle_timers(self, now: float) -> None:
+        """Do what is due at ``now``: a keepalive Ping, or give up on a late peer."""
+        if self._pong_deadline is not None and now >= self._pong_deadline:
+            # No Pong in time: the peer or the path is dead. Fail with 1011
+            # (as websockets does) and close the transport without waiting.
+            self._pong_deadline = None
+            self._next_ping_at = None
+            if self.connection.state is ConnectionState.OPEN:
+                self._outgoing += self.connection.send(CloseConnection(1011, "keepalive ping timeout"))
+            self.close_event = CloseConnection(1006, "keepalive ping timeout")
+            self._should_close_transport = True
+            self._close_deadline = None
+        if self._close_deadline is not None and now >= self._close_deadline:
+            self._close_deadline = None
+            self._should_close_transport = True
+        if self._next_ping_at is not None and now >= self._next_ping_at:
+            assert self.ping_interval is not None
+            state = self.connection.state
+            if state is ConnectionState.OPEN or state is ConnectionState.CONNECTING:
+                if state is ConnectionState.OPEN and self._pong_payload is None:
+                    self.ping(now=now)
+                self._next_ping_at = now + self.ping_interval
+            else:
+                self._next_ping_at = None
