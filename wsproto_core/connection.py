@@ -146,7 +146,6 @@ class Connection:
         # broke the protocol, or the transport closed and its bytes are used up.
         self._input_done = False
         self._transport_closed = False
-        self._close_received = False
         # The frame whose payload is being read, when its header has been parsed
         # but not all of its payload has arrived.
         self._frame_remaining = -1
@@ -172,6 +171,11 @@ class Connection:
     def _transition(self, trigger: Trigger) -> None:
         self._state = next_state(self._state, trigger)
         self._plain_send = self._may_take_send_hot_path()
+        if self._state is ConnectionState.CLOSED or trigger is Trigger.REMOTE_VIOLATION:
+            # Nothing more will be compressed or decompressed: let extensions
+            # free their state (zlib windows) now rather than at collection.
+            for extension in self.extensions:
+                extension.release()
 
     def _may_take_send_hot_path(self) -> bool:
         return self._state is _OPEN and not (self.extensions or self._send_opcode)
@@ -260,9 +264,10 @@ class Connection:
                 return
             if event is None:
                 if self._transport_closed:
+                    # Reached only when no Close was received (a Close ends
+                    # the input): section 7.1.5 calls that code 1006.
                     self._input_done = True
-                    if not self._close_received:
-                        yield CloseConnection(code=CloseReason.ABNORMAL_CLOSURE)
+                    yield CloseConnection(code=CloseReason.ABNORMAL_CLOSURE)
                 return
             yield event
 
@@ -287,12 +292,9 @@ class Connection:
         """
         while True:
             if self._frame_remaining >= 0:
-                event = self._continue_frame()
-                if event is None and self._frame_remaining >= 0:
-                    return None
-                if event is not None:
-                    return event
-                continue
+                # None here means "need more bytes": a frame that ends always
+                # produces an event.
+                return self._continue_frame()
 
             buffer = self._buffer
             position = self._offset
@@ -531,7 +533,6 @@ class Connection:
         if opcode == 0xA:
             return Pong(payload)
         code, reason = parse_close_payload(payload)
-        self._close_received = True
         self._input_done = True
         self._transition(Trigger.RECEIVE_CLOSE)
         return CloseConnection(code=code, reason=reason)

@@ -58,6 +58,12 @@ class Extension:
         """Called when a received data frame ends; may return trailing data."""
         return None
 
+    def release(self) -> None:
+        """Free per-connection resources: the connection is closed or failed.
+
+        Not part of wsproto's interface; the default does nothing.
+        """
+
     def frame_outbound(
         self, proto: Connection, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
     ) -> tuple[RsvBits, bytes]:
@@ -69,4 +75,7 @@ class Extension:
 # ``wsproto.extensions``; at the bottom because that module imports Extension.
 from .permessage_deflate import PerMessageDeflate  # noqa: E402
 
-__all__ += ["PerMessageDeflate"]
+#: The extensions this library implements, by token (as in wsproto).
+SUPPORTED_EXTENSIONS: dict[str, type[Extension]] = {PerMessageDeflate.name: PerMessageDeflate}
+
+__all__ += ["SUPPORTED_EXTENSIONS", "PerMessageDeflate"]
