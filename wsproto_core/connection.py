@@ -66,6 +66,9 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
 _OPEN = ConnectionState.OPEN
+# Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
+_OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
+_RSV_BITS = tuple(RsvBits(bool(bits & 4), bool(bits & 2), bool(bits & 1)) for bits in range(8))
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _from_bytes = int.from_bytes
@@ -383,7 +386,7 @@ class Connection:
 
             self._start_data_frame(opcode, fin, length, first)
             end = position + header_size + length
-            if end <= len(buffer) and not self.extensions:
+            if end <= len(buffer):
                 # The whole frame is here: the common case for small messages.
                 if buffer.__class__ is bytes:
                     payload = buffer[position + header_size : end]
@@ -392,18 +395,15 @@ class Connection:
                 self._offset = end
                 if mask is not None:
                     payload = apply_mask(payload, mask)
+                if self.extensions:
+                    self._frame_fin = bool(fin)
+                    payload = self._inbound_payload(payload, True)
                 message_opcode = self._message_opcode
                 if fin:
                     self._message_opcode = 0
                     self._message_size = 0
                 if message_opcode == 2:
                     return BytesMessage(payload, True, bool(fin))
-                if opcode == 1 and fin and self._utf8 is None:
-                    try:
-                        text = payload.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
-                    return TextMessage(text, True, True)
                 return self._text_event(payload, True, bool(fin))
 
             self._offset = position + header_size
@@ -508,6 +508,12 @@ class Connection:
         """
         decoder = self._utf8
         if decoder is None:
+            if message_finished:
+                # A whole message in one piece: no state to carry over.
+                try:
+                    return TextMessage(payload.decode("utf-8"), frame_finished, True)
+                except UnicodeDecodeError:
+                    raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
             decoder = self._utf8 = _utf8_decoder()
         try:
             text = decoder.decode(payload, message_finished)
@@ -540,10 +546,10 @@ class Connection:
     # ----------------------------------------------------------- extension hooks
 
     def _inbound_header(self, opcode: int, first: int, length: int) -> None:
-        rsv = RsvBits(bool(first & 0x40), bool(first & 0x20), bool(first & 0x10))
+        rsv = _RSV_BITS[(first >> 4) & 7]
         claimed = 0
         for extension in self.extensions:
-            result = extension.frame_inbound_header(self, Opcode(opcode), rsv, length)
+            result = extension.frame_inbound_header(self, _OPCODES[opcode], rsv, length)
             if isinstance(result, CloseReason):
                 raise RemoteProtocolError(f"Extension {extension.name} refused the frame", code=int(result))
             claimed |= (result.rsv1 << 6) | (result.rsv2 << 5) | (result.rsv3 << 4)
@@ -552,17 +558,10 @@ class Connection:
 
     def _inbound_payload(self, chunk: bytes, frame_finished: bool) -> bytes:
         for extension in self.extensions:
-            result = extension.frame_inbound_payload_data(self, chunk)
+            result = extension.frame_inbound_payload(self, chunk, frame_finished, self._frame_fin)
             if isinstance(result, CloseReason):
                 raise RemoteProtocolError(f"Extension {extension.name} refused the payload", code=int(result))
             chunk = result
-        if frame_finished:
-            for extension in self.extensions:
-                tail = extension.frame_inbound_complete(self, self._frame_fin)
-                if isinstance(tail, CloseReason):
-                    raise RemoteProtocolError(f"Extension {extension.name} refused the frame", code=int(tail))
-                if tail:
-                    chunk += tail
         size = self._message_size + len(chunk)
         if self._max_message_size is not None and size > self._max_message_size:
             raise RemoteProtocolError(

@@ -58,6 +58,24 @@ class Extension:
         """Called when a received data frame ends; may return trailing data."""
         return None
 
+    def frame_inbound_payload(
+        self, proto: Connection, data: bytes, frame_finished: bool, fin: bool
+    ) -> bytes | CloseReason:
+        """Transform received payload data, knowing whether it ends the frame.
+
+        This is what the connection calls. The default runs wsproto's two hooks,
+        :meth:`frame_inbound_payload_data` then (at the end of a frame)
+        :meth:`frame_inbound_complete`, so extensions written for wsproto work
+        unchanged; an extension may override it to do both in one step.
+        """
+        result = self.frame_inbound_payload_data(proto, data)
+        if isinstance(result, CloseReason) or not frame_finished:
+            return result
+        tail = self.frame_inbound_complete(proto, fin)
+        if isinstance(tail, CloseReason):
+            return tail
+        return result + tail if tail else result
+
     def release(self) -> None:
         """Free per-connection resources: the connection is closed or failed.
 
