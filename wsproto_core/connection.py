@@ -35,9 +35,9 @@ from .extensions import Extension
 from .frames import (
     LOCAL_ONLY_CLOSE_REASONS,
     MAX_CONTROL_PAYLOAD,
+    RSV_BITS_BY_VALUE,
     CloseReason,
     Opcode,
-    RsvBits,
     build_close_payload,
     build_frame_header,
     parse_close_payload,
@@ -68,7 +68,7 @@ DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 _OPEN = ConnectionState.OPEN
 # Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
-_RSV_BITS = tuple(RsvBits(bool(bits & 4), bool(bits & 2), bool(bits & 1)) for bits in range(8))
+_RSV_BITS = RSV_BITS_BY_VALUE
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _from_bytes = int.from_bytes
@@ -675,9 +675,9 @@ class Connection:
         return self._frame((0x80 | frame_opcode) if event.message_finished else frame_opcode, payload)
 
     def _send_through_extensions(self, opcode: int, payload: bytes, fin: bool) -> bytes:
-        rsv = RsvBits(False, False, False)
+        rsv = _RSV_BITS[0]
         for extension in self.extensions:
-            rsv, payload = extension.frame_outbound(self, Opcode(opcode), rsv, payload, fin)
+            rsv, payload = extension.frame_outbound(self, _OPCODES[opcode], rsv, payload, fin)
         bits = (rsv.rsv1 << 6) | (rsv.rsv2 << 5) | (rsv.rsv3 << 4)
         return self._frame((0x80 if fin else 0) | bits | opcode, payload)
 

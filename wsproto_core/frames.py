@@ -18,6 +18,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 __all__ = [
     "LOCAL_ONLY_CLOSE_REASONS",
     "MAX_CONTROL_PAYLOAD",
+    "RSV_BITS_BY_VALUE",
     "CloseReason",
     "Opcode",
     "RsvBits",
@@ -88,6 +89,11 @@ class RsvBits(NamedTuple):
     rsv1: bool
     rsv2: bool
     rsv3: bool
+
+
+#: The eight RsvBits values, indexed by ``(first_header_byte >> 4) & 7``:
+#: built once so that per-frame code never constructs one.
+RSV_BITS_BY_VALUE = tuple(RsvBits(bool(bits & 4), bool(bits & 2), bool(bits & 1)) for bits in range(8))
 
 
 def is_valid_close_code(code: int) -> bool:

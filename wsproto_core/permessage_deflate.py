@@ -81,7 +81,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .errors import RemoteProtocolError
 from .events import RejectConnection
 from .extensions import Extension
-from .frames import CloseReason, Opcode, RsvBits
+from .frames import RSV_BITS_BY_VALUE, CloseReason, Opcode, RsvBits
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -92,8 +92,8 @@ __all__ = ["DeflateParameters", "PerMessageDeflate"]
 #: last four octets the sender removes; section 7.2.2: the receiver appends
 #: them back before inflating.
 _TAIL = b"\x00\x00\xff\xff"
-_NO_RSV = RsvBits(False, False, False)
-_RSV1 = RsvBits(True, False, False)
+_NO_RSV = RSV_BITS_BY_VALUE[0]
+_RSV1 = RSV_BITS_BY_VALUE[4]
 
 _SERVER_NO_CONTEXT_TAKEOVER = "server_no_context_takeover"
 _CLIENT_NO_CONTEXT_TAKEOVER = "client_no_context_takeover"
@@ -715,5 +715,5 @@ class PerMessageDeflate(Extension):
                 # compression_threshold is the way to skip small messages.)
                 self._compressor = None
         if first:
-            rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
+            rsv = _RSV1 if rsv is _NO_RSV else RsvBits(True, rsv.rsv2, rsv.rsv3)
         return rsv, payload
