@@ -539,7 +539,11 @@ class Connection:
         if opcode == 0xA:
             return Pong(payload)
         code, reason = parse_close_payload(payload)
+        # Section 5.5.1: the peer sends nothing after its Close; drop whatever
+        # it sent anyway rather than keep it buffered.
         self._input_done = True
+        self._buffer = b""
+        self._offset = 0
         self._transition(Trigger.RECEIVE_CLOSE)
         return CloseConnection(code=code, reason=reason)
 
