@@ -84,7 +84,8 @@ class ManagedConnection:
             ("ping_timeout", ping_timeout),
             ("close_timeout", close_timeout),
         ):
-            if value is not None and value <= 0:
+            # "not value > 0" also refuses NaN, which compares false to everything.
+            if value is not None and not value > 0:
                 raise LocalProtocolError(f"{name} must be a positive number of seconds or None, not {value!r}")
         self.connection = connection
         self.client = client
@@ -100,6 +101,7 @@ class ManagedConnection:
         self._pong_payload: bytes | None = None
         self._pong_deadline: float | None = None
         self._close_deadline: float | None = None
+        self._now = now
         #: The close code and reason the connection ended with, once known.
         self.close_event: CloseConnection | None = None
 
@@ -134,26 +136,43 @@ class ManagedConnection:
         self._outgoing.clear()
         return data
 
-    def send(self, event: Event, now: float = 0.0) -> None:
+    def _clock(self, now: float | None) -> float:
+        # Every method takes the time; when a caller leaves it out, the last
+        # time given stands (never 0, which would put deadlines in the past).
+        if now is not None:
+            self._now = now
+        return self._now
+
+    def send(self, event: Event, now: float | None = None) -> None:
         """Queue ``event`` for sending (see ``Connection.send`` for what may be sent)."""
+        now = self._clock(now)
         self._outgoing += self.connection.send(event)
         if isinstance(event, CloseConnection):
             self._after_close_sent(now)
+        elif self.connection.state is ConnectionState.CLOSED:
+            # A rejection (RejectConnection / RejectData) was sent in full.
+            self._should_close_transport = True
 
-    def close(self, code: int = 1000, reason: str | None = None, now: float = 0.0) -> None:
+    def close(self, code: int = 1000, reason: str | None = None, now: float | None = None) -> None:
         """Start the closing handshake, if it is not already under way."""
         if self.connection.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             self.send(CloseConnection(code=code, reason=reason), now)
 
-    def receive_data(self, data: bytes | bytearray | memoryview | None, now: float = 0.0) -> None:
-        """Feed bytes read from the transport, or ``None`` at end of stream."""
+    def receive_data(self, data: bytes | bytearray | memoryview | None, now: float | None = None) -> None:
+        """Feed bytes read from the transport, or ``None`` at end of stream.
+
+        During an opening handshake this raises what ``WSConnection.receive_data``
+        raises: a ``RemoteProtocolError`` whose ``event_hint`` a server sends back.
+        """
+        self._clock(now)
         self.connection.receive_data(data)
         if data is None:
             self._should_close_transport = True
             self._close_deadline = None
 
-    def events(self, now: float = 0.0) -> Iterator[Event]:
+    def events(self, now: float | None = None) -> Iterator[Event]:
         """Iterate over received events, with the automatic replies queued as they pass."""
+        now = self._clock(now)
         for received in self.connection.events():
             event = received
             if isinstance(received, Message) and self.assemble_messages:
@@ -174,6 +193,9 @@ class ManagedConnection:
                     self._pong_deadline = None
             elif isinstance(event, CloseConnection):
                 self._on_close(event, now)
+            elif self.connection.state is ConnectionState.CLOSED and self.close_event is None:
+                # A client received a rejection, body included.
+                self._should_close_transport = True
             yield event
 
     def _on_close(self, event: CloseConnection, now: float) -> None:
@@ -182,44 +204,55 @@ class ManagedConnection:
         if self.auto_reply and self.connection.state is ConnectionState.REMOTE_CLOSING:
             self._outgoing += self.connection.send(event.response())
         if self.connection.state is ConnectionState.CLOSED:
+            self._closing_handshake_done(now, event.code)
+
+    def _after_close_sent(self, now: float) -> None:
+        self._next_ping_at = self._pong_deadline = None
+        if self.connection.state is ConnectionState.CLOSED:
+            # We answered the peer's Close (or its violation).
+            code = self.close_event.code if self.close_event is not None else 1000
+            self._closing_handshake_done(now, code)
+        elif self.close_timeout is not None and self._close_deadline is None:
+            self._close_deadline = now + self.close_timeout
+
+    def _closing_handshake_done(self, now: float, code: int) -> None:
+        """Both Closes are exchanged: decide who closes the transport, and when.
+
+        Section 7.1.1: "the server ... SHOULD close the underlying TCP
+        connection"; the client waits for that, up to ``close_timeout`` from
+        its first Close (``None``: it waits for the server). After a protocol
+        violation (section 7.1.7) or a lost transport nobody waits.
+        """
+        if not self.client or code == 1006 or self._failed():
+            self._should_close_transport = True
             self._close_deadline = None
-            # Section 7.1.1: "the server ... SHOULD close the underlying TCP
-            # connection"; the client waits for that, within close_timeout.
-            # After a violation (section 7.1.7) or a lost transport, nobody waits.
-            if not self.client or event.code == 1006 or self._failed():
-                self._should_close_transport = True
-            elif self.close_timeout is not None:
-                self._close_deadline = now + self.close_timeout
-            else:
-                self._should_close_transport = True
+        elif self.close_timeout is not None and self._close_deadline is None:
+            self._close_deadline = now + self.close_timeout
 
     def _failed(self) -> bool:
         engine = getattr(self.connection, "connection", self.connection)
         return getattr(engine, "failure", None) is not None
 
-    def _after_close_sent(self, now: float) -> None:
-        self._next_ping_at = self._pong_deadline = None
-        if self.connection.state is ConnectionState.CLOSED:
-            # We answered the peer's Close: the handshake is complete.
-            if not self.client:
-                self._should_close_transport = True
-            elif self.close_timeout is not None:
-                self._close_deadline = now + self.close_timeout
-        elif self.close_timeout is not None:
-            self._close_deadline = now + self.close_timeout
+    def ping(self, payload: bytes | None = None, now: float | None = None) -> bytes:
+        """Send a Ping and expect its Pong within ``ping_timeout``; return its payload.
 
-    def ping(self, payload: bytes | None = None, now: float = 0.0) -> bytes:
-        """Send a Ping and expect its Pong within ``ping_timeout``; return its payload."""
+        Only the latest Ping's Pong is awaited (section 5.5.3 lets a peer answer
+        just the latest), but an earlier, still pending deadline is kept.
+        """
+        now = self._clock(now)
         if payload is None:
             payload = os.urandom(4)
         self._outgoing += self.connection.send(Ping(payload))
         self._pong_payload = payload
         if self.ping_timeout is not None:
-            self._pong_deadline = now + self.ping_timeout
+            deadline = now + self.ping_timeout
+            if self._pong_deadline is None or deadline < self._pong_deadline:
+                self._pong_deadline = deadline
         return payload
 
     def handle_timers(self, now: float) -> None:
         """Do what is due at ``now``: a keepalive Ping, or give up on a late peer."""
+        self._clock(now)
         if self._pong_deadline is not None and now >= self._pong_deadline:
             # No Pong in time: the peer or the path is dead. Fail with 1011
             # (as websockets does) and close the transport without waiting.
