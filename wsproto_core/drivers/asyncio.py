@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import WSConnection
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import RemoteProtocolError
 from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
@@ -78,6 +78,7 @@ class WebSocket:
         self._queue_has_space.set()
         self._timers_changed = asyncio.Event()
         self._closed = asyncio.Event()
+        self._closing = False
         self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
         self._reader_task = asyncio.create_task(self._read_loop())
         self._timer_task = asyncio.create_task(self._timer_loop())
@@ -88,11 +89,7 @@ class WebSocket:
         """Send a text (``str``) or binary message; wait until the transport drained."""
         self._raise_if_closed()
         event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
-        try:
-            self._managed.send(event, self._loop.time())
-        except LocalProtocolError:
-            self._raise_if_closed(closing=True)
-            raise
+        self._managed.send(event, self._loop.time())
         await self._flush()
 
     async def recv(self) -> str | bytes:
@@ -136,6 +133,9 @@ class WebSocket:
             self._managed.close(code, reason or None, self._loop.time())
             self._timers_changed.set()
             await self._flush()
+        # The peer's Close must be read even if unread messages fill the queue.
+        self._closing = True
+        self._queue_has_space.set()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -154,10 +154,10 @@ class WebSocket:
 
     # ----------------------------------------------------------------- plumbing
 
-    def _raise_if_closed(self, closing: bool = False) -> None:
+    def _raise_if_closed(self) -> None:
         if self._closed.is_set():
             raise self._closed_error()
-        if closing or self._managed.state is not ConnectionState.OPEN:
+        if self._managed.state is not ConnectionState.OPEN:
             close = self._managed.close_event
             raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
 
@@ -189,7 +189,7 @@ class WebSocket:
                 await self._flush()
                 if managed.should_close_transport:
                     break
-                if len(self._messages) >= self._settings.max_queue:
+                if len(self._messages) >= self._settings.max_queue and not self._closing:
                     # Backpressure: stop reading until the application catches up.
                     self._queue_has_space.clear()
                     await self._queue_has_space.wait()
@@ -213,10 +213,16 @@ class WebSocket:
             await self._flush()
             if managed.should_close_transport and not self._closed.is_set():
                 self._writer.transport.abort()
+                # Wake a reader parked by backpressure so that it sees the end.
+                self._closing = True
+                self._queue_has_space.set()
 
     def _pong_arrived(self, payload: bytes) -> None:
         # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
-        # 5.5.3 lets a peer answer only the latest Ping).
+        # 5.5.3 lets a peer answer only the latest Ping); an unsolicited Pong
+        # acknowledges nothing.
+        if payload not in self._pong_waiters:
+            return
         for key in list(self._pong_waiters):
             waiter = self._pong_waiters.pop(key)
             if not waiter.done():
@@ -362,12 +368,24 @@ def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> M
 Handler = Callable[[WebSocket], Awaitable[None]]
 
 
+class _Tracked:
+    """What a server keeps track of, so that closing it leaves nothing running."""
+
+    def __init__(self) -> None:
+        self.open: set[WebSocket] = set()
+        #: Connections still in the opening handshake (or answering with plain HTTP).
+        self.handshaking: set[asyncio.StreamWriter] = set()
+        #: Every connection's task, from accept to the handler's end.
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
+
+
 class Server:
     """A listening WebSocket server; ``async with`` it, or call :meth:`close`."""
 
-    def __init__(self, server: asyncio.Server, connections: set[WebSocket]) -> None:
+    def __init__(self, server: asyncio.Server, tracked: _Tracked) -> None:
         self._server = server
-        self._connections = connections
+        self._tracked = tracked
 
     @property
     def port(self) -> int:
@@ -384,11 +402,22 @@ class Server:
         await self._server.serve_forever()
 
     async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
-        """Stop listening, close every connection (1001: going away), and wait."""
+        """Stop listening, close every connection (1001: going away), and wait for the handlers to return.
+
+        Connections still in the opening handshake are dropped.
+        """
+        tracked = self._tracked
+        tracked.closing = True
         self._server.close()
+        for writer in list(tracked.handshaking):
+            writer.transport.abort()
         await asyncio.gather(
-            *(websocket.close(code, reason) for websocket in list(self._connections)), return_exceptions=True
+            *(websocket.close(code, reason) for websocket in list(tracked.open)), return_exceptions=True
         )
+        # asyncio.wait, not gather: if this wait is cancelled, the connections' tasks are not.
+        others = tracked.tasks - {asyncio.current_task()}
+        if others:
+            await asyncio.wait(others)
         await self._server.wait_closed()
 
     async def __aenter__(self) -> Server:
@@ -419,17 +448,32 @@ async def serve(
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
     """
     settings = _settings(options)
-    connections: set[WebSocket] = set()
+    tracked = _Tracked()
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tracked.tasks.add(task)
+        try:
+            await connection_task(reader, writer)
+        finally:
+            tracked.tasks.discard(task)
+
+    async def connection_task(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tracked.handshaking.add(writer)
         try:
             async with asyncio.timeout(open_timeout):
                 connection, request = await _server_handshake(reader, writer, settings, process_request)
         except (TimeoutError, ConnectionError, OSError, RemoteProtocolError):
             writer.transport.abort()
             return
+        finally:
+            tracked.handshaking.discard(writer)
         if request is None:
             writer.close()
+            return
+        if tracked.closing:
+            writer.transport.abort()
             return
         accept = accept_for(request, settings, subprotocols)
         writer.write(connection.send(accept))
@@ -441,7 +485,7 @@ async def serve(
             subprotocol=accept.subprotocol,
             request=request,
         )
-        connections.add(websocket)
+        tracked.open.add(websocket)
         try:
             await handler(websocket)
         except ConnectionClosed:
@@ -453,10 +497,10 @@ async def serve(
         finally:
             with contextlib.suppress(Exception):
                 await websocket.close()
-            connections.discard(websocket)
+            tracked.open.discard(websocket)
 
     server = await asyncio.start_server(on_client, host, port, ssl=ssl)
-    return Server(server, connections)
+    return Server(server, tracked)
 
 
 async def _server_handshake(

@@ -1,0 +1,649 @@
+"""wsproto_core on blocking sockets and threads: ``connect`` for clients, ``serve`` for servers.
+
+The same design as the asyncio driver, with threads. Each connection has a
+reader thread that feeds the socket to a
+:class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
+Closes and assembles messages) and, between reads, runs its timers: it waits in
+a selector until the socket is readable or the connection's next deadline
+(keepalive, close timeout), and the application wakes it when it moves a
+deadline. A lock guards the ManagedConnection, another keeps socket writes in
+order. Received messages wait in a bounded queue; when it is full the reader
+stops reading (backpressure). ``send`` returns once ``sendall`` wrote
+everything. A server runs one thread per connection for its handler.
+
+::
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever).start()
+        with connect(f"ws://127.0.0.1:{server.port}/") as websocket:
+            websocket.send("hello")
+            print(websocket.recv())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import ssl as ssl_module
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from .. import WSConnection
+from ..errors import RemoteProtocolError
+from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
+from ..managed import ManagedConnection
+from ..state import ConnectionState, ConnectionType
+from ._common import (
+    READ_SIZE,
+    ConnectionClosed,
+    HandshakeRejected,
+    HttpResponse,
+    ProcessRequest,
+    Settings,
+    accept_for,
+    parse_url,
+    request_for,
+)
+
+__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+class PongWaiter:
+    """What :meth:`WebSocket.ping` returns: :meth:`wait` for the Pong.
+
+    ``wait`` raises :class:`ConnectionClosed` if the connection closes first.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._error: ConnectionClosed | None = None
+
+    def is_set(self) -> bool:
+        """Whether the Pong arrived (or the connection closed)."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the Pong; return ``False`` if ``timeout`` seconds passed first."""
+        if not self._event.wait(timeout):
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def _resolve(self, error: ConnectionClosed | None = None) -> None:
+        self._error = error
+        self._event.set()
+
+
+class _Waker:
+    """A socket pair that interrupts a selector from another thread."""
+
+    def __init__(self) -> None:
+        self._receiver, self._sender = socket.socketpair()
+        self._receiver.setblocking(False)
+        self._sender.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._receiver.fileno()
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # Full (already woken) or closed.
+            self._sender.send(b"\0")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            self._receiver.recv(4096)
+
+    def close(self) -> None:
+        self._receiver.close()
+        self._sender.close()
+
+
+class WebSocket:
+    """One open WebSocket connection.
+
+    Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
+    (or ``for``), :meth:`ping` and :meth:`close`, from any thread. ``with``
+    closes it.
+
+    Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
+    (server side: the client's ``Request``, with ``target`` and headers),
+    ``close_code`` and ``close_reason`` (once closed).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        managed: ManagedConnection,
+        settings: Settings,
+        *,
+        subprotocol: str | None,
+        request: Request | None = None,
+    ) -> None:
+        self._sock = sock
+        self._managed = managed
+        self._settings = settings
+        self.subprotocol = subprotocol
+        self.request = request
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._messages: deque[str | bytes] = deque()
+        # _lock guards the ManagedConnection, the queue and the waiters;
+        # _send_lock keeps writes whole and in order (it is never taken inside _lock).
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._send_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._aborted = False
+        self._waker = _Waker()
+        self._pong_waiters: dict[bytes, PongWaiter] = {}
+        self._reader = threading.Thread(target=self._read_loop, name="wsproto_core reader", daemon=True)
+        self._reader.start()
+
+    # ------------------------------------------------------------- application
+
+    def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send a text (``str``) or binary message; return once it is written."""
+        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
+        with self._lock:
+            self._raise_if_closed()
+            # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
+            self._managed.send(event, time.monotonic())
+        self._flush()
+
+    def recv(self, timeout: float | None = None) -> str | bytes:
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed.
+
+        Raises ``TimeoutError`` if ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not self._messages:
+                if self._closed.is_set():
+                    raise self._closed_error()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError("No message received in time")
+                self._changed.wait(remaining)
+            message = self._messages.popleft()
+            if len(self._messages) < self._settings.max_queue:
+                self._changed.notify_all()
+        return message
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Yield messages until the connection closes (normally: no exception)."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosed as closed:
+                if closed.normal:
+                    return
+                raise
+
+    def ping(self, payload: bytes | None = None) -> PongWaiter:
+        """Send a Ping; return a :class:`PongWaiter` that is set when its Pong arrives."""
+        waiter = PongWaiter()
+        with self._lock:
+            self._raise_if_closed()
+            payload = self._managed.ping(payload, time.monotonic())
+            self._pong_waiters[payload] = waiter
+        self._waker.wake()
+        self._flush()
+        return waiter
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (closing handshake, then the transport) and wait for it."""
+        self._start_closing(code, reason)
+        self.wait_closed()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the transport is closed; return ``False`` on timeout."""
+        return self._closed.wait(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed."""
+        return self._closed.is_set()
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it."""
+        return self._sock.getpeername()
+
+    def __enter__(self) -> WebSocket:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _raise_if_closed(self) -> None:
+        if self._closed.is_set():
+            raise self._closed_error()
+        if self._managed.state is not ConnectionState.OPEN:
+            close = self._managed.close_event
+            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
+
+    def _closed_error(self) -> ConnectionClosed:
+        return ConnectionClosed(self.close_code or 1006, self.close_reason)
+
+    def _timeout(self) -> float | None:
+        deadline = self._managed.next_deadline
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def _start_closing(self, code: int, reason: str) -> None:
+        with self._changed:
+            if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+                self._managed.close(code, reason or None, time.monotonic())
+            # Read the peer's reply even if the application left the queue full.
+            self._changed.notify_all()
+        self._waker.wake()
+        self._flush()
+
+    def _abort(self) -> None:
+        """Give up on the transport: the reader stops and closes it."""
+        with self._changed:
+            self._aborted = True
+            self._changed.notify_all()
+        self._waker.wake()
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            # Take the bytes under the send lock, so that writes keep their order.
+            with self._lock:
+                data = self._managed.data_to_send()
+            if not data or self._closed.is_set():
+                return
+            try:
+                self._sock.sendall(data)
+            except OSError:
+                self._abort()
+
+    def _read_loop(self) -> None:
+        managed = self._managed
+        selector = selectors.DefaultSelector()
+        selector.register(self._sock, selectors.EVENT_READ)
+        selector.register(self._waker, selectors.EVENT_READ)
+        try:
+            while True:
+                with self._changed:
+                    now = time.monotonic()
+                    managed.handle_timers(now)
+                    # Events first: bytes that came with the handshake may hold frames.
+                    for event in managed.events(now):
+                        if isinstance(event, Message):
+                            self._messages.append(event.data)
+                        elif isinstance(event, Pong):
+                            self._pong_arrived(event.payload)
+                    self._changed.notify_all()
+                self._flush()
+                with self._changed:
+                    if managed.should_close_transport or self._aborted:
+                        break
+                    if len(self._messages) >= self._settings.max_queue and managed.state is ConnectionState.OPEN:
+                        # Backpressure: stop reading until the application catches up
+                        # (recv and close notify), but keep the timers running.
+                        self._changed.wait(self._timeout())
+                        continue
+                    timeout = self._timeout()
+                if not self._readable(selector, timeout):
+                    continue
+                try:
+                    data = self._sock.recv(READ_SIZE)
+                except OSError:
+                    data = b""
+                with self._lock:
+                    managed.receive_data(data or None, time.monotonic())
+        finally:
+            selector.close()
+            self._finish()
+
+    def _readable(self, selector: selectors.BaseSelector, timeout: float | None) -> bool:
+        if isinstance(self._sock, ssl_module.SSLSocket) and self._sock.pending():
+            return True  # Decrypted bytes already wait in the TLS layer.
+        ready = selector.select(timeout)
+        if any(key.fileobj is self._waker for key, _ in ready):
+            self._waker.drain()
+        return any(key.fileobj is self._sock for key, _ in ready)
+
+    def _pong_arrived(self, payload: bytes) -> None:
+        # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
+        # 5.5.3 lets a peer answer only the latest Ping). An unsolicited Pong acknowledges nothing.
+        if payload in self._pong_waiters:
+            keys = list(self._pong_waiters)
+            for key in keys[: keys.index(payload) + 1]:
+                self._pong_waiters.pop(key)._resolve()
+
+    def _finish(self) -> None:
+        with self._changed:
+            close = self._managed.close_event
+            self.close_code = close.code if close is not None else 1006
+            self.close_reason = close.reason if close is not None else None
+            self._closed.set()
+            waiters, self._pong_waiters = list(self._pong_waiters.values()), {}
+            self._changed.notify_all()
+        error = self._closed_error()
+        for waiter in waiters:
+            waiter._resolve(error)
+        # shutdown() wakes a thread blocked in sendall; close once it let go.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with self._send_lock:
+            self._sock.close()
+        self._waker.close()
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**options)
+    except TypeError as exc:
+        raise TypeError(f"Unknown option: {exc}") from None
+
+
+class _Deadline:
+    """``open_timeout`` for a sequence of blocking socket calls."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def apply(self, sock: socket.socket) -> socket.socket:
+        """Set the socket timeout to what is left (the next call raises ``TimeoutError`` once it is gone)."""
+        if self._at is not None:
+            sock.settimeout(max(self._at - time.monotonic(), 1e-6))
+        return sock
+
+
+def connect(
+    url: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    **options: Any,
+) -> WebSocket:
+    """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``); ``with`` closes it.
+
+    Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
+    limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
+    server answers with plain HTTP, ``InvalidURL`` for a bad URL, ``OSError``
+    when the connection (or TLS) fails and ``TimeoutError`` after ``open_timeout``.
+    """
+    settings = _settings(options)
+    target = parse_url(url)
+    deadline = _Deadline(open_timeout)
+    sock = socket.create_connection((target.host, target.port), timeout=open_timeout)
+    try:
+        if target.secure:
+            context = ssl or ssl_module.create_default_context()
+            sock = context.wrap_socket(deadline.apply(sock), server_hostname=target.host)
+        connection = WSConnection(
+            ConnectionType.CLIENT,
+            max_frame_size=settings.max_frame_size,
+            max_message_size=settings.max_message_size,
+        )
+        deadline.apply(sock).sendall(connection.send(request_for(target, settings, subprotocols, extra_headers)))
+        accepted = _client_handshake(sock, connection, deadline)
+        sock.settimeout(None)
+    except BaseException:
+        sock.close()
+        raise
+    managed = _managed(connection, settings, client=True)
+    return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
+
+
+def _client_handshake(sock: socket.socket, connection: WSConnection, deadline: _Deadline) -> AcceptConnection:
+    rejection: RejectConnection | None = None
+    body = bytearray()
+    while True:
+        data = deadline.apply(sock).recv(READ_SIZE)
+        connection.receive_data(data or None)
+        for event in connection.events():
+            if isinstance(event, AcceptConnection):
+                return event
+            if isinstance(event, RejectConnection):
+                rejection = event
+            elif isinstance(event, RejectData):
+                body += event.data
+                if event.body_finished and rejection is not None:
+                    raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
+        if not data:
+            if rejection is not None:
+                raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
+            raise ConnectionError("The server closed the connection during the WebSocket handshake")
+
+
+def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> ManagedConnection:
+    return ManagedConnection(
+        connection,
+        client=client,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        close_timeout=settings.close_timeout,
+        now=time.monotonic(),
+    )
+
+
+Handler = Callable[[WebSocket], None]
+
+
+class Server:
+    """A listening WebSocket server: :meth:`serve_forever` in a thread, :meth:`shutdown` (or ``with``) to stop."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        settings: Settings,
+        *,
+        subprotocols: Sequence[str],
+        process_request: ProcessRequest | None,
+        ssl: ssl_module.SSLContext | None,
+        open_timeout: float | None,
+    ) -> None:
+        self.socket = sock
+        self._handler = handler
+        self._settings = settings
+        self._subprotocols = subprotocols
+        self._process_request = process_request
+        self._ssl = ssl
+        self._open_timeout = open_timeout
+        self._lock = threading.Lock()
+        self._connections: set[WebSocket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._waker = _Waker()
+        self._shutting_down = False
+        self._serving = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        """The port of the listening socket (useful with port 0)."""
+        return int(self.socket.getsockname()[1])
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        return (self.socket,)
+
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown`, each handled in its own thread."""
+        with self._serving:
+            if self._shutting_down:
+                return
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self._waker, selectors.EVENT_READ)
+                while not self._shutting_down:
+                    selector.select()
+                    self._accept()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.socket.accept()
+        except OSError:
+            return  # Woken for shutdown, or the client gave up already.
+        conn.setblocking(True)
+        thread = threading.Thread(target=self._handle, args=(conn,), name="wsproto_core handler", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop listening, close every connection (1001: going away), and wait for the handlers."""
+        with self._lock:
+            self._shutting_down = True
+        self._waker.wake()
+        with self._serving:  # serve_forever has returned.
+            self.socket.close()
+            self._waker.close()
+        with self._lock:
+            connections, threads = list(self._connections), list(self._threads)
+        for websocket in connections:
+            websocket._start_closing(code, reason)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    def _handle(self, sock: socket.socket) -> None:
+        try:
+            self._run(sock)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _run(self, sock: socket.socket) -> None:
+        settings = self._settings
+        deadline = _Deadline(self._open_timeout)
+        try:
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(deadline.apply(sock), server_side=True)
+            connection, request = _server_handshake(sock, settings, self._process_request, deadline)
+            if request is not None:
+                accept = accept_for(request, settings, self._subprotocols)
+                deadline.apply(sock).sendall(connection.send(accept))
+                sock.settimeout(None)
+        except (OSError, RemoteProtocolError):
+            sock.close()
+            return
+        if request is None:
+            sock.close()
+            return
+        websocket = WebSocket(
+            sock,
+            _managed(connection, settings, client=False),
+            settings,
+            subprotocol=accept.subprotocol,
+            request=request,
+        )
+        with self._lock:
+            shutting_down = self._shutting_down
+            self._connections.add(websocket)
+        try:
+            if shutting_down:  # shutdown() did not see this connection.
+                websocket.close(1001, "server shutting down")
+            else:
+                self._handler(websocket)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("WebSocket handler failed")
+            websocket.close(1011, "internal error")
+        finally:
+            websocket.close()
+            with self._lock:
+                self._connections.discard(websocket)
+
+
+def serve(
+    handler: Handler,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    subprotocols: Sequence[str] = (),
+    process_request: ProcessRequest | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    **options: Any,
+) -> Server:
+    """Listen on ``host:port``; :meth:`Server.serve_forever` runs ``handler(websocket)`` per connection.
+
+    ``subprotocols`` are ours, in order of preference. ``process_request`` may
+    answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
+    connection is closed (1000) when the handler returns, or (1011) when it
+    raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
+    """
+    settings = _settings(options)
+    if host is None and socket.has_dualstack_ipv6():
+        # Every interface, IPv4 and IPv6, as asyncio and trio do.
+        sock = socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
+    else:
+        sock = socket.create_server((host or "", port))
+    sock.setblocking(False)  # accept() after select() must not block if the client left.
+    return Server(
+        sock,
+        handler,
+        settings,
+        subprotocols=subprotocols,
+        process_request=process_request,
+        ssl=ssl,
+        open_timeout=open_timeout,
+    )
+
+
+def _server_handshake(
+    sock: socket.socket, settings: Settings, process_request: ProcessRequest | None, deadline: _Deadline
+) -> tuple[WSConnection, Request | None]:
+    connection = WSConnection(
+        ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+    )
+    while True:
+        data = deadline.apply(sock).recv(READ_SIZE)
+        if not data:
+            raise ConnectionError("The client closed the connection during the handshake")
+        try:
+            connection.receive_data(data)
+        except RemoteProtocolError as failure:
+            response = _answer(connection, process_request)
+            if response is None:
+                sock.sendall(connection.send(failure.event_hint))
+            else:
+                sock.sendall(_response(connection, response))
+            return connection, None
+        for event in connection.events():
+            if isinstance(event, Request):
+                response = _answer(connection, process_request)
+                if response is not None:
+                    sock.sendall(_response(connection, response))
+                    return connection, None
+                return connection, event
+
+
+def _answer(connection: WSConnection, process_request: ProcessRequest | None) -> HttpResponse | None:
+    head = connection.handshake.request_head
+    if process_request is None or head is None:
+        return None
+    target, headers = head
+    return process_request(target.decode("latin-1"), headers)
+
+
+def _response(connection: WSConnection, response: HttpResponse) -> bytes:
+    return connection.send(response.rejection()) + connection.send(RejectData(response.body))

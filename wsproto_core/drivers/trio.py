@@ -1,0 +1,580 @@
+"""wsproto_core on trio: ``connect`` for clients, ``serve`` for servers.
+
+The same design as the asyncio driver, in trio's terms. Each connection runs
+two tasks in a nursery: a reader that feeds the stream to a
+:class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
+Closes and assembles messages), and a timer that sleeps in a cancel scope whose
+deadline is the connection's next deadline (keepalive, close timeout), moved
+whenever that changes. Received messages wait in a bounded queue; when it is
+full the reader stops reading (backpressure). ``send`` returns once
+``send_all`` wrote everything. TLS is a :class:`trio.SSLStream`.
+
+``connect`` is an async context manager; ``serve`` runs until cancelled and
+hands its :class:`Server` (with the bound ``port``) to ``nursery.start``::
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(functools.partial(serve, handler, "127.0.0.1", 0))
+        async with connect(f"ws://127.0.0.1:{server.port}/") as websocket:
+            ...
+        await server.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import ssl as ssl_module
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from typing import Any
+
+import trio
+
+from .. import WSConnection
+from ..errors import RemoteProtocolError
+from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
+from ..managed import ManagedConnection
+from ..state import ConnectionState, ConnectionType
+from ._common import (
+    READ_SIZE,
+    ConnectionClosed,
+    HandshakeRejected,
+    HttpResponse,
+    ProcessRequest,
+    Settings,
+    accept_for,
+    parse_url,
+    request_for,
+)
+
+__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "serve"]
+
+logger = logging.getLogger(__name__)
+
+#: What a broken or closed stream raises; the driver treats them all as end of stream.
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class PongWaiter:
+    """What :meth:`WebSocket.ping` returns: ``await`` it for the Pong.
+
+    It raises :class:`ConnectionClosed` if the connection closes first.
+    """
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._error: ConnectionClosed | None = None
+
+    def is_set(self) -> bool:
+        """Whether the Pong arrived (or the connection closed)."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Wait for the Pong."""
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.wait().__await__()
+
+    def _resolve(self, error: ConnectionClosed | None = None) -> None:
+        self._error = error
+        self._event.set()
+
+
+class WebSocket:
+    """One open WebSocket connection.
+
+    Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
+    (or ``async for``), :meth:`ping` and :meth:`close`.
+
+    Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
+    (server side: the client's ``Request``, with ``target`` and headers),
+    ``close_code`` and ``close_reason`` (once closed).
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        managed: ManagedConnection,
+        settings: Settings,
+        *,
+        subprotocol: str | None,
+        request: Request | None = None,
+    ) -> None:
+        self._stream = stream
+        self._managed = managed
+        self._settings = settings
+        self.subprotocol = subprotocol
+        self.request = request
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._messages: deque[str | bytes] = deque()
+        self._message_ready = trio.lowlevel.ParkingLot()
+        self._queue_has_space = trio.lowlevel.ParkingLot()
+        self._send_lock = trio.StrictFIFOLock()
+        self._closed = trio.Event()
+        self._aborted = False
+        self._reader_scope = trio.CancelScope()
+        self._timer_scope = trio.CancelScope()
+        self._pong_waiters: dict[bytes, PongWaiter] = {}
+
+    def _start(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._read_loop)
+        nursery.start_soon(self._timer_loop)
+
+    # ------------------------------------------------------------- application
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send a text (``str``) or binary message; return once it is written."""
+        self._raise_if_closed()
+        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
+        # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
+        self._managed.send(event, trio.current_time())
+        await self._flush()
+
+    async def recv(self) -> str | bytes:
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
+        while not self._messages:
+            if self._closed.is_set():
+                raise self._closed_error()
+            await self._message_ready.park()
+        message = self._messages.popleft()
+        if len(self._messages) < self._settings.max_queue:
+            self._queue_has_space.unpark_all()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        """Yield messages until the connection closes (normally: no exception)."""
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosed as closed:
+                if closed.normal:
+                    return
+                raise
+
+    async def ping(self, payload: bytes | None = None) -> PongWaiter:
+        """Send a Ping; return a :class:`PongWaiter` that completes when its Pong arrives."""
+        self._raise_if_closed()
+        payload = self._managed.ping(payload, trio.current_time())
+        waiter = PongWaiter()
+        self._pong_waiters[payload] = waiter
+        self._reschedule()
+        await self._flush()
+        return waiter
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (closing handshake, then the transport) and wait for it."""
+        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._managed.close(code, reason or None, trio.current_time())
+            self._reschedule()
+            # Read the peer's reply even if the application left the queue full.
+            self._queue_has_space.unpark_all()
+            await self._flush()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is closed."""
+        await self._closed.wait()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed."""
+        return self._closed.is_set()
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it."""
+        stream: Any = self._stream
+        while isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        return stream.socket.getpeername()
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _raise_if_closed(self) -> None:
+        if self._closed.is_set():
+            raise self._closed_error()
+        if self._managed.state is not ConnectionState.OPEN:
+            close = self._managed.close_event
+            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
+
+    def _closed_error(self) -> ConnectionClosed:
+        return ConnectionClosed(self.close_code or 1006, self.close_reason)
+
+    def _reschedule(self) -> None:
+        deadline = self._managed.next_deadline
+        self._timer_scope.deadline = math.inf if deadline is None else deadline
+
+    def _abort(self) -> None:
+        """Give up on the transport: the reader stops and closes it without ceremony."""
+        self._aborted = True
+        self._reader_scope.cancel()
+
+    async def _flush(self) -> None:
+        async with self._send_lock:
+            # Take the bytes under the lock, so that writes keep their order.
+            data = self._managed.data_to_send()
+            if not data or self._closed.is_set():
+                return
+            written = False
+            try:
+                await self._stream.send_all(data)
+                written = True
+            except _STREAM_ERRORS:
+                pass
+            finally:
+                # Failed or cancelled halfway: the stream cannot carry frames any more.
+                if not written:
+                    self._abort()
+
+    async def _read_loop(self) -> None:
+        managed = self._managed
+        try:
+            with self._reader_scope:
+                while True:
+                    # Events first: bytes that came with the handshake may hold frames.
+                    for event in managed.events(trio.current_time()):
+                        if isinstance(event, Message):
+                            self._messages.append(event.data)
+                            self._message_ready.unpark_all()
+                        elif isinstance(event, Pong):
+                            self._pong_arrived(event.payload)
+                    self._reschedule()
+                    await self._flush()
+                    if managed.should_close_transport:
+                        break
+                    while len(self._messages) >= self._settings.max_queue and managed.state is ConnectionState.OPEN:
+                        # Backpressure: stop reading until the application catches up.
+                        await self._queue_has_space.park()
+                    try:
+                        data = await self._stream.receive_some(READ_SIZE)
+                    except _STREAM_ERRORS:
+                        data = b""
+                    managed.receive_data(data or None, trio.current_time())
+        finally:
+            self._finish()
+            await self._close_stream(graceful=not self._aborted)
+
+    async def _timer_loop(self) -> None:
+        managed = self._managed
+        while not self._closed.is_set():
+            self._timer_scope = trio.CancelScope()
+            self._reschedule()
+            with self._timer_scope:
+                await trio.sleep_forever()
+            if self._closed.is_set():
+                break
+            managed.handle_timers(trio.current_time())
+            await self._flush()
+            if managed.should_close_transport:
+                self._abort()
+
+    async def _close_stream(self, *, graceful: bool) -> None:
+        try:
+            if graceful:
+                # A TLS stream sends close_notify; give up on a peer that does not read.
+                timeout = self._settings.close_timeout
+                with trio.move_on_after(math.inf if timeout is None else timeout), contextlib.suppress(*_STREAM_ERRORS):
+                    async with self._send_lock:
+                        await self._stream.aclose()
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+    def _pong_arrived(self, payload: bytes) -> None:
+        # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
+        # 5.5.3 lets a peer answer only the latest Ping). An unsolicited Pong acknowledges nothing.
+        if payload in self._pong_waiters:
+            keys = list(self._pong_waiters)
+            for key in keys[: keys.index(payload) + 1]:
+                self._pong_waiters.pop(key)._resolve()
+
+    def _finish(self) -> None:
+        close = self._managed.close_event
+        self.close_code = close.code if close is not None else 1006
+        self.close_reason = close.reason if close is not None else None
+        self._closed.set()
+        self._message_ready.unpark_all()
+        self._queue_has_space.unpark_all()
+        self._timer_scope.cancel()
+        error = self._closed_error()
+        for waiter in self._pong_waiters.values():
+            waiter._resolve(error)
+        self._pong_waiters.clear()
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**options)
+    except TypeError as exc:
+        raise TypeError(f"Unknown option: {exc}") from None
+
+
+def _timeout(seconds: float | None) -> float:
+    return math.inf if seconds is None else seconds
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    **options: Any,
+) -> AsyncIterator[WebSocket]:
+    """``async with connect(url) as websocket``: a WebSocket connection to ``url``.
+
+    Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
+    limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
+    server answers with plain HTTP, ``InvalidURL`` for a bad URL, ``OSError``
+    when the connection (or TLS) fails and ``trio.TooSlowError`` after
+    ``open_timeout``. The connection is closed (1000) when the block exits.
+    """
+    settings = _settings(options)
+    websocket = await _open(
+        url, settings, subprotocols=subprotocols, extra_headers=extra_headers, ssl=ssl, open_timeout=open_timeout
+    )
+    # The block's exception is re-raised outside the nursery, so that it does
+    # not come out wrapped in an ExceptionGroup.
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        websocket._start(nursery)
+        try:
+            yield websocket
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once the nursery is closed
+            error = exc
+        await websocket.close()
+    if error is not None:
+        raise error
+
+
+async def _open(
+    url: str,
+    settings: Settings,
+    *,
+    subprotocols: Sequence[str],
+    extra_headers: Sequence[tuple[bytes, bytes]],
+    ssl: ssl_module.SSLContext | None,
+    open_timeout: float | None,
+) -> WebSocket:
+    target = parse_url(url)
+    with trio.fail_after(_timeout(open_timeout)):
+        stream: trio.abc.Stream = await trio.open_tcp_stream(target.host, target.port)
+        try:
+            if target.secure:
+                stream = trio.SSLStream(stream, ssl or ssl_module.create_default_context(), server_hostname=target.host)
+            connection = WSConnection(
+                ConnectionType.CLIENT,
+                max_frame_size=settings.max_frame_size,
+                max_message_size=settings.max_message_size,
+            )
+            try:
+                await stream.send_all(connection.send(request_for(target, settings, subprotocols, extra_headers)))
+                accepted = await _client_handshake(stream, connection)
+            except trio.BrokenResourceError as exc:
+                # A TLS failure: raise the ssl module's error, as the other drivers do.
+                raise (exc.__cause__ if isinstance(exc.__cause__, OSError) else ConnectionError(str(exc))) from exc
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    managed = _managed(connection, settings, client=True)
+    return WebSocket(stream, managed, settings, subprotocol=accepted.subprotocol)
+
+
+async def _client_handshake(stream: trio.abc.Stream, connection: WSConnection) -> AcceptConnection:
+    rejection: RejectConnection | None = None
+    body = bytearray()
+    while True:
+        data = await stream.receive_some(READ_SIZE)
+        connection.receive_data(data or None)
+        for event in connection.events():
+            if isinstance(event, AcceptConnection):
+                return event
+            if isinstance(event, RejectConnection):
+                rejection = event
+            elif isinstance(event, RejectData):
+                body += event.data
+                if event.body_finished and rejection is not None:
+                    raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
+        if not data:
+            if rejection is not None:
+                raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
+            raise ConnectionError("The server closed the connection during the WebSocket handshake")
+
+
+def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> ManagedConnection:
+    return ManagedConnection(
+        connection,
+        client=client,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        close_timeout=settings.close_timeout,
+        now=trio.current_time(),
+    )
+
+
+Handler = Callable[[WebSocket], Awaitable[None]]
+
+
+class Server:
+    """A running :func:`serve`: its ``port``, and :meth:`close` to stop it."""
+
+    def __init__(self, listeners: Sequence[trio.abc.Listener[Any]], connections: set[WebSocket]) -> None:
+        self.listeners = list(listeners)
+        self._connections = connections
+        self._accept_scope = trio.CancelScope()
+        self._serve_scope = trio.CancelScope()
+        self._stopped = trio.Event()
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
+        sockets = []
+        for listener in self.listeners:
+            transport: Any = listener
+            while isinstance(transport, trio.SSLListener):
+                transport = transport.transport_listener
+            sockets.append(transport.socket)
+        return tuple(sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (useful with port 0)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop listening, close every connection (1001: going away), and wait for :func:`serve` to return.
+
+        Handlers still running once their connections are closed, and
+        connections still in the opening handshake, are cancelled.
+        """
+        self._accept_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            for websocket in list(self._connections):
+                nursery.start_soon(websocket.close, code, reason)
+        self._serve_scope.cancel()
+        await self._stopped.wait()
+
+
+async def serve(
+    handler: Handler,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    subprotocols: Sequence[str] = (),
+    process_request: ProcessRequest | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection, until cancelled.
+
+    Start it with ``await nursery.start(...)`` to get the :class:`Server` once
+    it listens. ``subprotocols`` are ours, in order of preference.
+    ``process_request`` may answer any HTTP request with plain HTTP (see
+    :data:`ProcessRequest`). The connection is closed (1000) when the handler
+    returns, or (1011) when it raises. Options are those of
+    :class:`~wsproto_core.drivers.Settings`.
+    """
+    settings = _settings(options)
+    connections: set[WebSocket] = set()
+
+    async def on_client(stream: trio.abc.Stream) -> None:
+        try:
+            with trio.fail_after(_timeout(open_timeout)):
+                connection, request = await _server_handshake(stream, settings, process_request)
+                if request is None:
+                    await stream.aclose()
+                    return
+                accept = accept_for(request, settings, subprotocols)
+                await stream.send_all(connection.send(accept))
+        except (trio.TooSlowError, *_STREAM_ERRORS, RemoteProtocolError):
+            await trio.aclose_forcefully(stream)
+            return
+        websocket = WebSocket(
+            stream,
+            _managed(connection, settings, client=False),
+            settings,
+            subprotocol=accept.subprotocol,
+            request=request,
+        )
+        connections.add(websocket)
+        try:
+            async with trio.open_nursery() as nursery:
+                websocket._start(nursery)
+                try:
+                    await handler(websocket)
+                except ConnectionClosed:
+                    pass
+                except Exception:
+                    logger.exception("WebSocket handler failed")
+                    await websocket.close(1011, "internal error")
+                await websocket.close()
+        finally:
+            connections.discard(websocket)
+
+    listeners: list[trio.abc.Listener[Any]] = list(await trio.open_tcp_listeners(port, host=host))
+    if ssl is not None:
+        listeners = [trio.SSLListener(listener, ssl) for listener in listeners]
+    server = Server(listeners, connections)
+    try:
+        with server._serve_scope:
+            async with trio.open_nursery() as nursery:
+
+                async def accept() -> None:
+                    with server._accept_scope:
+                        await trio.serve_listeners(on_client, listeners, handler_nursery=nursery)
+
+                nursery.start_soon(accept)
+                task_status.started(server)
+    finally:
+        server._stopped.set()
+
+
+async def _server_handshake(
+    stream: trio.abc.Stream, settings: Settings, process_request: ProcessRequest | None
+) -> tuple[WSConnection, Request | None]:
+    connection = WSConnection(
+        ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+    )
+    while True:
+        data = await stream.receive_some(READ_SIZE)
+        if not data:
+            raise trio.BrokenResourceError("The client closed the connection during the handshake")
+        try:
+            connection.receive_data(data)
+        except RemoteProtocolError as failure:
+            response = _answer(connection, process_request)
+            if response is None:
+                await stream.send_all(connection.send(failure.event_hint))
+            else:
+                await stream.send_all(_response(connection, response))
+            return connection, None
+        for event in connection.events():
+            if isinstance(event, Request):
+                response = _answer(connection, process_request)
+                if response is not None:
+                    await stream.send_all(_response(connection, response))
+                    return connection, None
+                return connection, event
+
+
+def _answer(connection: WSConnection, process_request: ProcessRequest | None) -> HttpResponse | None:
+    head = connection.handshake.request_head
+    if process_request is None or head is None:
+        return None
+    target, headers = head
+    return process_request(target.decode("latin-1"), headers)
+
+
+def _response(connection: WSConnection, response: HttpResponse) -> bytes:
+    return connection.send(response.rejection()) + connection.send(RejectData(response.body))
