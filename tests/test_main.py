@@ -1,4 +1,7 @@
-"""The command line demo (python -m wsproto_core)."""
+"""The in-memory demo: ``python -m wsproto_core demo``, also what runs without a command.
+
+The other commands (``serve``, ``connect``) are tested in test_cli.py.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +24,14 @@ def test_demo_runs_a_full_conversation(capsys: pytest.CaptureFixture[str]) -> No
     # Client frames are masked, server frames are not (RFC 6455 section 5.1).
     assert "text         FIN masked" in output
     assert "text         FIN unmasked" in output
+    # It points at the live demo.
+    assert "python -m wsproto_core serve" in output
 
 
-def test_demo_as_a_module() -> None:
+@pytest.mark.parametrize("arguments", [["demo"], []])
+def test_demo_as_a_module(arguments: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "wsproto_core", "demo"], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "wsproto_core", *arguments], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0
     assert "final states: client=CLOSED server=CLOSED" in result.stdout

@@ -1,17 +1,14 @@
-"""Command line entry point: ``python -m wsproto_core``.
+"""``python -m wsproto_core demo``: the protocol at work, without a network.
 
-For now it runs a scripted, in-memory conversation between a client and a
-server ``Connection`` and prints every frame on the wire and every event each
-side sees, so a newcomer can watch the protocol work without a network.
+A scripted, in-memory conversation between a client and a server
+``Connection``: every frame on the wire and every event each side sees is
+printed, so a newcomer can watch the protocol work.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from .connection import Connection, ConnectionType
-from .events import BytesMessage, CloseConnection, Event, Message, Ping, TextMessage
+from ..connection import Connection, ConnectionType
+from ..events import BytesMessage, CloseConnection, Event, Message, Ping, TextMessage
 
 
 def _describe_frame(data: bytes) -> str:
@@ -70,16 +67,5 @@ def demo() -> int:
             print("server replies with event.response()")
             _deliver("server", server.send(received.response()), client, "client")
     print(f"\nfinal states: client={client.state.name} server={server.state.name}")
+    print("\nOver a real network: `python -m wsproto_core serve`, then open http://127.0.0.1:8765/")
     return 0 if client.state.name == server.state.name == "CLOSED" else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the chosen command."""
-    parser = argparse.ArgumentParser(prog="python -m wsproto_core", description=__doc__)
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"], help="what to run (default: demo)")
-    parser.parse_args(argv)
-    return demo()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The command line: ``python -m wsproto_core [demo | serve | connect]``.
+
+- ``demo`` (the default): a client and a server talking through memory, every
+  frame and event printed;
+- ``serve``: an echo server on the asyncio driver, with a page at ``/`` to try
+  it from a browser;
+- ``connect URL``: an interactive client, or (``--echo``) an echo client for
+  test suites such as Autobahn's fuzzingserver.
+
+Like the drivers, the command line sits outside the sans-I/O core: it may use
+asyncio and sockets. The commands' modules are imported only when run, so
+``demo`` and ``--help`` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["main"]
+
+_UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2, "g": 1024**3}
+_UNITS |= {"gb": 1024**3, "gib": 1024**3}
+
+
+def size(text: str) -> int | None:
+    """An argparse type: a byte count such as ``65536``, ``64KiB`` or ``16M``; 0 means no limit."""
+    stripped = text.strip().lower()
+    digits = stripped.rstrip("kmgib")
+    unit = stripped[len(digits) :]
+    if not digits.isdigit() or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: use a number of bytes such as 1048576, 64KiB or 16M")
+    value = int(digits) * _UNITS[unit]
+    return value or None
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a non-negative number of seconds (0 usually means off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a number of seconds, 0 or more")
+    return value
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free port)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use a number from 0 to 65535")
+    return int(text)
+
+
+def header(text: str) -> tuple[bytes, bytes]:
+    """An argparse type: an HTTP header, ``"Name: value"``."""
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or any(c in name for c in " \t\r\n") or any(c in value for c in "\r\n"):
+        raise argparse.ArgumentTypeError(f"invalid header {text!r}: use 'Name: value'")
+    return name.strip().encode("latin-1", "replace"), value.strip().encode("latin-1", "replace")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, client: bool) -> None:
+    """The options both commands share: the driver's settings."""
+    group = parser.add_argument_group("WebSocket options")
+    group.add_argument(
+        "--subprotocol",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a subprotocol to "
+        + ("offer, in order of preference" if client else "accept, in order of preference (the first one")
+        + ("" if client else " the client also offers is chosen)")
+        + "; repeat for several",
+    )
+    group.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="do not negotiate permessage-deflate compression (RFC 7692)",
+    )
+    group.add_argument(
+        "--max-message-size",
+        type=size,
+        default="64MiB",
+        metavar="BYTES",
+        help="the largest message accepted (a bigger one closes the connection with 1009); "
+        "a number of bytes or with a suffix such as 64KiB or 16M; 0 means no limit (default: %(default)s)",
+    )
+    group.add_argument(
+        "--max-frame-size",
+        type=size,
+        default="64MiB",
+        metavar="BYTES",
+        help="the largest frame accepted, same format as --max-message-size (default: %(default)s)",
+    )
+    group.add_argument(
+        "--ping-interval",
+        type=seconds,
+        default=None if client else 20.0,
+        metavar="SECONDS",
+        help="send a keepalive Ping this often; 0 disables keepalive pings "
+        + (
+            "(default: 20, or 0 with --echo so that test suites see only their own frames)"
+            if client
+            else "(default: 20)"
+        ),
+    )
+    group.add_argument(
+        "--ping-timeout",
+        type=seconds,
+        default=20,
+        metavar="SECONDS",
+        help="close the connection when a keepalive Pong is this late; 0 waits forever (default: %(default)s)",
+    )
+    group.add_argument(
+        "--close-timeout",
+        type=seconds,
+        default=10,
+        metavar="SECONDS",
+        help="how long to wait for the peer during the closing handshake; 0 waits forever (default: %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m wsproto_core``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m wsproto_core",
+        description="wsproto_core, a sans-I/O WebSocket library (RFC 6455): demos and tools.",
+        epilog="Run 'python -m wsproto_core COMMAND --help' for a command's options. Without a command, runs 'demo'.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands.add_parser(
+        "demo",
+        help="a client and a server talking through memory, every frame printed (the default)",
+        description="Run a scripted conversation between a client and a server Connection in memory and print "
+        "every frame on the wire and every event each side sees. No network involved.",
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        help="an echo server with a page to try it from a browser",
+        description="Run a WebSocket echo server: every message comes back with the same type (text stays text, "
+        "binary stays binary). Open http://HOST:PORT/ in a browser for a page that sends what you type and shows "
+        "what comes back; WebSocket clients may connect to any path (the page uses /ws). Runs until Ctrl-C "
+        "(SIGINT) or SIGTERM, which close every connection with 1001 (going away); a second Ctrl-C stops at once.",
+        epilog="Logs one line per connection (address, path, subprotocol, close code) to stderr.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on; 0.0.0.0 or :: for all (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=port, default=8765, help="the port to listen on; 0 for any free one (default: %(default)s)"
+    )
+    serve.add_argument("--verbose", "-v", action="store_true", help="also log HTTP requests and every message")
+    _add_connection_options(serve, client=False)
+
+    connect = commands.add_parser(
+        "connect",
+        help="an interactive client, or an echo client (--echo)",
+        description="Connect to a WebSocket server. Interactive (the default): every line read from stdin is sent "
+        "as a text message and every message received is printed ('< text', or '< (binary, N bytes) HEX'); "
+        "type /ping to measure the round-trip time, /close [CODE [REASON]] to close, /help for help, and start a "
+        "line with // to send one that begins with /. End of input (Ctrl-D) closes too. With --echo, every "
+        "message received is sent back whole with the same type, until the server closes.",
+        epilog="Exit status: 0 after a clean close (1000 or 1001), 1 when the connection fails or closes with "
+        "another code (or the handshake is rejected, or times out), 2 for a bad URL or option.",
+    )
+    connect.add_argument("url", metavar="URL", help="a ws:// or wss:// URL")
+    connect.add_argument(
+        "--echo",
+        action="store_true",
+        help="echo every message received (same type) until the server closes; exit 0 if it closed with 1000 "
+        "or 1001 (for Autobahn's fuzzingserver and similar test suites)",
+    )
+    connect.add_argument(
+        "--header",
+        action="append",
+        type=header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra HTTP header for the handshake (Origin, Authorization, ...); repeat for several",
+    )
+    connect.add_argument(
+        "--open-timeout",
+        type=seconds,
+        default=10,
+        metavar="SECONDS",
+        help="give up when the connection and handshake take longer; 0 waits forever (default: %(default)s)",
+    )
+    connect.add_argument(
+        "--verbose", "-v", action="store_true", help="with --echo, print the status lines and every message echoed"
+    )
+    _add_connection_options(connect, client=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run the chosen command and return its exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from .serve import run_serve  # noqa: PLC0415 (asyncio only for the commands that use it)
+
+        return run_serve(args)
+    if args.command == "connect":
+        from .connect import run_connect  # noqa: PLC0415
+
+        return run_connect(args)
+    from .demo import demo  # noqa: PLC0415
+
+    return demo()
