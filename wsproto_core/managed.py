@@ -199,7 +199,10 @@ class ManagedConnection:
             yield event
 
     def _on_close(self, event: CloseConnection, now: float) -> None:
-        self.close_event = event
+        if event.code != 1006 or self.close_event is None:
+            # A transport that closes after we gave up (keepalive timeout)
+            # keeps the reason we recorded.
+            self.close_event = event
         self._next_ping_at = self._pong_deadline = None
         if self.auto_reply and self.connection.state is ConnectionState.REMOTE_CLOSING:
             self._outgoing += self.connection.send(event.response())
