@@ -1227,3 +1227,29 @@ def test_negotiation_interop_with_websockets_factories() -> None:
     response_params, _ = server_factory.process_request_params(websockets_params(ours.offer()), [])
     ours.finalize(element("; ".join(n if v is None else f"{n}={v}" for n, v in response_params)))
     assert ours.negotiated == DeflateParameters(True, False, 10, 12)
+
+
+def test_wsproto_style_hooks_inflate_like_the_combined_one() -> None:
+    # wsproto's frame layer calls frame_inbound_payload_data per piece and
+    # frame_inbound_complete at the end of each frame; the connection here uses
+    # frame_inbound_payload. Both ways must give the same message.
+    client_ext, server_ext = PerMessageDeflate(), PerMessageDeflate()
+    assert negotiate(client_ext, server_ext) is not None
+    sender = Connection(ConnectionType.SERVER, [server_ext])
+    text = "wsproto-style hooks " * 40
+    wire = sender.send(TextMessage(text))
+    ((first, payload),) = split_frames(wire)
+    proto = Connection(ConnectionType.CLIENT)
+    rsv = RsvBits(bool(first & 0x40), False, False)
+    assert client_ext.frame_inbound_header(proto, Opcode.TEXT, rsv, len(payload)) == RsvBits(True, False, False)
+    pieces = [
+        client_ext.frame_inbound_payload_data(proto, payload[:10]),
+        client_ext.frame_inbound_payload_data(proto, payload[10:]),
+    ]
+    tail = client_ext.frame_inbound_complete(proto, fin=True)
+    assert all(isinstance(piece, bytes) for piece in pieces) and isinstance(tail, bytes)
+    assert b"".join([*pieces, tail]).decode() == text  # type: ignore[list-item]
+    # Not compressed (RSV1 clear): the data passes through and nothing is added.
+    assert client_ext.frame_inbound_header(proto, Opcode.TEXT, RsvBits(False, False, False), 3) is not None
+    assert client_ext.frame_inbound_payload_data(proto, b"abc") == b"abc"
+    assert client_ext.frame_inbound_complete(proto, fin=True) is None
