@@ -116,6 +116,12 @@ class ManagedConnection:
         return self._should_close_transport
 
     @property
+    def buffered_bytes(self) -> int:
+        """How many received bytes wait to be parsed by :meth:`events`."""
+        engine = getattr(self.connection, "connection", self.connection)
+        return int(getattr(engine, "buffered_bytes", 0)) if engine is not None else 0
+
+    @property
     def bytes_to_send(self) -> int:
         """How many bytes :meth:`data_to_send` would return."""
         return len(self._outgoing)

@@ -76,6 +76,7 @@ class WebSocket:
         self._message_ready = asyncio.Event()
         self._queue_has_space = asyncio.Event()
         self._queue_has_space.set()
+        self._queue_empty = asyncio.Event()
         self._timers_changed = asyncio.Event()
         self._closed = asyncio.Event()
         self._closing = False
@@ -102,6 +103,8 @@ class WebSocket:
         message = self._messages.popleft()
         if len(self._messages) < self._settings.max_queue:
             self._queue_has_space.set()
+        if not self._messages:
+            self._queue_empty.set()
         return message
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
@@ -136,6 +139,7 @@ class WebSocket:
         # The peer's Close must be read even if unread messages fill the queue.
         self._closing = True
         self._queue_has_space.set()
+        self._queue_empty.set()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -183,6 +187,14 @@ class WebSocket:
                     if isinstance(event, Message):
                         self._messages.append(event.data)
                         self._message_ready.set()
+                        if managed.buffered_bytes and not self._closing:
+                            # Let the application take this message before
+                            # parsing on: a Close (or a violation) further in
+                            # the buffer would otherwise be answered before
+                            # the application could reply to this message,
+                            # and after a Close only a Close may be sent
+                            # (RFC 6455 section 5.5.1).
+                            await self._wait_for_empty_queue()
                     elif isinstance(event, Pong):
                         self._pong_arrived(event.payload)
                 self._timers_changed.set()
@@ -216,6 +228,12 @@ class WebSocket:
                 # Wake a reader parked by backpressure so that it sees the end.
                 self._closing = True
                 self._queue_has_space.set()
+                self._queue_empty.set()
+
+    async def _wait_for_empty_queue(self) -> None:
+        while self._messages and not self._closing:
+            self._queue_empty.clear()
+            await self._queue_empty.wait()
 
     def _pong_arrived(self, payload: bytes) -> None:
         # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
