@@ -936,3 +936,39 @@ def test_our_client_and_our_server() -> None:
             await asyncio.gather(*(one(index) for index in range(20)))
 
     run(test)
+
+
+def test_reply_to_a_message_goes_out_before_the_close_that_followed_it() -> None:
+    """A message and a Close arriving in one read: the application's echo of the
+    message precedes our Close reply (RFC 6455 section 5.5.1 allows nothing but a
+    Close after it), as Autobahn's cases expect for an OK verdict."""
+
+    async def test() -> None:
+        async with our_server() as server:
+            reader, writer = await silent_client(server.port)
+            mask = b"\x01\x02\x03\x04"
+            text = bytes(b ^ mask[i % 4] for i, b in enumerate(b"hello"))
+            close = bytes(b ^ mask[i % 4] for i, b in enumerate(b"\x03\xe8"))
+            # A text frame, a Close, and a violation after it (RSV2), all in one write.
+            writer.write(b"\x81\x85" + mask + text + b"\x88\x82" + mask + close + b"\xa1\x80" + mask)
+            received = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert received == b"\x81\x05hello" + b"\x88\x02\x03\xe8"
+
+    run(test)
+
+
+def test_reply_to_a_message_goes_out_before_the_failure_that_followed_it() -> None:
+    async def test() -> None:
+        async with our_server() as server:
+            reader, writer = await silent_client(server.port)
+            mask = b"\x01\x02\x03\x04"
+            text = bytes(b ^ mask[i % 4] for i, b in enumerate(b"hello"))
+            # A text frame, then a text frame with RSV2 set (a violation: 1002).
+            writer.write(b"\x81\x85" + mask + text + b"\xa1\x80" + mask)
+            received = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert received.startswith(b"\x81\x05hello\x88")
+            assert received[len(b"\x81\x05hello") + 2 : len(b"\x81\x05hello") + 4] == b"\x03\xea"
+
+    run(test)

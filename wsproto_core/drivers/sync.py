@@ -284,6 +284,19 @@ class WebSocket:
                     for event in managed.events(now):
                         if isinstance(event, Message):
                             self._messages.append(event.data)
+                            self._changed.notify_all()
+                            # Let the application take this message before
+                            # parsing on, so that a Close or a violation later
+                            # in the buffer cannot overtake its reply (after a
+                            # Close only a Close may be sent, RFC 6455 5.5.1).
+                            while (
+                                self._messages
+                                and managed.buffered_bytes
+                                and managed.state is ConnectionState.OPEN
+                                and not self._aborted
+                            ):
+                                self._changed.wait(self._timeout())
+                                managed.handle_timers(time.monotonic())
                         elif isinstance(event, Pong):
                             self._pong_arrived(event.payload)
                     self._changed.notify_all()

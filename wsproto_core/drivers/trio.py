@@ -244,6 +244,12 @@ class WebSocket:
                         if isinstance(event, Message):
                             self._messages.append(event.data)
                             self._message_ready.unpark_all()
+                            # Let the application take this message before
+                            # parsing on, so that a Close or a violation later
+                            # in the buffer cannot overtake its reply (after a
+                            # Close only a Close may be sent, RFC 6455 5.5.1).
+                            while self._messages and managed.buffered_bytes and managed.state is ConnectionState.OPEN:
+                                await self._queue_has_space.park()
                         elif isinstance(event, Pong):
                             self._pong_arrived(event.payload)
                     self._reschedule()
