@@ -167,9 +167,12 @@ class H11Handshake:
                 f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
             )
         fields = collect_headers(request.headers)
-        # Item 2, exactly one Host: h11 already refuses an HTTP/1.1 request
-        # without one or with several (RFC 7230 section 5.4), with a 400.
-        (host,) = fields[b"host"]
+        # Item 2, exactly one Host. h11 checks this for HTTP/1.1 only (RFC 7230
+        # section 5.4), and lets a request that claims HTTP/1.2 through.
+        hosts = fields.get(b"host", [])
+        if len(hosts) != 1:
+            raise RemoteProtocolError("Exactly one Host header is required", event_hint=RejectConnection())
+        host = hosts[0]
         # Items 3 and 4: Upgrade includes "websocket", Connection includes
         # "Upgrade" (case-insensitive tokens in lists).
         if "websocket" not in _tokens(fields.get(b"upgrade", [])):
