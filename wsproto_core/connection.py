@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -66,6 +67,11 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
 _OPEN = ConnectionState.OPEN
+# The two-byte headers of unmasked, unfragmented text and binary frames with a
+# 7-bit length: looked up rather than built on every send (hot path).
+_pack_header_16 = struct.Struct("!BBH").pack
+_pack_header_64 = struct.Struct("!BBQ").pack
+_SHORT_HEADERS = {first: tuple(bytes((first, length)) for length in range(126)) for first in (0x81, 0x82)}
 # Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
 _RSV_BITS = RSV_BITS_BY_VALUE
@@ -596,7 +602,7 @@ class Connection:
             else:
                 first = 0x81
                 try:
-                    data = data.encode("utf-8")  # type: ignore[attr-defined]
+                    data = data.encode()  # type: ignore[attr-defined]
                 except UnicodeEncodeError:
                     return self._send_message(event)  # type: ignore[arg-type]  # raises the explanation
             length = len(data)
@@ -605,13 +611,13 @@ class Connection:
                 if length < 126:
                     return masked_frame(bytes((first, 0x80 | length)) + mask, data, mask)
                 if length < 0x10000:
-                    return masked_frame(bytes((first, 0xFE, length >> 8, length & 0xFF)) + mask, data, mask)
-                return masked_frame(bytes((first, 0xFF)) + length.to_bytes(8, "big") + mask, data, mask)
+                    return masked_frame(_pack_header_16(first, 0xFE, length) + mask, data, mask)
+                return masked_frame(_pack_header_64(first, 0xFF, length) + mask, data, mask)
             if length < 126:
-                return bytes((first, length)) + data
+                return _SHORT_HEADERS[first][length] + data
             if length < 0x10000:
-                return bytes((first, 126, length >> 8, length & 0xFF)) + data
-            return bytes((first, 127)) + length.to_bytes(8, "big") + data
+                return _pack_header_16(first, 126, length) + data
+            return _pack_header_64(first, 127, length) + data
         if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
             return self._send_message(event)  # type: ignore[arg-type]
         if cls is Ping or cls is Pong:
