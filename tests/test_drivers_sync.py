@@ -541,3 +541,39 @@ def test_tls_both_ways() -> None:
         # Without trusting the CA: the ssl module's verification error.
         with pytest.raises(ssl.SSLCertVerificationError):
             connect(f"wss://localhost:{server.port}/")
+
+
+def test_aiohttp_client_against_our_server() -> None:
+    """aiohttp's client (asyncio, its own WebSocket code) against the threads driver."""
+    import asyncio  # noqa: PLC0415 - this test alone needs an event loop
+
+    import aiohttp  # noqa: PLC0415
+
+    async def client(port: int) -> list[Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{port}/", compress=15, max_msg_size=0) as ws,
+        ):
+            await ws.send_str("hello")
+            text = (await ws.receive()).data
+            await ws.send_bytes(b"\x00" * 70000)
+            binary = (await ws.receive()).data
+            await ws.close(code=4001, message=b"aiohttp bye")
+            return [text, binary, ws.close_code, ws.compress]
+
+    seen: dict[str, Any] = {}
+
+    def handler(websocket: WebSocket) -> None:
+        try:
+            echo(websocket)
+        finally:
+            seen["close"] = (websocket.close_code, websocket.close_reason)
+
+    with our_server(handler) as server:
+        text, binary, code, compress = asyncio.run(asyncio.wait_for(client(server.port), 15))
+        wait_for(lambda: "close" in seen)
+    assert text == "hello"
+    assert binary == b"\x00" * 70000
+    assert code == 4001
+    assert compress == 15  # permessage-deflate negotiated
+    assert seen["close"] == (4001, "aiohttp bye")

@@ -560,3 +560,43 @@ def test_tls_both_ways() -> None:
                     pass  # pragma: no cover
 
     run(main)
+
+
+def test_aiohttp_client_against_our_server() -> None:
+    """aiohttp's client (asyncio, in a thread) against the trio driver."""
+    import asyncio  # noqa: PLC0415 - this test alone needs an asyncio loop, in its own thread
+
+    import aiohttp  # noqa: PLC0415
+
+    seen: dict[str, Any] = {}
+
+    async def handler(websocket: WebSocket) -> None:
+        try:
+            await echo(websocket)
+        finally:
+            seen["close"] = (websocket.close_code, websocket.close_reason)
+
+    async def aiohttp_client(port: int) -> list[Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://127.0.0.1:{port}/", compress=15, max_msg_size=0) as ws,
+        ):
+            await ws.send_str("hello")
+            text = (await ws.receive()).data
+            await ws.send_bytes(b"\x00" * 70000)
+            binary = (await ws.receive()).data
+            await ws.close(code=4001, message=b"aiohttp bye")
+            return [text, binary, ws.close_code, ws.compress]
+
+    def client(port: int) -> list[Any]:
+        return asyncio.run(asyncio.wait_for(aiohttp_client(port), 8))
+
+    async def main() -> None:
+        async with our_server(handler) as server:
+            result = await trio.to_thread.run_sync(client, server.port)
+            while "close" not in seen:
+                await trio.sleep(0.01)
+        assert result == ["hello", b"\x00" * 70000, 4001, 15]
+        assert seen["close"] == (4001, "aiohttp bye")
+
+    run(main)
