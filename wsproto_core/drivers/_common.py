@@ -12,19 +12,26 @@ import dataclasses
 import urllib.parse
 from collections.abc import Callable, Sequence
 
+from .. import WSConnection
 from ..connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE
-from ..events import AcceptConnection, RejectConnection, Request
+from ..errors import RemoteProtocolError
+from ..events import AcceptConnection, RejectConnection, RejectData, Request
 from ..extensions import Extension
+from ..managed import ManagedConnection
 from ..permessage_deflate import PerMessageDeflate
+from ..state import ConnectionType
 
 __all__ = [
+    "ClientOpening",
     "ConnectionClosed",
     "HandshakeRejected",
     "HttpResponse",
     "InvalidURL",
+    "ServerOpening",
     "Settings",
     "WebSocketURL",
     "accept_for",
+    "managed_connection",
     "parse_url",
     "request_for",
 ]
@@ -174,3 +181,106 @@ class HttpResponse:
 #: it with plain HTTP (a page, a health check, a 403 for a bad Origin), or
 #: ``None`` to go on with the WebSocket handshake.
 ProcessRequest = Callable[[str, list[tuple[bytes, bytes]]], "HttpResponse | None"]
+
+
+class ClientOpening:
+    """The client's side of the opening handshake, without the I/O.
+
+    A driver sends ``connection.send(request)``, then feeds every read to
+    :meth:`receive` until it returns the server's ``AcceptConnection``.
+    """
+
+    def __init__(self, connection: WSConnection) -> None:
+        self.connection = connection
+        self._rejection: RejectConnection | None = None
+        self._body = bytearray()
+
+    def receive(self, data: bytes | bytearray) -> AcceptConnection | None:
+        """Feed bytes read (``b""`` at end of stream); return the acceptance once it came.
+
+        Raises :class:`HandshakeRejected` when the server answered with plain
+        HTTP, ``ConnectionError`` when it closed without answering, and
+        ``RemoteProtocolError`` for an invalid 101.
+        """
+        self.connection.receive_data(data or None)
+        for event in self.connection.events():
+            if isinstance(event, AcceptConnection):
+                return event
+            if isinstance(event, RejectConnection):
+                self._rejection = event
+            elif isinstance(event, RejectData):
+                self._body += event.data
+                if event.body_finished:
+                    raise self._rejected()
+        if not data:
+            if self._rejection is not None:
+                raise self._rejected()
+            raise ConnectionError("The server closed the connection during the WebSocket handshake")
+        return None
+
+    def _rejected(self) -> HandshakeRejected:
+        assert self._rejection is not None
+        return HandshakeRejected(self._rejection.status_code, list(self._rejection.headers), bytes(self._body))
+
+
+class ServerOpening:
+    """The server's side of the opening handshake, without the I/O.
+
+    A driver feeds every read to :meth:`receive` until it returns true, writes
+    :attr:`response` if there is one, and goes on with :attr:`request` (the
+    client's ``Request``) or, when it is ``None``, closes the connection: the
+    request was answered with plain HTTP (``process_request``) or rejected.
+    """
+
+    def __init__(self, settings: Settings, process_request: ProcessRequest | None) -> None:
+        self.connection = WSConnection(
+            ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+        )
+        self._process_request = process_request
+        self.request: Request | None = None
+        self.response = b""
+
+    def receive(self, data: bytes | bytearray) -> bool:
+        """Feed bytes read; return whether the handshake is decided.
+
+        Raises ``ConnectionError`` when the client closed the connection first.
+        """
+        if not data:
+            raise ConnectionError("The client closed the connection during the handshake")
+        try:
+            self.connection.receive_data(data)
+        except RemoteProtocolError as failure:
+            answer = self._answer()
+            self.response = self._respond(answer) if answer is not None else self.connection.send(failure.event_hint)
+            return True
+        for event in self.connection.events():
+            if isinstance(event, Request):
+                answer = self._answer()
+                if answer is not None:
+                    self.response = self._respond(answer)
+                else:
+                    self.request = event
+                return True
+        return False
+
+    def _answer(self) -> HttpResponse | None:
+        head = self.connection.handshake.request_head
+        if self._process_request is None or head is None:
+            return None
+        target, headers = head
+        return self._process_request(target.decode("latin-1"), headers)
+
+    def _respond(self, answer: HttpResponse) -> bytes:
+        return self.connection.send(answer.rejection()) + self.connection.send(RejectData(answer.body))
+
+
+def managed_connection(connection: WSConnection, settings: Settings, *, client: bool, now: float) -> ManagedConnection:
+    """The :class:`ManagedConnection` that a driver runs, configured from ``settings``."""
+    return ManagedConnection(
+        connection,
+        client=client,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        close_timeout=settings.close_timeout,
+        now=now,
+    )

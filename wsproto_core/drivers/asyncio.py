@@ -22,17 +22,18 @@ from typing import Any
 
 from .. import WSConnection
 from ..errors import RemoteProtocolError
-from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
+from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
     READ_SIZE,
+    ClientOpening,
     ConnectionClosed,
-    HandshakeRejected,
-    HttpResponse,
     ProcessRequest,
+    ServerOpening,
     Settings,
     accept_for,
+    managed_connection,
     parse_url,
     request_for,
 )
@@ -343,44 +344,14 @@ async def _open(
                 max_message_size=settings.max_message_size,
             )
             writer.write(connection.send(request_for(target, settings, subprotocols, extra_headers)))
-            accepted = await _client_handshake(reader, connection)
+            opening = ClientOpening(connection)
+            while (accepted := opening.receive(await reader.read(READ_SIZE))) is None:
+                pass
         except BaseException:
             writer.transport.abort()
             raise
-    managed = _managed(connection, settings, client=True)
+    managed = managed_connection(connection, settings, client=True, now=asyncio.get_running_loop().time())
     return WebSocket(reader, writer, managed, settings, subprotocol=accepted.subprotocol)
-
-
-async def _client_handshake(reader: asyncio.StreamReader, connection: WSConnection) -> AcceptConnection:
-    rejection: RejectConnection | None = None
-    body = bytearray()
-    while True:
-        data = await reader.read(READ_SIZE)
-        connection.receive_data(data or None)
-        for event in connection.events():
-            if isinstance(event, AcceptConnection):
-                return event
-            if isinstance(event, RejectConnection):
-                rejection = event
-            elif isinstance(event, RejectData):
-                body += event.data
-                if event.body_finished and rejection is not None:
-                    raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
-        if not data:
-            if rejection is not None:
-                raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
-            raise ConnectionError("The server closed the connection during the WebSocket handshake")
-
-
-def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> ManagedConnection:
-    return ManagedConnection(
-        connection,
-        client=client,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-        close_timeout=settings.close_timeout,
-        now=asyncio.get_running_loop().time(),
-    )
 
 
 Handler = Callable[[WebSocket], Awaitable[None]]
@@ -498,7 +469,7 @@ async def serve(
         websocket = WebSocket(
             reader,
             writer,
-            _managed(connection, settings, client=False),
+            managed_connection(connection, settings, client=False, now=asyncio.get_running_loop().time()),
             settings,
             subprotocol=accept.subprotocol,
             request=request,
@@ -527,34 +498,8 @@ async def _server_handshake(
     settings: Settings,
     process_request: ProcessRequest | None,
 ) -> tuple[WSConnection, Request | None]:
-    connection = WSConnection(
-        ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
-    )
-    while True:
-        data = await reader.read(READ_SIZE)
-        if not data:
-            raise ConnectionError("The client closed the connection during the handshake")
-        try:
-            connection.receive_data(data)
-        except RemoteProtocolError as failure:
-            response = _answer(connection, process_request)
-            if response is None:
-                writer.write(connection.send(failure.event_hint))
-            else:
-                writer.write(connection.send(response.rejection()) + connection.send(RejectData(response.body)))
-            return connection, None
-        for event in connection.events():
-            if isinstance(event, Request):
-                response = _answer(connection, process_request)
-                if response is not None:
-                    writer.write(connection.send(response.rejection()) + connection.send(RejectData(response.body)))
-                    return connection, None
-                return connection, event
-
-
-def _answer(connection: WSConnection, process_request: ProcessRequest | None) -> HttpResponse | None:
-    head = connection.handshake.request_head
-    if process_request is None or head is None:
-        return None
-    target, headers = head
-    return process_request(target.decode("latin-1"), headers)
+    opening = ServerOpening(settings, process_request)
+    while not opening.receive(await reader.read(READ_SIZE)):
+        pass
+    writer.write(opening.response)
+    return opening.connection, opening.request

@@ -36,17 +36,18 @@ from typing import Any
 
 from .. import WSConnection
 from ..errors import RemoteProtocolError
-from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
+from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
     READ_SIZE,
+    ClientOpening,
     ConnectionClosed,
-    HandshakeRejected,
-    HttpResponse,
     ProcessRequest,
+    ServerOpening,
     Settings,
     accept_for,
+    managed_connection,
     parse_url,
     request_for,
 )
@@ -407,45 +408,15 @@ def connect(
             max_message_size=settings.max_message_size,
         )
         deadline.apply(sock).sendall(connection.send(request_for(target, settings, subprotocols, extra_headers)))
-        accepted = _client_handshake(sock, connection, deadline)
+        opening = ClientOpening(connection)
+        while (accepted := opening.receive(deadline.apply(sock).recv(READ_SIZE))) is None:
+            pass
         sock.settimeout(None)
     except BaseException:
         sock.close()
         raise
-    managed = _managed(connection, settings, client=True)
+    managed = managed_connection(connection, settings, client=True, now=time.monotonic())
     return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
-
-
-def _client_handshake(sock: socket.socket, connection: WSConnection, deadline: _Deadline) -> AcceptConnection:
-    rejection: RejectConnection | None = None
-    body = bytearray()
-    while True:
-        data = deadline.apply(sock).recv(READ_SIZE)
-        connection.receive_data(data or None)
-        for event in connection.events():
-            if isinstance(event, AcceptConnection):
-                return event
-            if isinstance(event, RejectConnection):
-                rejection = event
-            elif isinstance(event, RejectData):
-                body += event.data
-                if event.body_finished and rejection is not None:
-                    raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
-        if not data:
-            if rejection is not None:
-                raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
-            raise ConnectionError("The server closed the connection during the WebSocket handshake")
-
-
-def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> ManagedConnection:
-    return ManagedConnection(
-        connection,
-        client=client,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-        close_timeout=settings.close_timeout,
-        now=time.monotonic(),
-    )
 
 
 Handler = Callable[[WebSocket], None]
@@ -562,7 +533,7 @@ class Server:
             return
         websocket = WebSocket(
             sock,
-            _managed(connection, settings, client=False),
+            managed_connection(connection, settings, client=False, now=time.monotonic()),
             settings,
             subprotocol=accept.subprotocol,
             request=request,
@@ -625,38 +596,9 @@ def serve(
 def _server_handshake(
     sock: socket.socket, settings: Settings, process_request: ProcessRequest | None, deadline: _Deadline
 ) -> tuple[WSConnection, Request | None]:
-    connection = WSConnection(
-        ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
-    )
-    while True:
-        data = deadline.apply(sock).recv(READ_SIZE)
-        if not data:
-            raise ConnectionError("The client closed the connection during the handshake")
-        try:
-            connection.receive_data(data)
-        except RemoteProtocolError as failure:
-            response = _answer(connection, process_request)
-            if response is None:
-                sock.sendall(connection.send(failure.event_hint))
-            else:
-                sock.sendall(_response(connection, response))
-            return connection, None
-        for event in connection.events():
-            if isinstance(event, Request):
-                response = _answer(connection, process_request)
-                if response is not None:
-                    sock.sendall(_response(connection, response))
-                    return connection, None
-                return connection, event
-
-
-def _answer(connection: WSConnection, process_request: ProcessRequest | None) -> HttpResponse | None:
-    head = connection.handshake.request_head
-    if process_request is None or head is None:
-        return None
-    target, headers = head
-    return process_request(target.decode("latin-1"), headers)
-
-
-def _response(connection: WSConnection, response: HttpResponse) -> bytes:
-    return connection.send(response.rejection()) + connection.send(RejectData(response.body))
+    opening = ServerOpening(settings, process_request)
+    while not opening.receive(deadline.apply(sock).recv(READ_SIZE)):
+        pass
+    if opening.response:
+        sock.sendall(opening.response)
+    return opening.connection, opening.request

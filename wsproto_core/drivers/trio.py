@@ -33,17 +33,18 @@ import trio
 
 from .. import WSConnection
 from ..errors import RemoteProtocolError
-from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, RejectData, Request, TextMessage
+from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
     READ_SIZE,
+    ClientOpening,
     ConnectionClosed,
-    HandshakeRejected,
-    HttpResponse,
     ProcessRequest,
+    ServerOpening,
     Settings,
     accept_for,
+    managed_connection,
     parse_url,
     request_for,
 )
@@ -384,47 +385,17 @@ async def _open(
             )
             try:
                 await stream.send_all(connection.send(request_for(target, settings, subprotocols, extra_headers)))
-                accepted = await _client_handshake(stream, connection)
+                opening = ClientOpening(connection)
+                while (accepted := opening.receive(await stream.receive_some(READ_SIZE))) is None:
+                    pass
             except trio.BrokenResourceError as exc:
                 # A TLS failure: raise the ssl module's error, as the other drivers do.
                 raise (exc.__cause__ if isinstance(exc.__cause__, OSError) else ConnectionError(str(exc))) from exc
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-    managed = _managed(connection, settings, client=True)
+    managed = managed_connection(connection, settings, client=True, now=trio.current_time())
     return WebSocket(stream, managed, settings, subprotocol=accepted.subprotocol)
-
-
-async def _client_handshake(stream: trio.abc.Stream, connection: WSConnection) -> AcceptConnection:
-    rejection: RejectConnection | None = None
-    body = bytearray()
-    while True:
-        data = await stream.receive_some(READ_SIZE)
-        connection.receive_data(data or None)
-        for event in connection.events():
-            if isinstance(event, AcceptConnection):
-                return event
-            if isinstance(event, RejectConnection):
-                rejection = event
-            elif isinstance(event, RejectData):
-                body += event.data
-                if event.body_finished and rejection is not None:
-                    raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
-        if not data:
-            if rejection is not None:
-                raise HandshakeRejected(rejection.status_code, list(rejection.headers), bytes(body))
-            raise ConnectionError("The server closed the connection during the WebSocket handshake")
-
-
-def _managed(connection: WSConnection, settings: Settings, *, client: bool) -> ManagedConnection:
-    return ManagedConnection(
-        connection,
-        client=client,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-        close_timeout=settings.close_timeout,
-        now=trio.current_time(),
-    )
 
 
 Handler = Callable[[WebSocket], Awaitable[None]]
@@ -508,7 +479,7 @@ async def serve(
             return
         websocket = WebSocket(
             stream,
-            _managed(connection, settings, client=False),
+            managed_connection(connection, settings, client=False, now=trio.current_time()),
             settings,
             subprotocol=accept.subprotocol,
             request=request,
@@ -549,38 +520,12 @@ async def serve(
 async def _server_handshake(
     stream: trio.abc.Stream, settings: Settings, process_request: ProcessRequest | None
 ) -> tuple[WSConnection, Request | None]:
-    connection = WSConnection(
-        ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
-    )
-    while True:
-        data = await stream.receive_some(READ_SIZE)
-        if not data:
-            raise trio.BrokenResourceError("The client closed the connection during the handshake")
-        try:
-            connection.receive_data(data)
-        except RemoteProtocolError as failure:
-            response = _answer(connection, process_request)
-            if response is None:
-                await stream.send_all(connection.send(failure.event_hint))
-            else:
-                await stream.send_all(_response(connection, response))
-            return connection, None
-        for event in connection.events():
-            if isinstance(event, Request):
-                response = _answer(connection, process_request)
-                if response is not None:
-                    await stream.send_all(_response(connection, response))
-                    return connection, None
-                return connection, event
-
-
-def _answer(connection: WSConnection, process_request: ProcessRequest | None) -> HttpResponse | None:
-    head = connection.handshake.request_head
-    if process_request is None or head is None:
-        return None
-    target, headers = head
-    return process_request(target.decode("latin-1"), headers)
-
-
-def _response(connection: WSConnection, response: HttpResponse) -> bytes:
-    return connection.send(response.rejection()) + connection.send(RejectData(response.body))
+    opening = ServerOpening(settings, process_request)
+    try:
+        while not opening.receive(await stream.receive_some(READ_SIZE)):
+            pass
+    except ConnectionError as exc:
+        raise trio.BrokenResourceError(str(exc)) from None
+    if opening.response:
+        await stream.send_all(opening.response)
+    return opening.connection, opening.request
