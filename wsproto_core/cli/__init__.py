@@ -1,11 +1,13 @@
-"""The command line: ``python -m wsproto_core [demo | serve | connect]``.
+"""The command line: ``python -m wsproto_core [demo | serve | connect | fuzz]``.
 
 - ``demo`` (the default): a client and a server talking through memory, every
   frame and event printed;
 - ``serve``: an echo server on the asyncio driver, with a page at ``/`` to try
   it from a browser;
 - ``connect URL``: an interactive client, or (``--echo``) an echo client for
-  test suites such as Autobahn's fuzzingserver.
+  test suites such as Autobahn's fuzzingserver;
+- ``fuzz URL``: a compliance fuzzer that sends generated valid and invalid
+  frames to an echo server and checks its reactions against RFC 6455.
 
 Like the drivers, the command line sits outside the sans-I/O core: it may use
 asyncio and sockets. The commands' modules are imported only when run, so
@@ -48,6 +50,13 @@ def port(text: str) -> int:
     """An argparse type: a TCP port, 0 to 65535 (0: any free port)."""
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}: use a number from 0 to 65535")
+    return int(text)
+
+
+def count(text: str) -> int:
+    """An argparse type: a positive whole number."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use a whole number, 1 or more")
     return int(text)
 
 
@@ -191,6 +200,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", "-v", action="store_true", help="with --echo, print the status lines and every message echoed"
     )
     _add_connection_options(connect, client=True)
+
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="fuzz a WebSocket echo server for RFC 6455 compliance (needs hypothesis)",
+        description="Send generated sequences of valid and invalid frames to a WebSocket server, one connection "
+        "each, and check its reactions against RFC 6455, with wsproto_core as the oracle: messages echoed intact and "
+        "in order, Pings answered with the same payload, Close answered, violations failing the connection with the "
+        "right close code (1002, or 1007 for invalid UTF-8, 1002 accepted too) and nothing sent after them, and the "
+        "server's own frames well-formed. The server must echo every message (as Autobahn's test servers do); with "
+        "--no-echo only the protocol reactions are checked. Each distinct finding is shrunk to a minimal byte "
+        "sequence and printed as hex and as a list of frames.",
+        epilog="Exit status: 0 when no violation was found (warnings, such as a failure without a Close frame, "
+        "are printed but do not count), 1 when violations were found, 2 for a bad URL or option, a server that "
+        "cannot be reached, or hypothesis missing (pip install 'wsproto_core[compliance]').",
+    )
+    fuzz.add_argument("url", metavar="URL", help="a ws:// or wss:// URL of an echo server")
+    fuzz.add_argument(
+        "--examples", type=count, default=100, metavar="N", help="how many sequences to try (default: %(default)s)"
+    )
+    fuzz.add_argument("--seed", type=int, default=None, help="the hypothesis seed, to repeat a run (default: random)")
+    fuzz.add_argument(
+        "--timeout",
+        type=seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long to wait for each read from the server; a server silent that long after a violation "
+        "did not detect it (default: %(default)s)",
+    )
+    fuzz.add_argument(
+        "--max-frames",
+        type=count,
+        default=8,
+        metavar="N",
+        help="the most frames in one sequence (default: %(default)s)",
+    )
+    fuzz.add_argument(
+        "--budget",
+        type=seconds,
+        default=300,
+        metavar="SECONDS",
+        help="stop starting new examples after this long; 0 for no limit (default: %(default)s)",
+    )
+    fuzz.add_argument(
+        "--no-echo", action="store_true", help="the server does not echo: check only the protocol reactions"
+    )
+    fuzz.add_argument("--verbose", "-v", action="store_true", help="print each kind of finding as it is found")
     return parser
 
 
@@ -205,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         from .connect import run_connect  # noqa: PLC0415
 
         return run_connect(args)
+    if args.command == "fuzz":
+        from .fuzz import run_fuzz  # noqa: PLC0415
+
+        return run_fuzz(args)
     from .demo import demo  # noqa: PLC0415
 
     return demo()
