@@ -474,7 +474,7 @@ class TestSizeLimits:
     @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
     def test_no_limits(self, role: ConnectionType) -> None:
         """None means unlimited: a header announcing 2**62 bytes is accepted and streamed."""
-        conn = Connection(role, max_frame_size=None, max_message_size=None)
+        conn = Connection(role, max_frame_size=None, max_message_size=None, min_partial_size=0)
         frame = frame_for(conn, OP_BINARY, b"", length=2**62, length_size=64)
         assert feed(conn, frame) == []
         # Stream a little of it; pieces arrive unfinished.
@@ -497,6 +497,7 @@ class TestSizeLimits:
 class TestStreaming:
     @pytest.mark.parametrize("opcode", [OP_TEXT, OP_BINARY])
     def test_frame_in_pieces(self, conn: Connection, opcode: int) -> None:
+        conn = Connection(conn.connection_type, min_partial_size=0)
         payload = b"0123456789" * 30
         frame = frame_for(conn, opcode, payload)
         received = feed(conn, frame, chunk_size=7)

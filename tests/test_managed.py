@@ -61,7 +61,9 @@ FIRST_TEXT, FIRST_BINARY, FIRST_CLOSE, FIRST_PING, FIRST_PONG = 0x81, 0x82, 0x88
 
 def managed(client: bool, **options: Any) -> ManagedConnection:
     """A ManagedConnection around a fresh post-handshake Connection."""
-    limits = {key: options.pop(key) for key in ("max_message_size", "max_frame_size") if key in options}
+    limits = {
+        key: options.pop(key) for key in ("max_message_size", "max_frame_size", "min_partial_size") if key in options
+    }
     return ManagedConnection(Connection(CLIENT if client else SERVER, **limits), client=client, **options)
 
 
@@ -209,7 +211,7 @@ def test_assemble_messages_false_passes_fragments_through(client: bool) -> None:
         BytesMessage(b"yz", True, True),
     ]
     # Partial frames are handed out as they arrive too.
-    m = managed(client, assemble_messages=False)
+    m = managed(client, assemble_messages=False, min_partial_size=0)
     events = receive(m, incoming(m, OP_BINARY, b"0123456789"), chunk=6)
     assert all(isinstance(event, BytesMessage) for event in events)
     assert len(events) > 1

@@ -44,11 +44,13 @@ from .frames import (
     parse_close_payload,
 )
 from .masking import apply_mask, masked_frame
+from .permessage_deflate import PerMessageDeflate
 from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MIN_PARTIAL_SIZE",
     "Connection",
     "ConnectionState",
     "ConnectionType",
@@ -66,16 +68,29 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 #: exists for applications that want to refuse huge frames early.
 DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
+#: Default ``min_partial_size``: 64 KiB. A binary frame that arrives in small
+#: reads is handed out in pieces of at least this size (or its end), so a 1 MiB
+#: frame read 4 KiB at a time makes 16 events instead of 256; the bytes held back
+#: meanwhile are bounded by this size plus one read.
+DEFAULT_MIN_PARTIAL_SIZE: Final = 64 * 1024
+
 _OPEN = ConnectionState.OPEN
 # The two-byte headers of unmasked, unfragmented text and binary frames with a
 # 7-bit length: looked up rather than built on every send (hot path).
 _pack_header_16 = struct.Struct("!BBH").pack
 _pack_header_64 = struct.Struct("!BBQ").pack
-_SHORT_HEADERS = {first: tuple(bytes((first, length)) for length in range(126)) for first in (0x81, 0x82)}
+_SHORT_HEADERS = {first: tuple(bytes((first, length)) for length in range(126)) for first in (0x81, 0x82, 0xC1, 0xC2)}
+# First header bytes of the frames the receive fast path takes: unfragmented
+# text and binary, and with permessage-deflate the same with RSV1 (compressed).
+_PLAIN_FIRSTS = frozenset((0x81, 0x82))
+_DEFLATE_FIRSTS = frozenset((0x81, 0x82, 0xC1, 0xC2))
 # Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
 _RSV_BITS = RSV_BITS_BY_VALUE
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
+# What events() returns when it can tell at once that nothing can be parsed
+# (an exhausted iterator stays exhausted, so one serves every call).
+_NO_EVENTS: Final[Iterator[Event]] = iter(())
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _from_bytes = int.from_bytes
 # Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
@@ -105,6 +120,12 @@ class Connection:
     :param max_message_size: the largest message accepted from the peer (after
         decompression, when an extension compresses), in bytes; a larger one
         fails the connection with 1009. ``None`` means no limit.
+    :param min_partial_size: a binary frame whose payload arrives over several
+        ``receive_data`` calls is handed out in ``BytesMessage`` pieces of at
+        least this many bytes, or when the frame ends; the bytes waiting meanwhile
+        stay buffered (at most this size plus one read). 0 hands out every piece
+        as it arrives, as wsproto does. Text frames are always handed out as they
+        arrive, so that invalid UTF-8 fails the connection at once (section 8.1).
 
     Attributes:
         ``client``: whether we are the client.
@@ -126,12 +147,14 @@ class Connection:
         *,
         max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        min_partial_size: int = DEFAULT_MIN_PARTIAL_SIZE,
     ) -> None:
         if not isinstance(connection_type, ConnectionType):
             raise LocalProtocolError(
                 f"connection_type must be ConnectionType.CLIENT or ConnectionType.SERVER, not {connection_type!r}"
             )
         check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
+        check_limits(min_partial_size=min_partial_size)
         self.client = connection_type is ConnectionType.CLIENT
         self.connection_type = connection_type
         # Only the extensions that the handshake enabled take part: hypercorn,
@@ -139,6 +162,15 @@ class Connection:
         self.extensions: list[Extension] = [extension for extension in extensions or () if extension.enabled()]
         self._max_frame_size = max_frame_size
         self._max_message_size = max_message_size
+        self._min_partial_size = min_partial_size
+        # permessage-deflate as the only extension (its exact class, whose
+        # hooks we know) lets whole messages skip the extension hooks: the
+        # fast paths then compress and inflate with one call each.
+        only = self.extensions[0] if len(self.extensions) == 1 else None
+        self._deflate = only if type(only) is PerMessageDeflate else None
+        self._fast_firsts = (
+            _PLAIN_FIRSTS if not self.extensions else _DEFLATE_FIRSTS if self._deflate is not None else frozenset()
+        )
         # The largest frame the receive fast path may take without checking the
         # limits one by one; and the MASK bit that frames from the peer carry.
         self._whole_frame_limit = min(
@@ -162,6 +194,9 @@ class Connection:
         self._frame_fin = False
         self._frame_mask: bytes | None = None
         self._frame_position = 0
+        # While the frame above streams in: how many bytes must be buffered
+        # before _continue_frame has something to hand out; 0 when unknown.
+        self._frame_wait = 0
         # The message being received: its opcode (TEXT or BINARY) while it is
         # fragmented or partly delivered, else 0; its size so far; its decoder.
         self._message_opcode = 0
@@ -187,7 +222,7 @@ class Connection:
                 extension.release()
 
     def _may_take_send_hot_path(self) -> bool:
-        return self._state is _OPEN and not (self.extensions or self._send_opcode)
+        return self._state is _OPEN and not self._send_opcode and (not self.extensions or self._deflate is not None)
 
     @property
     def max_frame_size(self) -> int | None:
@@ -215,6 +250,8 @@ class Connection:
         """
         if data is None:
             self._transport_closed = True
+            # What is held back of a streaming frame is handed out now.
+            self._frame_wait = 0
             self._transition(Trigger.TRANSPORT_CLOSED)
             return
         if self._transport_closed:
@@ -257,6 +294,13 @@ class Connection:
         violation by the peer ends the iteration with a ``CloseConnection``
         carrying the close code the RFC names; ``failure`` then tells why.
         """
+        if self._frame_remaining > 0 and len(self._buffer) - self._offset < self._frame_wait:
+            # Hot path while a large frame streams in: not enough of it has
+            # arrived to hand out (see _continue_frame); skip the generator.
+            return _NO_EVENTS
+        return self._parse_events()
+
+    def _parse_events(self) -> Iterator[Event]:
         while not self._input_done:
             try:
                 event = self._parse()
@@ -313,9 +357,10 @@ class Connection:
             first = buffer[position]
             second = buffer[position + 1]
 
-            if (first == 0x82 or first == 0x81) and not self._message_opcode and not self.extensions:  # noqa: PLR1714 - faster than a set lookup
+            if first in self._fast_firsts and not self._message_opcode:
                 # Fast path: a whole unfragmented message in one frame with a
-                # 7- or 16-bit length, no RSV bits, masked as our role expects.
+                # 7- or 16-bit length, masked as our role expects, and no RSV
+                # bits but, with permessage-deflate, RSV1 (a compressed message).
                 length = second & 0x7F
                 start = position + 2
                 if length == 126:
@@ -327,28 +372,32 @@ class Connection:
                 elif length == 127:
                     length = -1
                 if 0 <= length <= self._whole_frame_limit and (second & 0x80) == self._incoming_mask_bit:
+                    end = start + length
                     if second & 0x80:
-                        end = start + 4 + length
+                        end += 4
                         if end <= len(buffer):
                             self._offset = end
                             payload = apply_mask(buffer[start + 4 : end], buffer[start : start + 4])
-                            if first == 0x82:
-                                return BytesMessage(payload, True, True)
-                            try:
-                                return TextMessage(payload.decode("utf-8"), True, True)
-                            except UnicodeDecodeError:
-                                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                        else:
+                            payload = None
+                    elif end <= len(buffer):
+                        self._offset = end
+                        payload = bytes(buffer[start:end])
                     else:
-                        end = start + length
-                        if end <= len(buffer):
-                            self._offset = end
-                            payload = bytes(buffer[start:end])
-                            if first == 0x82:
-                                return BytesMessage(payload, True, True)
-                            try:
-                                return TextMessage(payload.decode("utf-8"), True, True)
-                            except UnicodeDecodeError:
-                                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                        payload = None
+                    if payload is not None:
+                        if first & 0x40:
+                            # Only _DEFLATE_FIRSTS hold RSV1, so _deflate is set.
+                            inflated = self._deflate._inflate_whole(payload, self._max_message_size)  # type: ignore[union-attr]
+                            if isinstance(inflated, CloseReason):
+                                raise self._refused(inflated)
+                            payload = inflated
+                        if (first & 0x0F) == 2:
+                            return BytesMessage(payload, True, True)
+                        try:
+                            return TextMessage(payload.decode("utf-8"), True, True)
+                        except UnicodeDecodeError:
+                            raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
 
             opcode = first & 0x0F
             fin = first & 0x80
@@ -394,13 +443,16 @@ class Connection:
             end = position + header_size + length
             if end <= len(buffer):
                 # The whole frame is here: the common case for small messages.
-                if buffer.__class__ is bytes:
+                # Each branch copies the payload once: unmasking reads straight
+                # from the buffer through a view (the view is gone before the
+                # buffer can be resized), and a bytes slice is one copy.
+                if mask is not None:
+                    payload = apply_mask(memoryview(buffer)[position + header_size : end], mask)
+                elif buffer.__class__ is bytes:
                     payload = buffer[position + header_size : end]
                 else:
-                    payload = bytes(buffer[position + header_size : end])
+                    payload = bytes(memoryview(buffer)[position + header_size : end])
                 self._offset = end
-                if mask is not None:
-                    payload = apply_mask(payload, mask)
                 if self.extensions:
                     self._frame_fin = bool(fin)
                     payload = self._inbound_payload(payload, True)
@@ -418,6 +470,7 @@ class Connection:
             self._frame_fin = bool(fin)
             self._frame_mask = mask
             self._frame_position = 0
+            self._frame_wait = 0
 
     def _check_header(self, first: int, second: int, opcode: int, fin: int, length: int) -> None:
         """Enforce the framing rules that the first two header bytes decide."""
@@ -480,13 +533,30 @@ class Connection:
         buffer = self._buffer
         position = self._offset
         remaining = self._frame_remaining
-        take = min(len(buffer) - position, remaining)
-        if take <= 0 and remaining:
+        take = len(buffer) - position
+        if take >= remaining:
+            take = remaining
+        elif take <= 0:
+            self._frame_wait = 1
             return None
-        chunk = bytes(buffer[position : position + take])
-        self._offset = position + take
+        elif take < self._min_partial_size and self._message_opcode == 2 and not self._transport_closed:
+            # Hot path while a large frame streams in: wait for the frame's end,
+            # or for min_partial_size bytes of binary payload (text is handed
+            # out at once, so that invalid UTF-8 fails without delay; and what
+            # arrived before the transport closed is handed out too).
+            self._frame_wait = min(remaining, self._min_partial_size)
+            return None
+        self._frame_wait = 0
+        end = position + take
         if self._frame_mask is not None:
-            chunk = apply_mask(chunk, self._frame_mask, self._frame_position)
+            # One pass from the buffer into the new bytes, through a view that
+            # is gone before the buffer can be resized.
+            chunk = apply_mask(memoryview(buffer)[position:end], self._frame_mask, self._frame_position)
+        elif buffer.__class__ is bytes:
+            chunk = buffer[position:end]
+        else:
+            chunk = bytes(memoryview(buffer)[position:end])
+        self._offset = end
         self._frame_position += take
         remaining -= take
         frame_finished = remaining == 0
@@ -555,6 +625,14 @@ class Connection:
 
     # ----------------------------------------------------------- extension hooks
 
+    @staticmethod
+    def _refused(reason: CloseReason) -> RemoteProtocolError:
+        """The error for a whole message that permessage-deflate refused (receive fast path)."""
+        if reason == CloseReason.PROTOCOL_ERROR:
+            # The slow path's words for the same refusal, from _inbound_header.
+            return RemoteProtocolError("Reserved bits set that no negotiated extension uses", code=1002)
+        return RemoteProtocolError("Extension permessage-deflate refused the payload", code=int(reason))
+
     def _inbound_header(self, opcode: int, first: int, length: int) -> None:
         rsv = _RSV_BITS[(first >> 4) & 7]
         claimed = 0
@@ -592,8 +670,8 @@ class Connection:
         """
         cls = event.__class__
         if self._plain_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
-            # Hot path: a whole message with no extension, so no fragment state
-            # and no RSV bits to consider.
+            # Hot path: a whole message with no extension but permessage-deflate,
+            # so no fragment state and no RSV bits but RSV1 to consider.
             data: bytes = event.data  # type: ignore[attr-defined]
             if cls is BytesMessage:
                 first = 0x82
@@ -605,6 +683,13 @@ class Connection:
                     data = data.encode()  # type: ignore[attr-defined]
                 except UnicodeEncodeError:
                     return self._send_message(event)  # type: ignore[arg-type]  # raises the explanation
+            deflate = self._deflate
+            if deflate is not None:
+                compressed = deflate._compress_whole(data)
+                if compressed is not None:
+                    # RFC 7692 section 6: RSV1 marks a compressed message.
+                    data = compressed
+                    first |= 0x40
             length = len(data)
             if self.client:
                 mask = self._next_mask()

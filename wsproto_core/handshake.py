@@ -288,7 +288,14 @@ class H11Handshake:
     def _open(self, extensions: list[Extension]) -> None:
         trailing, _closed = self._h11.trailing_data
         connection_type = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
-        self._connection = Connection(connection_type, extensions, bytes(trailing), **self._connection_options)
+        options = self._connection_options
+        self._connection = Connection(
+            connection_type,
+            extensions,
+            bytes(trailing),
+            max_frame_size=options["max_frame_size"],
+            max_message_size=options["max_message_size"],
+        )
         self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
 
     def send(self, event: Event) -> bytes:

@@ -92,6 +92,7 @@ __all__ = ["DeflateParameters", "PerMessageDeflate"]
 #: last four octets the sender removes; section 7.2.2: the receiver appends
 #: them back before inflating.
 _TAIL = b"\x00\x00\xff\xff"
+_Z_SYNC_FLUSH = zlib.Z_SYNC_FLUSH
 _NO_RSV = RSV_BITS_BY_VALUE[0]
 _RSV1 = RSV_BITS_BY_VALUE[4]
 
@@ -675,6 +676,48 @@ class PerMessageDeflate(Extension):
             pieces.append(piece)
             return b"".join(pieces)
         return piece
+
+    # ---------------------------------------------------- whole-message paths
+    #
+    # Connection calls these two instead of the frame hooks when this is its
+    # only extension and a message fits in one frame: one call each way instead
+    # of four layers of hooks per message (hot path). They apply exactly the
+    # rules of the hooks above and below; tests compare the two paths.
+
+    def _inflate_whole(self, payload: bytes, limit: int | None) -> bytes | CloseReason:
+        """Inflate one compressed message received in one frame, within ``limit`` bytes."""
+        if self.negotiated is None:
+            # As frame_inbound_header: RSV1 means nothing without a negotiation.
+            return CloseReason.PROTOCOL_ERROR
+        if self._decompressor is None:
+            self._decompressor = zlib.decompressobj(self._recv_wbits)
+        self._in_size = 0
+        self._in_limit = limit
+        result = self._inflate(payload + _TAIL)
+        if self._recv_reset:
+            self._decompressor = None
+        return result
+
+    def _compress_whole(self, data: bytes) -> bytes | None:
+        """Compress one message sent in one frame; ``None`` when it goes uncompressed.
+
+        The result lacks the flush's ``00 00 ff ff`` (section 7.2.1) and is to
+        be sent with RSV1 set.
+        """
+        if self._skip_next or len(data) < self.compression_threshold or not self._send_wbits:
+            self._skip_next = False
+            return None
+        compressor = self._compressor
+        if compressor is None:
+            compressor = self._compressor = zlib.compressobj(
+                self.compress_level, zlib.DEFLATED, self._send_wbits, self.mem_level
+            )
+        payload = compressor.compress(data) + compressor.flush(_Z_SYNC_FLUSH)
+        if self._send_reset:
+            self._compressor = None
+        # A sync flush always ends with an empty stored block, whose last four
+        # octets are 00 00 ff ff: no need to look before cutting them off.
+        return payload[:-4]
 
     def frame_outbound(
         self, proto: Connection, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
