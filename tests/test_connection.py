@@ -31,10 +31,13 @@ from helpers import (
     parse_frame,
     reassemble,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsproto_core.connection import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MIN_PARTIAL_SIZE,
     Connection,
     ConnectionState,
     ConnectionType,
@@ -53,6 +56,7 @@ from wsproto_core.events import (
     Request,
     TextMessage,
 )
+from wsproto_core.extensions import PerMessageDeflate
 from wsproto_core.frames import CloseReason
 
 ROLES = [CLIENT, SERVER]
@@ -94,7 +98,7 @@ class TestConstruction:
         with pytest.raises(LocalProtocolError):
             Connection(connection_type)
 
-    @pytest.mark.parametrize("option", ["max_frame_size", "max_message_size"])
+    @pytest.mark.parametrize("option", ["max_frame_size", "max_message_size", "min_partial_size"])
     @pytest.mark.parametrize("value", [-1, "10", 1.5])
     def test_bad_limits(self, option: str, value: Any) -> None:
         with pytest.raises(LocalProtocolError):
@@ -513,9 +517,11 @@ class TestStreaming:
             payload.decode() if opcode == OP_TEXT else payload
         )
 
-    def test_64k_masked_frame_one_byte_at_a_time(self) -> None:
+    @pytest.mark.parametrize("min_partial_size", [0, 1000, DEFAULT_MIN_PARTIAL_SIZE])
+    def test_64k_masked_frame_one_byte_at_a_time(self, min_partial_size: int) -> None:
         """Section 5.3: unmasking must follow the key position across arbitrary pieces."""
-        client, server = pair()
+        client, _ = pair()
+        server = Connection(SERVER, min_partial_size=min_partial_size)
         payload = random.Random(64).randbytes(64 * 1024)
         frame = client.send(BytesMessage(payload))
         assert frame[1] & 0x80
@@ -523,6 +529,7 @@ class TestStreaming:
         assert b"".join(event.data for event in received) == payload  # type: ignore[attr-defined]
         assert received[-1].message_finished  # type: ignore[attr-defined]
         assert not any(event.frame_finished for event in received[:-1])  # type: ignore[attr-defined]
+        assert len(received) == (len(payload) if not min_partial_size else -(-len(payload) // min_partial_size))
 
     def test_1mib_masked_frame_in_4k_pieces(self) -> None:
         client, server = pair()
@@ -536,8 +543,10 @@ class TestStreaming:
         received = feed(server, client.send(TextMessage(text)), chunk_size=1)
         assert reassemble(received) == [TextMessage(text)]
 
-    def test_odd_chunking_with_unaligned_key_offsets(self) -> None:
-        client, server = pair()
+    @pytest.mark.parametrize("min_partial_size", [0, 5, DEFAULT_MIN_PARTIAL_SIZE])
+    def test_odd_chunking_with_unaligned_key_offsets(self, min_partial_size: int) -> None:
+        client, _ = pair()
+        server = Connection(SERVER, min_partial_size=min_partial_size)
         payload = bytes(range(256)) * 40
         frame = client.send(BytesMessage(payload))
         rng = random.Random(5)
@@ -589,6 +598,74 @@ class TestStreaming:
             + frame_for(conn, OP_CONT, b"d")
         )
         assert reassemble(feed(conn, data)) == [BytesMessage(b"ab"), TextMessage("cd")]
+
+
+class TestPartialDelivery:
+    """min_partial_size: binary frames streamed in pieces of a minimum size, text as it arrives."""
+
+    def test_default(self) -> None:
+        assert DEFAULT_MIN_PARTIAL_SIZE == 64 * 1024
+
+    def test_1mib_frame_in_4k_reads_makes_16_events(self, conn: Connection) -> None:
+        payload = random.Random(7).randbytes(1024 * 1024)
+        received = feed(conn, frame_for(conn, OP_BINARY, payload), chunk_size=4096)
+        assert len(received) == 16
+        assert all(len(event.data) >= DEFAULT_MIN_PARTIAL_SIZE for event in received[:-1])  # type: ignore[attr-defined]
+        assert reassemble(received) == [BytesMessage(payload)]
+
+    def test_held_back_bytes_are_bounded(self, conn: Connection) -> None:
+        """The bytes waiting to be handed out never exceed min_partial_size plus one read."""
+        conn = Connection(conn.connection_type, min_partial_size=1000)
+        frame = frame_for(conn, OP_BINARY, bytes(100_000))
+        largest = 0
+        for start in range(0, len(frame), 300):
+            conn.receive_data(frame[start : start + 300])
+            largest = max(largest, conn.buffered_bytes)
+            for event in conn.events():
+                assert len(event.data) >= 1000 or event.frame_finished  # type: ignore[attr-defined]
+        assert 1000 <= largest < 1000 + 300
+        assert conn.buffered_bytes == 0
+
+    def test_a_frame_that_ends_is_handed_out_at_once(self, conn: Connection) -> None:
+        frame = frame_for(conn, OP_BINARY, b"abcdef")
+        assert feed(conn, frame[:-3]) == []
+        assert conn.buffered_bytes > 0
+        assert feed(conn, frame[-3:]) == [BytesMessage(b"abcdef")]
+
+    def test_text_is_handed_out_as_it_arrives(self, conn: Connection) -> None:
+        """Section 8.1: invalid UTF-8 must fail the connection promptly, so text is never held back."""
+        frame = frame_for(conn, OP_TEXT, b"hello world, " * 10)
+        received = feed(conn, frame, chunk_size=20)
+        assert len(received) > 5
+        assert reassemble(received) == [TextMessage("hello world, " * 10)]
+        conn = Connection(conn.connection_type)
+        frame = frame_for(conn, OP_TEXT, b"ok" + b"\xff" + b"x" * 1000)
+        assert_failed(conn, feed(conn, frame[:20]), 1007)
+
+    def test_transport_close_hands_out_what_was_held_back(self, conn: Connection) -> None:
+        frame = frame_for(conn, OP_BINARY, bytes(10_000))
+        assert feed(conn, frame[:5000]) == []
+        conn.receive_data(None)
+        received = list(conn.events())
+        assert len(received) == 2
+        assert isinstance(received[0], BytesMessage)
+        assert not received[0].frame_finished
+        assert received[0].data == bytes(len(received[0].data))
+        assert received[1] == CloseConnection(code=CloseReason.ABNORMAL_CLOSURE)
+
+    def test_compressed_binary_is_held_back_too(self) -> None:
+        """Pieces of a compressed binary message are gathered before inflating."""
+        client_ext, server_ext = PerMessageDeflate(), PerMessageDeflate()
+        response = server_ext.accept("permessage-deflate; " + client_ext.offer())
+        client_ext.finalize("permessage-deflate" + (f"; {response}" if response else ""))
+        client = Connection(CLIENT, [client_ext])
+        server = Connection(SERVER, [server_ext], min_partial_size=2000)
+        payload = random.Random(3).randbytes(20_000)
+        wire = client.send(BytesMessage(payload))
+        received = feed(server, wire, chunk_size=100)
+        # The size counts received (compressed) bytes: one event per 2000 of them.
+        assert len(received) <= len(wire) // 2000 + 1
+        assert reassemble(received) == [BytesMessage(payload)]
 
 
 class TestCloseHandshake:
@@ -1042,3 +1119,67 @@ class TestWsprotoInterop:
         assert b"".join(e.data for e in received if isinstance(e, wsproto_events.BytesMessage)) == b"z" * 70000
         assert isinstance(received[-1], wsproto_events.CloseConnection)
         assert (received[-1].code, received[-1].reason) == (1000, "done")
+
+
+# -------------------------------------------------------- partial delivery, property
+
+_message_data = st.one_of(
+    st.binary(max_size=3000),
+    st.text(max_size=800),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    role=st.sampled_from(ROLES),
+    messages=st.lists(st.tuples(_message_data, st.integers(1, 4)), max_size=5),
+    violation=st.sampled_from([b"", b"\x83\x00", b"\x81\x02\xc3\x28", b"\x01\x03ab\xff"]),
+    chunks=st.lists(st.integers(1, 700), min_size=1, max_size=40),
+    min_partial_size=st.sampled_from([1, 7, 100, 1000, DEFAULT_MIN_PARTIAL_SIZE]),
+)
+def test_partial_delivery_changes_only_how_binary_frames_are_cut(
+    role: ConnectionType,
+    messages: list[tuple[str | bytes, int]],
+    violation: bytes,
+    chunks: list[int],
+    min_partial_size: int,
+) -> None:
+    """Against min_partial_size=0 (every piece as it arrives): the same messages, text
+    events, close codes and states; binary pieces that do not end their frame carry at
+    least min_partial_size bytes."""
+    sender = Connection(SERVER if role is CLIENT else CLIENT)
+    wire = b""
+    for data, fragments in messages:
+        cls = TextMessage if isinstance(data, str) else BytesMessage
+        step = max(1, -(-len(data) // fragments))
+        pieces = [data[i : i + step] for i in range(0, len(data), step)] or [data[:0]]
+        for index, piece in enumerate(pieces):
+            wire += sender.send(cls(piece, message_finished=index == len(pieces) - 1))  # type: ignore[arg-type]
+    if violation:
+        # Raw frames as the peer would send them (masked towards a server).
+        wire += build_frame(violation[0] & 0x0F, violation[2:], fin=bool(violation[0] & 0x80),
+                            mask=None if role is CLIENT else b"\x01\x02\x03\x04")  # fmt: skip
+    results = []
+    for size in (0, min_partial_size):
+        conn = Connection(role, min_partial_size=size)
+        received: list[Event] = []
+        position = 0
+        index = 0
+        while position < len(wire):
+            step = chunks[index % len(chunks)]
+            conn.receive_data(wire[position : position + step])
+            received.extend(conn.events())
+            position += step
+            index += 1
+        conn.receive_data(None)
+        received.extend(conn.events())
+        results.append((conn, received))
+    (plain, every), (coalescing, fewer) = results
+    assert reassemble(fewer) == reassemble(every)
+    assert [e for e in fewer if isinstance(e, TextMessage)] == [e for e in every if isinstance(e, TextMessage)]
+    assert coalescing.state is plain.state
+    assert (coalescing.failure is None) == (plain.failure is None)
+    for event in fewer:
+        if isinstance(event, BytesMessage) and not event.frame_finished:
+            # Only the transport closing hands out a shorter piece.
+            assert len(event.data) >= min_partial_size or event is fewer[-2]
