@@ -972,3 +972,79 @@ def test_reply_to_a_message_goes_out_before_the_failure_that_followed_it() -> No
             assert received[len(b"\x81\x05hello") + 2 : len(b"\x81\x05hello") + 4] == b"\x03\xea"
 
     run(test)
+
+
+def masked(opcode: int, payload: bytes, mask: bytes = b"\x0a\x0b\x0c\x0d") -> bytes:
+    """One client frame (payloads under 126 bytes)."""
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_pipelined_messages_answered_in_order_with_the_ping_and_close_in_place() -> None:
+    """Fifty messages, a Ping among them and a Close, in one write: every echo,
+    the Pong and the Close reply come back in the order of what they answer."""
+
+    async def test() -> None:
+        async with our_server(compression=False) as server:
+            reader, writer = await silent_client(server.port)
+            messages = [f"message {n}".encode() for n in range(50)]
+            frames = [masked(0x2, message) for message in messages]
+            frames.insert(20, masked(0x9, b"ping"))
+            writer.write(b"".join(frames) + masked(0x8, b"\x03\xe8"))
+            received = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            expected = [bytes((0x82, len(message))) + message for message in messages]
+            expected.insert(20, b"\x8a\x04ping")
+            assert received == b"".join(expected) + b"\x88\x02\x03\xe8"
+
+    run(test)
+
+
+def test_replies_to_pipelined_messages_are_written_together() -> None:
+    writes: list[int] = []
+
+    async def counting_echo(websocket: WebSocket) -> None:
+        write = websocket._writer.write
+
+        def counted(data: Any) -> None:
+            writes.append(len(data))
+            write(data)
+
+        websocket._writer.write = counted  # type: ignore[method-assign]
+        await echo(websocket)
+
+    async def test() -> None:
+        async with our_server(counting_echo, compression=False) as server:
+            reader, writer = await silent_client(server.port)
+            messages = [f"message {n}".encode() for n in range(50)]
+            writer.write(b"".join(masked(0x2, message) for message in messages))
+            expected = b"".join(bytes((0x82, len(message))) + message for message in messages)
+            assert await asyncio.wait_for(reader.readexactly(len(expected)), 5) == expected
+            writer.write(masked(0x8, b"\x03\xe8"))
+            assert await asyncio.wait_for(reader.read(), 5) == b"\x88\x02\x03\xe8"
+            writer.close()
+        # One write per message would be 50; all the replies arrived in one read.
+        assert sum(writes) == len(expected) + 4
+        assert len(writes) <= 3, writes
+
+    run(test)
+
+
+def test_a_reply_held_for_pipelining_is_sent_even_if_the_handler_stops_reading() -> None:
+    release = asyncio.Event()
+
+    async def first_only(websocket: WebSocket) -> None:
+        await websocket.send(await websocket.recv())
+        await release.wait()  # does not ask for the second message meanwhile
+
+    async def test() -> None:
+        async with our_server(first_only, compression=False) as server:
+            reader, writer = await silent_client(server.port)
+            writer.write(masked(0x1, b"first") + masked(0x1, b"second"))
+            try:
+                assert await asyncio.wait_for(reader.readexactly(7), 5) == b"\x81\x05first"
+            finally:
+                release.set()
+                writer.close()
+
+    run(test)

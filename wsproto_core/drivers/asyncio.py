@@ -1,12 +1,21 @@
 """wsproto_core on asyncio streams: ``connect`` for clients, ``serve`` for servers.
 
-Each connection runs two small tasks: a reader that feeds the socket to a
+Each connection runs one small task, a reader that feeds the socket to a
 :class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
-Closes and assembles messages), and a timer that wakes at the connection's next
-deadline (keepalive, close timeout). Received messages wait in a bounded queue;
-when it is full the reader stops reading, so a slow application slows the peer
-down through TCP instead of growing memory. ``send`` waits for the transport to
-drain.
+Closes and assembles messages), and one timer callback scheduled at the
+connection's next deadline (keepalive, close timeout). Received messages wait
+in a bounded queue; when it is full the reader stops reading, so a slow
+application slows the peer down through TCP instead of growing memory. ``send``
+waits for the transport to drain.
+
+The ordering rule: a message that was received before a Close (or before a
+protocol violation) can still be answered. So the bytes after a received
+message are parsed only once the application took that message: the reader
+parses a read until the first message with more bytes behind it, and the
+application's next :meth:`WebSocket.recv` parses on, in its own task. A
+pipelining peer (many messages per read) then costs no task switch per message,
+and the replies to those messages go out together in one write, when the
+application next waits for a message (or at the next event loop iteration).
 """
 
 from __future__ import annotations
@@ -39,6 +48,15 @@ from ._common import (
 )
 
 __all__ = ["Server", "WebSocket", "connect", "serve"]
+
+#: Take everything the stream holds at once: reading it in smaller pieces
+#: copies and shifts the stream's buffer for every piece. The stream itself
+#: stops reading from the socket beyond twice its limit, which bounds this.
+_STREAM_READ_SIZE = 1 << 20
+
+#: Replies to pipelined messages are written together up to this many bytes
+#: (with the transport's own buffer); beyond it, ``send`` writes and drains.
+_COALESCE_LIMIT = 65536
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +95,18 @@ class WebSocket:
         self._message_ready = asyncio.Event()
         self._queue_has_space = asyncio.Event()
         self._queue_has_space.set()
-        self._queue_empty = asyncio.Event()
-        self._timers_changed = asyncio.Event()
+        #: Received bytes may hold more events, left for ``recv`` to parse (the ordering rule).
+        self._parse_pending = False
+        #: Set when the reader may go on: everything read was parsed, or we are closing.
+        self._reader_may_go_on = asyncio.Event()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
         self._closed = asyncio.Event()
         self._closing = False
         self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
         self._reader_task = asyncio.create_task(self._read_loop())
-        self._timer_task = asyncio.create_task(self._timer_loop())
+        self._set_timer()
 
     # ------------------------------------------------------------- application
 
@@ -91,21 +114,41 @@ class WebSocket:
         """Send a text (``str``) or binary message; wait until the transport drained."""
         self._raise_if_closed()
         event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
-        self._managed.send(event, self._loop.time())
+        managed = self._managed
+        managed.send(event, self._loop.time())
+        if (self._messages or self._parse_pending) and (
+            managed.bytes_to_send + self._writer.transport.get_write_buffer_size() < _COALESCE_LIMIT
+        ):
+            # More received messages wait for the application (a pipelining
+            # peer): write this reply together with theirs, when the
+            # application next waits in recv(), instead of one write per
+            # message. Nothing waits longer than the next loop iteration.
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._scheduled_flush)
+            return
         await self._flush()
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
-        while not self._messages:
+        messages = self._messages
+        while not messages:
             if self._closed.is_set():
                 raise self._closed_error()
+            if self._parse_pending and not self._closing:
+                # The application took every message before the rest of the
+                # read: parse on, here (see the ordering rule above).
+                self._parse()
+                if not self._parse_pending:
+                    self._write_queued()
+                    self._reader_may_go_on.set()
+                continue
+            self._write_queued()
             self._message_ready.clear()
             await self._message_ready.wait()
-        message = self._messages.popleft()
-        if len(self._messages) < self._settings.max_queue:
+        message = messages.popleft()
+        if len(messages) < self._settings.max_queue:
             self._queue_has_space.set()
-        if not self._messages:
-            self._queue_empty.set()
         return message
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
@@ -127,7 +170,7 @@ class WebSocket:
         payload = self._managed.ping(payload, self._loop.time())
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._pong_waiters[payload] = waiter
-        self._timers_changed.set()
+        self._set_timer()
         await self._flush()
         return waiter
 
@@ -135,12 +178,12 @@ class WebSocket:
         """Close the connection (closing handshake, then the transport) and wait for it."""
         if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             self._managed.close(code, reason or None, self._loop.time())
-            self._timers_changed.set()
+            self._set_timer()
             await self._flush()
         # The peer's Close must be read even if unread messages fill the queue.
         self._closing = True
         self._queue_has_space.set()
-        self._queue_empty.set()
+        self._reader_may_go_on.set()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -169,37 +212,59 @@ class WebSocket:
     def _closed_error(self) -> ConnectionClosed:
         return ConnectionClosed(self.close_code or 1006, self.close_reason)
 
-    async def _flush(self) -> None:
+    def _write_queued(self) -> bool:
+        """Hand what the connection queued to the transport; return whether there was any."""
         data = self._managed.data_to_send()
         if not data or self._writer.is_closing():
-            return
+            return False
         self._writer.write(data)
+        return True
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._write_queued()
+
+    async def _flush(self) -> None:
+        if not self._write_queued():
+            return
         try:
             await self._writer.drain()
         except (ConnectionError, OSError):
             self._writer.transport.abort()
 
+    def _parse(self) -> None:
+        """Queue received messages; stop after one that has more bytes behind it (the ordering rule)."""
+        managed = self._managed
+        self._parse_pending = False
+        for event in managed.events(self._loop.time()):
+            if isinstance(event, Message):
+                self._messages.append(event.data)
+                self._message_ready.set()
+                if managed.buffered_bytes and not self._closing:
+                    # A Close (or a violation) further in the buffer would
+                    # otherwise be answered before the application could reply
+                    # to this message, and after a Close only a Close may be
+                    # sent (RFC 6455 section 5.5.1). recv() parses on.
+                    self._parse_pending = True
+                    break
+            elif isinstance(event, Pong):
+                self._pong_arrived(event.payload)
+        self._set_timer()
+
     async def _read_loop(self) -> None:
         managed = self._managed
         try:
+            # Bytes that came with the handshake may hold frames.
+            self._parse()
             while True:
-                # Events first: bytes that came with the handshake may hold frames.
-                for event in managed.events(self._loop.time()):
-                    if isinstance(event, Message):
-                        self._messages.append(event.data)
-                        self._message_ready.set()
-                        if managed.buffered_bytes and not self._closing:
-                            # Let the application take this message before
-                            # parsing on: a Close (or a violation) further in
-                            # the buffer would otherwise be answered before
-                            # the application could reply to this message,
-                            # and after a Close only a Close may be sent
-                            # (RFC 6455 section 5.5.1).
-                            await self._wait_for_empty_queue()
-                    elif isinstance(event, Pong):
-                        self._pong_arrived(event.payload)
-                self._timers_changed.set()
                 await self._flush()
+                if self._parse_pending and not self._closing:
+                    # Wait until recv() parsed the rest of the read (or a close).
+                    self._reader_may_go_on.clear()
+                    await self._reader_may_go_on.wait()
+                    if self._parse_pending:
+                        self._parse()
+                    continue
                 if managed.should_close_transport:
                     break
                 if len(self._messages) >= self._settings.max_queue and not self._closing:
@@ -207,34 +272,43 @@ class WebSocket:
                     self._queue_has_space.clear()
                     await self._queue_has_space.wait()
                 try:
-                    data = await self._reader.read(READ_SIZE)
+                    data = await self._reader.read(_STREAM_READ_SIZE)
                 except (ConnectionError, OSError):
                     data = b""
                 managed.receive_data(data or None, self._loop.time())
+                self._parse()
         finally:
             self._finish()
 
-    async def _timer_loop(self) -> None:
-        managed = self._managed
-        while not self._closed.is_set():
-            deadline = managed.next_deadline
-            timeout = None if deadline is None else max(0.0, deadline - self._loop.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timers_changed.wait(), timeout)
-            self._timers_changed.clear()
-            managed.handle_timers(self._loop.time())
-            await self._flush()
-            if managed.should_close_transport and not self._closed.is_set():
-                self._writer.transport.abort()
-                # Wake a reader parked by backpressure so that it sees the end.
-                self._closing = True
-                self._queue_has_space.set()
-                self._queue_empty.set()
+    def _set_timer(self) -> None:
+        """Schedule :meth:`_on_timer` at the connection's next deadline, if that moved."""
+        deadline = self._managed.next_deadline
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline is not None and not self._closed.is_set():
+            self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    async def _wait_for_empty_queue(self) -> None:
-        while self._messages and not self._closing:
-            self._queue_empty.clear()
-            await self._queue_empty.wait()
+    def _on_timer(self) -> None:
+        managed = self._managed
+        deadline = self._timer_deadline
+        self._timer = None
+        self._timer_deadline = None
+        now = self._loop.time()
+        # The loop runs a timer up to its clock resolution early; it is due.
+        managed.handle_timers(now if deadline is None else max(now, deadline))
+        self._write_queued()
+        if managed.should_close_transport and not self._closed.is_set():
+            self._writer.transport.abort()
+            # Wake a reader parked by backpressure so that it sees the end.
+            self._closing = True
+            self._queue_has_space.set()
+            self._reader_may_go_on.set()
+        else:
+            self._set_timer()
 
     def _pong_arrived(self, payload: bytes) -> None:
         # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
@@ -255,7 +329,9 @@ class WebSocket:
         self.close_reason = close.reason if close is not None else None
         self._closed.set()
         self._message_ready.set()
-        self._timers_changed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         error = self._closed_error()
         for waiter in self._pong_waiters.values():
             if not waiter.done():
