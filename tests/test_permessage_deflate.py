@@ -1253,3 +1253,116 @@ def test_wsproto_style_hooks_inflate_like_the_combined_one() -> None:
     assert client_ext.frame_inbound_header(proto, Opcode.TEXT, RsvBits(False, False, False), 3) is not None
     assert client_ext.frame_inbound_payload_data(proto, b"abc") == b"abc"
     assert client_ext.frame_inbound_complete(proto, fin=True) is None
+
+
+# ------------------------------------------- whole-message fast paths vs the hooks
+
+
+class HookDeflate(PerMessageDeflate):
+    """The same extension under another class: Connection then goes through its hooks."""
+
+    __slots__ = ()
+
+
+def test_whole_messages_skip_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PerMessageDeflate alone, whole messages never reach the frame hooks (both roles)."""
+    client, server, _, _ = deflated_pair()
+
+    def hook_called(*args: Any) -> Any:
+        raise AssertionError("the hook path was taken")
+
+    for hook in ("frame_outbound", "frame_inbound_header", "frame_inbound_payload"):
+        monkeypatch.setattr(PerMessageDeflate, hook, hook_called)
+    for data in ("hello " * 100, b"\x00" * 1000, "", b"x"):
+        message = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+        wire = client.send(message)
+        assert wire[0] & RSV1
+        assert feed(server, wire) == [message]
+        assert feed(client, server.send(message)) == [message]
+    assert server.failure is None
+    assert client.failure is None
+
+
+def test_other_extensions_keep_the_hook_path() -> None:
+    """A subclass may override hooks, so it gets them called (and produces the same bytes)."""
+    client_ext, server_ext = HookDeflate(), HookDeflate()
+    assert negotiate(client_ext, server_ext) is not None
+    client, server = make_pair(client_ext, server_ext)
+    assert client._deflate is None
+    wire = server.send(TextMessage("same bytes " * 20))
+    _, fast_server, _, _ = deflated_pair()
+    assert wire == fast_server.send(TextMessage("same bytes " * 20))
+    assert feed(client, wire) == [TextMessage("same bytes " * 20)]
+
+
+actions = st.lists(
+    st.tuples(payloads, st.integers(1, 3), st.booleans()),  # data, fragments, send_next_uncompressed()
+    min_size=1,
+    max_size=6,
+)
+#: Frames a client may append after its messages: a compressed frame that is no
+#: DEFLATE data, a bomb (100 kB of zeros in about 100 bytes), an RSV1 Ping.
+violations = st.sampled_from([b"", b"garbage", b"bomb", b"rsv1 ping"])
+
+
+def violation_frame(kind: bytes) -> bytes:
+    if kind == b"garbage":
+        return frame(OP_BINARY, b"\xff\xfe\xfd", rsv=4)
+    if kind == b"bomb":
+        return frame(OP_BINARY, deflate(bytes(100_000)), rsv=4)
+    if kind == b"rsv1 ping":
+        return frame(OP_PING, b"", rsv=4)
+    return b""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    client_config=configs,
+    server_config=configs,
+    threshold=st.sampled_from([0, 0, 64]),
+    sent=actions,
+    violation=violations,
+    chunks=st.lists(st.integers(1, 700), max_size=30),
+    limit=st.sampled_from([None, 10, 700, 5000]),
+)
+def test_fast_paths_match_the_hook_paths(
+    *,
+    client_config: dict[str, Any],
+    server_config: dict[str, Any],
+    threshold: int,
+    sent: list[tuple[str | bytes, int, bool]],
+    violation: bytes,
+    chunks: list[int],
+    limit: int | None,
+) -> None:
+    """Same frames sent, same events received (limits, 1007 and 1009 included), same zlib state."""
+    outcomes = []
+    for cls in (PerMessageDeflate, HookDeflate):
+        client_ext = cls(**client_config, compression_threshold=threshold)
+        server_ext = cls(**server_config, compression_threshold=threshold)
+        if negotiate(client_ext, server_ext) is None:
+            return  # declined: no extension, nothing to compare
+        client, server = make_pair(client_ext, server_ext, max_message_size=limit)
+        assert (client._deflate is not None) == (cls is PerMessageDeflate)
+        to_server = to_client = b""
+        for data, fragments, uncompressed in sent:
+            if uncompressed:
+                client_ext.send_next_uncompressed()
+                server_ext.send_next_uncompressed()
+            to_server += send_message(client, data, fragments)
+            to_client += send_message(server, data, fragments)
+        to_server += violation_frame(violation)
+        received_by_server = feed(server, to_server, chunks)
+        received_by_client = feed(client, to_client, chunks)
+        outcomes.append(
+            (
+                split_frames(to_server),  # client frames are masked with random keys
+                to_client,
+                received_by_server,
+                received_by_client,
+                server.state,
+                [ext._compressor is None for ext in (client_ext, server_ext)],
+                [ext._decompressor is None for ext in (client_ext, server_ext)],
+            )
+        )
+    assert outcomes[0] == outcomes[1]
