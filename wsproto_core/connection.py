@@ -64,8 +64,9 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 
 #: Default ``max_frame_size``: the same 64 MiB. Frames are streamed to the
-#: application as they arrive, so the frame size limits no buffer of ours; it
-#: exists for applications that want to refuse huge frames early.
+#: application as they arrive (in pieces of ``min_partial_size``), so the frame
+#: size limits no buffer of ours; it exists for applications that want to
+#: refuse huge frames early.
 DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 
 #: Default ``min_partial_size``: 64 KiB. A binary frame that arrives in small
@@ -122,10 +123,11 @@ class Connection:
         fails the connection with 1009. ``None`` means no limit.
     :param min_partial_size: a binary frame whose payload arrives over several
         ``receive_data`` calls is handed out in ``BytesMessage`` pieces of at
-        least this many bytes, or when the frame ends; the bytes waiting meanwhile
-        stay buffered (at most this size plus one read). 0 hands out every piece
-        as it arrives, as wsproto does. Text frames are always handed out as they
-        arrive, so that invalid UTF-8 fails the connection at once (section 8.1).
+        least this many received bytes (counted before decompression), or when
+        the frame ends; the bytes waiting meanwhile stay buffered (at most this
+        size plus one read). 0 hands out every piece as it arrives, as wsproto
+        does. Text frames are always handed out as they arrive, so that invalid
+        UTF-8 fails the connection at once (section 8.1).
 
     Attributes:
         ``client``: whether we are the client.
