@@ -1,7 +1,9 @@
 """Sphinx configuration for the wsproto_core documentation (MyST Markdown, furo theme).
 
 Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``. No network is used:
-intersphinx is off, and the state machine diagram is generated from the code by ``_ext/state_machine.py``.
+intersphinx is off, and every diagram is SVG drawn by our own Python at build time: the state
+machine from the code's table (``_ext/state_machine.py``, inlined in the page) and the WebSockets
+guide's pictures (``_ext/guide_diagrams.py``, written to ``_static/diagrams/``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "state_machine",
+    "guide_diagrams",
 ]
 
 source_suffix = {".md": "markdown"}

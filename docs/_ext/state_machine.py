@@ -1,8 +1,9 @@
 """A Sphinx directive that draws the state machine from ``wsproto_core.state``.
 
-``{wsproto-state-machine}`` in a page expands, at build time, into a text diagram and two tables
-generated from :data:`wsproto_core.state.TRANSITIONS` and :data:`wsproto_core.state.SENDABLE`, so the
-documentation cannot drift from the code. No external tool (graphviz, mermaid) is needed.
+``{wsproto-state-machine}`` in a page expands, at build time, into an SVG diagram (inlined in HTML
+output; a text diagram in other formats) and two tables, all generated from
+:data:`wsproto_core.state.TRANSITIONS` and :data:`wsproto_core.state.SENDABLE` by
+``state_diagram.py``, so the documentation cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -10,78 +11,70 @@ from __future__ import annotations
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
+from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
+from state_diagram import diagram_lines, sendable_rows, state_svg, transition_rows
 
-from wsproto_core.state import SENDABLE, TRANSITIONS, ConnectionState, SendKind, Trigger
-
-_TRIGGER_TEXT = {
-    Trigger.HANDSHAKE_ACCEPTED: "handshake accepted",
-    Trigger.HANDSHAKE_REJECTED: "handshake rejected",
-    Trigger.REJECTION_FINISHED: "rejection response finished",
-    Trigger.SEND_CLOSE: "we send a Close",
-    Trigger.RECEIVE_CLOSE: "we receive a Close",
-    Trigger.REMOTE_VIOLATION: "the peer breaks the protocol",
-    Trigger.TRANSPORT_CLOSED: "receive_data(None): transport closed",
-}
-
-_SEND_TEXT = {
-    SendKind.DATA: "messages, Ping, Pong",
-    SendKind.CLOSE: "CloseConnection",
-    SendKind.REJECT_DATA: "RejectData",
-}
+# --- The directive --------------------------------------------------------------------------------
+#
+# The directive builds docutils nodes itself rather than parsing generated markup: the page is
+# MyST Markdown, so nested markup would be read as Markdown and reST tables would come out as text.
 
 
-def diagram_lines() -> list[str]:
-    """One block per state: every transition that leaves it, as ``--trigger--> NEXT``."""
-    width = max(len(_TRIGGER_TEXT.get(t, t.name)) for t in Trigger)
-    lines: list[str] = []
-    for state, transitions in TRANSITIONS.items():
-        lines.append(f"[{state.name}]")
-        for trigger, target in transitions.items():
-            arrow = f"--{_TRIGGER_TEXT.get(trigger, trigger.name)}".ljust(width + 3, "-") + "-->"
-            loop = "  (stays)" if target is state else ""
-            lines.append(f"    {arrow} [{target.name}]{loop}")
-        lines.append("")
-    return lines[:-1]
+def _table_node(header: tuple[str, ...], rows: list[tuple[str, ...]], code_columns: set[int]) -> nodes.table:
+    """A table node; cells in ``code_columns`` are set as inline code."""
+    table = nodes.table()
+    table_group = nodes.tgroup(cols=len(header))
+    table += table_group
+    for _ in header:
+        table_group += nodes.colspec(colwidth=1)
+
+    def row_node(cells: tuple[str, ...], code: set[int]) -> nodes.row:
+        row = nodes.row()
+        for index, cell in enumerate(cells):
+            paragraph = nodes.paragraph()
+            paragraph += nodes.literal(cell, cell) if index in code else nodes.Text(cell)
+            row += nodes.entry("", paragraph)
+        return row
+
+    head = nodes.thead()
+    head += row_node(header, set())
+    body = nodes.tbody()
+    for cells in rows:
+        body += row_node(cells, code_columns)
+    table_group += head
+    table_group += body
+    return table
 
 
-def transition_rows() -> list[tuple[str, str, str]]:
-    """``(state, trigger, next state)`` for every entry of the table, in its order."""
+def _intro(before: str, code: str) -> nodes.paragraph:
+    paragraph = nodes.paragraph()
+    paragraph += nodes.Text(before + " (")
+    paragraph += nodes.literal(code, code)
+    paragraph += nodes.Text("):")
+    return paragraph
+
+
+def content_nodes() -> list[nodes.Node]:
+    """Everything the directive expands into: the figure, its text fallback, and the two tables."""
+    figure = (
+        '<figure class="wsproto-diagram">'
+        + state_svg()
+        + "<figcaption>Generated from <code>wsproto_core.state.TRANSITIONS</code> when the documentation"
+        " was built. Hover over an arrow to see its table entries.</figcaption></figure>"
+    )
+    # Builders that cannot show inline SVG (LaTeX, text, man) get the text diagram instead.
+    fallback = addnodes.only(expr="not html")
+    text = "\n".join(diagram_lines())
+    fallback += nodes.literal_block(text, text)
     return [
-        (state.name, trigger.name, target.name)
-        for state, transitions in TRANSITIONS.items()
-        for trigger, target in transitions.items()
+        nodes.raw("", figure, format="html"),
+        fallback,
+        _intro("Every transition", "TRANSITIONS"),
+        _table_node(("state", "trigger", "next state"), transition_rows(), {0, 1, 2}),
+        _intro("What the application may send in each state", "SENDABLE"),
+        _table_node(("state", "may send"), sendable_rows(), {0}),
     ]
-
-
-def sendable_rows() -> list[tuple[str, str]]:
-    """``(state, what may be sent)`` for every state."""
-    rows = []
-    for state in ConnectionState:
-        kinds = sorted(SENDABLE[state], key=lambda kind: kind.value)
-        rows.append((state.name, ", ".join(_SEND_TEXT[kind] for kind in kinds) or "nothing"))
-    return rows
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    lines = [".. list-table::", "   :header-rows: 1", ""]
-    for row in [header, *rows]:
-        lines.append(f"   * - {row[0]}")
-        lines.extend(f"     - {cell}" for cell in row[1:])
-    return lines
-
-
-def rst_lines() -> list[str]:
-    """The reStructuredText that the directive expands into."""
-    lines = ["::", ""]
-    lines += [f"   {line}" if line else "" for line in diagram_lines()]
-    lines += ["", "Every transition (``TRANSITIONS``):", ""]
-    rows = [(f"``{state}``", f"``{trigger}``", f"``{target}``") for state, trigger, target in transition_rows()]
-    lines += _table(("state", "trigger", "next state"), rows)
-    lines += ["", "What the application may send in each state (``SENDABLE``):", ""]
-    lines += _table(("state", "may send"), [(f"``{a}``", b) for a, b in sendable_rows()])
-    return lines
 
 
 class StateMachineDirective(SphinxDirective):
@@ -90,9 +83,7 @@ class StateMachineDirective(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        container = nodes.container()
-        self.state.nested_parse(StringList(rst_lines(), source="wsproto_core.state"), self.content_offset, container)
-        return list(container.children)
+        return content_nodes()
 
 
 def setup(app: Any) -> dict[str, Any]:
