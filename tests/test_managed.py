@@ -1248,3 +1248,37 @@ TestManagedConversation = ManagedConversation.TestCase
 TestManagedConversation.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+def test_outgoing_frames_are_joined_in_order_and_a_lone_frame_is_not_copied() -> None:
+    class Engine:
+        """Returns the frames it is given to send, so that the test knows their identity."""
+
+        state = S.OPEN
+
+        def __init__(self) -> None:
+            self.frames: list[bytes] = []
+
+        def receive_data(self, data: Any) -> None:
+            pass
+
+        def events(self) -> Any:
+            return iter(())
+
+        def send(self, event: Event) -> bytes:
+            assert isinstance(event, BytesMessage)
+            frame = bytes(event.data)
+            self.frames.append(frame)
+            return frame
+
+    engine = Engine()
+    m = ManagedConnection(engine, client=False)
+    big = b"x" * 100_000
+    m.send(BytesMessage(big))
+    assert m.bytes_to_send == len(big)
+    assert m.data_to_send() is engine.frames[0]
+    assert (m.bytes_to_send, m.data_to_send()) == (0, b"")
+    for data in (b"one", b"", b"two", bytearray(b"three")):
+        m.send(BytesMessage(data))
+    assert m.bytes_to_send == 11
+    assert m.data_to_send() == b"onetwothree"

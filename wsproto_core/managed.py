@@ -94,7 +94,10 @@ class ManagedConnection:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
-        self._outgoing = bytearray()
+        # Frames to send, kept as they are and joined only when taken: a
+        # single large frame then reaches the transport without being copied.
+        self._outgoing: list[bytes] = []
+        self._outgoing_size = 0
         self._pieces: list[bytes | str] = []
         self._should_close_transport = False
         self._next_ping_at = now + ping_interval if ping_interval is not None else None
@@ -124,7 +127,7 @@ class ManagedConnection:
     @property
     def bytes_to_send(self) -> int:
         """How many bytes :meth:`data_to_send` would return."""
-        return len(self._outgoing)
+        return self._outgoing_size
 
     @property
     def next_deadline(self) -> float | None:
@@ -138,9 +141,20 @@ class ManagedConnection:
 
     def data_to_send(self) -> bytes:
         """Take the bytes queued for the peer (possibly empty)."""
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
+        outgoing = self._outgoing
+        if not outgoing:
+            return b""
+        self._outgoing = []
+        self._outgoing_size = 0
+        return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+
+    def _queue(self, data: bytes) -> None:
+        if data:
+            if data.__class__ is not bytes:
+                # Kept until taken: it must not change meanwhile.
+                data = bytes(data)
+            self._outgoing.append(data)
+            self._outgoing_size += len(data)
 
     def _clock(self, now: float | None) -> float:
         # Every method takes the time; when a caller leaves it out, the last
@@ -152,7 +166,7 @@ class ManagedConnection:
     def send(self, event: Event, now: float | None = None) -> None:
         """Queue ``event`` for sending (see ``Connection.send`` for what may be sent)."""
         now = self._clock(now)
-        self._outgoing += self.connection.send(event)
+        self._queue(self.connection.send(event))
         if isinstance(event, CloseConnection):
             self._after_close_sent(now)
         elif self.connection.state is ConnectionState.CLOSED:
@@ -192,7 +206,7 @@ class ManagedConnection:
                     event = BytesMessage(b"".join(pieces))  # type: ignore[arg-type]
             elif isinstance(event, Ping):
                 if self.auto_reply and self.connection.state is ConnectionState.OPEN:
-                    self._outgoing += self.connection.send(event.response())
+                    self._queue(self.connection.send(event.response()))
             elif isinstance(event, Pong):
                 if self._pong_payload is not None and event.payload == self._pong_payload:
                     self._pong_payload = None
@@ -211,7 +225,7 @@ class ManagedConnection:
             self.close_event = event
         self._next_ping_at = self._pong_deadline = None
         if self.auto_reply and self.connection.state is ConnectionState.REMOTE_CLOSING:
-            self._outgoing += self.connection.send(event.response())
+            self._queue(self.connection.send(event.response()))
         if self.connection.state is ConnectionState.CLOSED:
             self._closing_handshake_done(now, event.code)
 
@@ -251,7 +265,7 @@ class ManagedConnection:
         now = self._clock(now)
         if payload is None:
             payload = os.urandom(4)
-        self._outgoing += self.connection.send(Ping(payload))
+        self._queue(self.connection.send(Ping(payload)))
         self._pong_payload = payload
         if self.ping_timeout is not None:
             deadline = now + self.ping_timeout
@@ -268,7 +282,7 @@ class ManagedConnection:
             self._pong_deadline = None
             self._next_ping_at = None
             if self.connection.state is ConnectionState.OPEN:
-                self._outgoing += self.connection.send(CloseConnection(1011, "keepalive ping timeout"))
+                self._queue(self.connection.send(CloseConnection(1011, "keepalive ping timeout")))
             self.close_event = CloseConnection(1006, "keepalive ping timeout")
             self._should_close_transport = True
             self._close_deadline = None

@@ -54,6 +54,11 @@ __all__ = ["Server", "WebSocket", "connect", "serve"]
 #: stops reading from the socket beyond twice its limit, which bounds this.
 _STREAM_READ_SIZE = 1 << 20
 
+#: A stream stops reading from its socket when it holds twice its limit. At
+#: the default (64 KiB) one socket read of 256 KiB (asyncio's largest) already
+#: crosses it, and every read then costs a pause and a resume of the socket.
+_STREAM_LIMIT = 256 * 1024
+
 #: Replies to pipelined messages are written together up to this many bytes
 #: (with the transport's own buffer); beyond it, ``send`` writes and drains.
 _COALESCE_LIMIT = 65536
@@ -412,7 +417,7 @@ async def _open(
     target = parse_url(url)
     context = (ssl or ssl_module.create_default_context()) if target.secure else None
     async with asyncio.timeout(open_timeout):
-        reader, writer = await asyncio.open_connection(target.host, target.port, ssl=context)
+        reader, writer = await asyncio.open_connection(target.host, target.port, ssl=context, limit=_STREAM_LIMIT)
         try:
             connection = WSConnection(
                 ConnectionType.CLIENT,
@@ -564,7 +569,7 @@ async def serve(
                 await websocket.close()
             tracked.open.discard(websocket)
 
-    server = await asyncio.start_server(on_client, host, port, ssl=ssl)
+    server = await asyncio.start_server(on_client, host, port, ssl=ssl, limit=_STREAM_LIMIT)
     return Server(server, tracked)
 
 
