@@ -453,7 +453,7 @@ def masking() -> str:
 def end_to_end() -> str:
     """The path of a WebSocket from a browser tab to the application code on a server."""
     body: list[str] = []
-    box_x, box_width, note_x = 24.0, 300.0, 352.0
+    box_x, box_width, note_x = 24.0, 324.0, 372.0
     y = 20.0
 
     def stage(height: float, title: str, lines: list[str], notes: list[str]) -> None:
@@ -576,7 +576,7 @@ def end_to_end() -> str:
         "loop, socket, timers) hands bytes to wsproto_core, which turns them into events for the application "
         "handler; the handler publishes to a broker to reach connections in other processes."
     )
-    return _svg(760, height, "A WebSocket end to end", description, body, name="end-to-end")
+    return _svg(780, height, "A WebSocket end to end", description, body, name="end-to-end")
 
 
 def fan_out() -> str:
