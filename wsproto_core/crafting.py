@@ -161,8 +161,9 @@ class CraftedFrame:
 def close_payload(code: int | None, reason: bytes = b"") -> bytes:
     """A Close payload with any 16-bit ``code`` (0 to 65535) and any ``reason`` bytes.
 
-    ``None`` gives an empty payload (no code, no reason), as section 5.5.1
-    allows. Nothing is checked against section 7.4: 1004, 1005, 1006, 1015 and
+    ``None`` writes no code: the payload is ``reason`` alone, so the default
+    is the empty payload that section 5.5.1 allows, and a reason makes the
+    payload's first two bytes read as a code. Nothing is checked against section 7.4: 1004, 1005, 1006, 1015 and
     codes outside the ranges are written as given.
     """
     if code is None:
