@@ -1048,3 +1048,40 @@ def test_a_reply_held_for_pipelining_is_sent_even_if_the_handler_stops_reading()
                 writer.close()
 
     run(test)
+
+
+def test_a_cancelled_close_drops_the_connection() -> None:
+    async def test() -> None:
+        async with silent_server() as port:
+            websocket = await connect(f"ws://127.0.0.1:{port}/", close_timeout=60, ping_interval=None)
+            closing = asyncio.ensure_future(websocket.close())
+            await asyncio.sleep(0.05)  # our Close is out; the peer never answers
+            assert not websocket.closed
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            assert websocket.closed
+            assert websocket.close_code == 1006
+            await asyncio.wait_for(websocket.wait_closed(), 1)
+
+    run(test)
+
+
+def test_an_unexpected_error_while_reading_ends_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    async def test() -> None:
+        async with our_server() as server, ws_client(f"ws://127.0.0.1:{server.port}/") as client:
+            (websocket,) = server._tracked.open
+            managed = websocket._managed
+
+            def broken(data: Any, now: float | None = None) -> None:
+                raise RuntimeError("bug")
+
+            managed.receive_data = broken  # type: ignore[method-assign]
+            await client.send("hello")
+            await asyncio.wait_for(websocket.wait_closed(), 5)
+            assert websocket.close_code == 1006
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await asyncio.wait_for(client.recv(), 5)
+
+    run(test)
+    assert "WebSocket connection failed" in caplog.text

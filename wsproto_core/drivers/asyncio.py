@@ -1,17 +1,20 @@
 """wsproto_core on asyncio streams: ``connect`` for clients, ``serve`` for servers.
 
-Each connection runs one small task, a reader that feeds the socket to a
+The opening handshake runs over asyncio streams. After it, the transport's
+protocol hands every read straight to a
 :class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
-Closes and assembles messages), and one timer callback scheduled at the
-connection's next deadline (keepalive, close timeout). Received messages wait
-in a bounded queue; when it is full the reader stops reading, so a slow
-application slows the peer down through TCP instead of growing memory. ``send``
-waits for the transport to drain.
+Closes and assembles messages), in the event loop's callback: no task sits
+between the socket and the application, and the only other moving part is one
+timer callback scheduled at the connection's next deadline (keepalive, close
+timeout). Received messages wait in a bounded queue; when it is full the
+transport stops reading, so a slow application slows the peer down through TCP
+instead of growing memory. Reading also stops while our replies wait for the
+transport to drain. ``send`` waits for the transport to drain.
 
 The ordering rule: a message that was received before a Close (or before a
 protocol violation) can still be answered. So the bytes after a received
-message are parsed only once the application took that message: the reader
-parses a read until the first message with more bytes behind it, and the
+message are parsed only once the application took that message: a read is
+parsed up to the first message with more bytes behind it, and the
 application's next :meth:`WebSocket.recv` parses on, in its own task. A
 pipelining peer (many messages per read) then costs no task switch per message,
 and the replies to those messages go out together in one write, when the
@@ -35,7 +38,6 @@ from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
-    READ_SIZE,
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
@@ -49,14 +51,15 @@ from ._common import (
 
 __all__ = ["Server", "WebSocket", "connect", "serve"]
 
-#: Take everything the stream holds at once: reading it in smaller pieces
-#: copies and shifts the stream's buffer for every piece. The stream itself
-#: stops reading from the socket beyond twice its limit, which bounds this.
+#: During the opening handshake, take everything the stream holds at once, so
+#: that nothing is left in it when the protocol takes over. The stream stops
+#: reading from its socket beyond twice its limit, which bounds this.
 _STREAM_READ_SIZE = 1 << 20
 
-#: A stream stops reading from its socket when it holds twice its limit. At
-#: the default (64 KiB) one socket read of 256 KiB (asyncio's largest) already
-#: crosses it, and every read then costs a pause and a resume of the socket.
+#: The streams' limit. At the default (64 KiB) one socket read of 256 KiB
+#: (asyncio's largest) already crosses twice the limit and pauses the socket.
+#: After the handshake, it is also how many received bytes may wait to be
+#: parsed (the ordering rule) before the transport stops reading.
 _STREAM_LIMIT = 256 * 1024
 
 #: Replies to pipelined messages are written together up to this many bytes
@@ -64,6 +67,42 @@ _STREAM_LIMIT = 256 * 1024
 _COALESCE_LIMIT = 65536
 
 logger = logging.getLogger(__name__)
+
+
+class _Protocol(asyncio.StreamReaderProtocol):
+    """Streams for the opening handshake; then every event goes to the :class:`WebSocket`."""
+
+    websocket: WebSocket | None = None
+    writing_paused = False
+
+    def data_received(self, data: bytes) -> None:
+        websocket = self.websocket
+        if websocket is None:
+            super().data_received(data)
+        else:
+            websocket._received(data)
+
+    def eof_received(self) -> bool:
+        if self.websocket is not None:
+            self.websocket._received(None)
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.websocket is not None:
+            self.websocket._received(None)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writing_paused = True
+        if self.websocket is not None:
+            self.websocket._update_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writing_paused = False
+        if self.websocket is not None:
+            self.websocket._update_reading()
 
 
 class WebSocket:
@@ -96,22 +135,33 @@ class WebSocket:
         self.request = request
         self.close_code: int | None = None
         self.close_reason: str | None = None
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
         self._messages: deque[str | bytes] = deque()
         self._message_ready = asyncio.Event()
-        self._queue_has_space = asyncio.Event()
-        self._queue_has_space.set()
         #: Received bytes may hold more events, left for ``recv`` to parse (the ordering rule).
         self._parse_pending = False
-        #: Set when the reader may go on: everything read was parsed, or we are closing.
-        self._reader_may_go_on = asyncio.Event()
+        self._reading_paused = False
+        self._ended = False
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._closed = asyncio.Event()
+        self._done: asyncio.Future[None] = self._loop.create_future()
         self._closing = False
         self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
-        self._reader_task = asyncio.create_task(self._read_loop())
+        protocol = self._transport.get_protocol()
+        assert isinstance(protocol, _Protocol)
+        self._protocol = protocol
+        protocol.websocket = self
         self._set_timer()
+        # Bytes that came with the handshake may hold frames, and the stream
+        # may have ended during it.
+        self._parse()
+        self._after_parse()
+        if reader.at_eof() or reader.exception() is not None:
+            self._received(None)
 
     # ------------------------------------------------------------- application
 
@@ -122,7 +172,7 @@ class WebSocket:
         managed = self._managed
         managed.send(event, self._loop.time())
         if (self._messages or self._parse_pending) and (
-            managed.bytes_to_send + self._writer.transport.get_write_buffer_size() < _COALESCE_LIMIT
+            managed.bytes_to_send + self._transport.get_write_buffer_size() < _COALESCE_LIMIT
         ):
             # More received messages wait for the application (a pipelining
             # peer): write this reply together with theirs, when the
@@ -145,15 +195,14 @@ class WebSocket:
                 # read: parse on, here (see the ordering rule above).
                 self._parse()
                 if not self._parse_pending:
-                    self._write_queued()
-                    self._reader_may_go_on.set()
+                    self._after_parse()
                 continue
             self._write_queued()
             self._message_ready.clear()
             await self._message_ready.wait()
         message = messages.popleft()
-        if len(messages) < self._settings.max_queue:
-            self._queue_has_space.set()
+        if self._reading_paused:
+            self._update_reading()
         return message
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
@@ -180,20 +229,30 @@ class WebSocket:
         return waiter
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (closing handshake, then the transport) and wait for it."""
+        """Close the connection (closing handshake, then the transport) and wait for it.
+
+        Cancelling this wait drops the connection at once (code 1006).
+        """
         if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             self._managed.close(code, reason or None, self._loop.time())
             self._set_timer()
             await self._flush()
         # The peer's Close must be read even if unread messages fill the queue.
         self._closing = True
-        self._queue_has_space.set()
-        self._reader_may_go_on.set()
-        await self.wait_closed()
+        if not self._closed.is_set():
+            if self._parse_pending:
+                self._parse()
+            self._after_parse()
+        try:
+            await self.wait_closed()
+        except asyncio.CancelledError:
+            # Whoever cancelled the close will not wait for the peer any more.
+            self._abort()
+            raise
 
     async def wait_closed(self) -> None:
         """Wait until the transport is closed."""
-        await asyncio.shield(self._reader_task)
+        await asyncio.shield(self._done)
 
     @property
     def closed(self) -> bool:
@@ -256,34 +315,45 @@ class WebSocket:
                 self._pong_arrived(event.payload)
         self._set_timer()
 
-    async def _read_loop(self) -> None:
-        managed = self._managed
+    def _received(self, data: bytes | None) -> None:
+        """The protocol's callback: ``data`` read, or ``None`` once the stream ended."""
+        if self._ended or self._closed.is_set():
+            return
+        if data is None:
+            self._ended = True
         try:
-            # Bytes that came with the handshake may hold frames.
-            self._parse()
-            while True:
-                await self._flush()
-                if self._parse_pending and not self._closing:
-                    # Wait until recv() parsed the rest of the read (or a close).
-                    self._reader_may_go_on.clear()
-                    await self._reader_may_go_on.wait()
-                    if self._parse_pending:
-                        self._parse()
-                    continue
-                if managed.should_close_transport:
-                    break
-                if len(self._messages) >= self._settings.max_queue and not self._closing:
-                    # Backpressure: stop reading until the application catches up.
-                    self._queue_has_space.clear()
-                    await self._queue_has_space.wait()
-                try:
-                    data = await self._reader.read(_STREAM_READ_SIZE)
-                except (ConnectionError, OSError):
-                    data = b""
-                managed.receive_data(data or None, self._loop.time())
+            self._managed.receive_data(data, self._loop.time())
+            if not self._parse_pending or self._closing:
                 self._parse()
-        finally:
+            self._after_parse()
+        except Exception:
+            # A bug of ours: in an event loop callback it would leave the
+            # connection hanging, so end it (the parser itself never raises).
+            logger.exception("WebSocket connection failed")
+            self._abort()
+
+    def _after_parse(self) -> None:
+        self._write_queued()
+        if self._managed.should_close_transport and (self._closing or not self._parse_pending):
             self._finish()
+        else:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause or resume reading: backpressure from the application, and from the peer."""
+        if self._closed.is_set():
+            return
+        pause = not self._closing and (
+            len(self._messages) >= self._settings.max_queue
+            or self._protocol.writing_paused
+            or (self._parse_pending and self._managed.buffered_bytes >= _STREAM_LIMIT)
+        )
+        if pause is not self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
 
     def _set_timer(self) -> None:
         """Schedule :meth:`_on_timer` at the connection's next deadline, if that moved."""
@@ -307,13 +377,17 @@ class WebSocket:
         managed.handle_timers(now if deadline is None else max(now, deadline))
         self._write_queued()
         if managed.should_close_transport and not self._closed.is_set():
-            self._writer.transport.abort()
-            # Wake a reader parked by backpressure so that it sees the end.
-            self._closing = True
-            self._queue_has_space.set()
-            self._reader_may_go_on.set()
+            self._abort()
         else:
             self._set_timer()
+
+    def _abort(self) -> None:
+        """Drop the connection: no ordering to keep, nothing more to read."""
+        self._closing = True
+        self._transport.abort()
+        self._received(None)
+        if not self._closed.is_set():
+            self._finish()
 
     def _pong_arrived(self, payload: bytes) -> None:
         # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
@@ -346,6 +420,8 @@ class WebSocket:
         self._pong_waiters.clear()
         if not self._writer.is_closing():
             self._writer.close()
+        if not self._done.done():
+            self._done.set_result(None)
 
 
 def _settings(options: dict[str, Any]) -> Settings:
@@ -417,7 +493,11 @@ async def _open(
     target = parse_url(url)
     context = (ssl or ssl_module.create_default_context()) if target.secure else None
     async with asyncio.timeout(open_timeout):
-        reader, writer = await asyncio.open_connection(target.host, target.port, ssl=context, limit=_STREAM_LIMIT)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop)
+        protocol = _Protocol(reader, loop=loop)
+        transport, _ = await loop.create_connection(lambda: protocol, target.host, target.port, ssl=context)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         try:
             connection = WSConnection(
                 ConnectionType.CLIENT,
@@ -426,7 +506,7 @@ async def _open(
             )
             writer.write(connection.send(request_for(target, settings, subprotocols, extra_headers)))
             opening = ClientOpening(connection)
-            while (accepted := opening.receive(await reader.read(READ_SIZE))) is None:
+            while (accepted := opening.receive(await reader.read(_STREAM_READ_SIZE))) is None:
                 pass
         except BaseException:
             writer.transport.abort()
@@ -569,7 +649,12 @@ async def serve(
                 await websocket.close()
             tracked.open.discard(websocket)
 
-    server = await asyncio.start_server(on_client, host, port, ssl=ssl, limit=_STREAM_LIMIT)
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> _Protocol:
+        return _Protocol(asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop), on_client, loop=loop)
+
+    server = await loop.create_server(protocol, host, port, ssl=ssl)
     return Server(server, tracked)
 
 
@@ -580,7 +665,7 @@ async def _server_handshake(
     process_request: ProcessRequest | None,
 ) -> tuple[WSConnection, Request | None]:
     opening = ServerOpening(settings, process_request)
-    while not opening.receive(await reader.read(READ_SIZE)):
+    while not opening.receive(await reader.read(_STREAM_READ_SIZE)):
         pass
     writer.write(opening.response)
     return opening.connection, opening.request
