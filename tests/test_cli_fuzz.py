@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+import trustme
 import websockets.asyncio.server
 from aiohttp import WSMsgType, web
 from cli_process import COMMAND
@@ -30,6 +32,7 @@ from wsproto_core.cli.fuzz import (
     Finding,
     FuzzOptions,
     Reaction,
+    Unreachable,
     accepted_codes,
     expect,
     format_finding,
@@ -501,3 +504,28 @@ def test_command_without_hypothesis(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     monkeypatch.setitem(sys.modules, "hypothesis", None)
     assert main(["fuzz", "ws://127.0.0.1:1/"]) == 2
     assert "pip install 'wsproto_core[compliance]'" in capsys.readouterr().err
+
+
+def test_fuzz_over_tls(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+
+    async def test() -> tuple[str, list[Finding], int]:
+        server = await serve(our_echo, "127.0.0.1", 0, ssl=server_context, ping_interval=None)
+        try:
+            url = f"wss://127.0.0.1:{server.port}/"
+            options = FuzzOptions(examples=15, seed=1, timeout=1.0)
+            # The system's trust store does not know the throwaway CA.
+            with pytest.raises(Unreachable) as refused:
+                await asyncio.to_thread(fuzz, url, options)
+            monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+            return (str(refused.value), *await asyncio.to_thread(fuzz, url, options))
+        finally:
+            await server.close()
+
+    refused, findings, runs = run(test)
+    assert "CERTIFICATE_VERIFY_FAILED" in refused
+    assert (findings, runs) == ([], 15)
