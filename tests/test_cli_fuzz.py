@@ -313,8 +313,8 @@ async def our_echo(websocket: WebSocket) -> None:
 
 
 @contextlib.asynccontextmanager
-async def our_server() -> AsyncIterator[str]:
-    server = await serve(our_echo, "127.0.0.1", 0, ping_interval=None)
+async def our_server(**options: Any) -> AsyncIterator[str]:
+    server = await serve(our_echo, "127.0.0.1", 0, **({"ping_interval": None} | options))
     try:
         yield f"ws://127.0.0.1:{server.port}/"
     finally:
@@ -421,6 +421,20 @@ def test_our_server_has_no_finding() -> None:
     findings, runs = fuzz_against(our_server, examples=150, max_frames=10)
     assert findings == []
     assert runs >= 150
+
+
+def test_message_size_limit() -> None:
+    """With the server's limit given, messages over it must fail with 1009; a server with a higher limit does not."""
+    findings, _ = fuzz_against(lambda: our_server(max_message_size=100), examples=60, max_message_size=100)
+    assert findings == []
+    findings, _ = fuzz_against(lambda: our_server(max_message_size=200), examples=40, timeout=0.3, max_message_size=100)
+    by_key = {finding.key: finding for finding in findings}
+    assert set(by_key) == {
+        "violation not detected: Message of at least N bytes exceeds max_message_size=N",
+        "data frame after a violation",  # the echo of the message that should have failed
+    }
+    assert all(finding.severity == "violation" for finding in findings)
+    assert 100 < len(by_key["data frame after a violation"].case.data()) <= 130
 
 
 def test_websockets_server_only_warnings() -> None:

@@ -245,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument(
         "--no-echo", action="store_true", help="the server does not echo: check only the protocol reactions"
     )
+    fuzz.add_argument(
+        "--max-message-size",
+        type=size,
+        default=None,
+        metavar="BYTES",
+        help="the server's message size limit, to check it: messages just over it are sent too and must fail "
+        "the connection with 1009 (or 1008); a number of bytes or with a suffix such as 64KiB (default: not checked)",
+    )
     fuzz.add_argument("--verbose", "-v", action="store_true", help="print each kind of finding as it is found")
     return parser
 

@@ -96,6 +96,9 @@ class FuzzOptions:
     :param max_frames: the most frames a generated sequence holds.
     :param echo: whether the server echoes every message.
     :param budget: seconds after which no further example is run (``None``: no limit).
+    :param max_message_size: the server's message size limit, if it has one the
+        fuzzer should check: bigger messages are then generated, and must fail
+        the connection with 1009 (or 1008).
     """
 
     examples: int = 100
@@ -104,6 +107,7 @@ class FuzzOptions:
     max_frames: int = 8
     echo: bool = True
     budget: float | None = None
+    max_message_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +256,13 @@ def frame_spans(data: bytes) -> list[tuple[int, int, bool]]:
     return spans
 
 
-def expect(frames: Sequence[CraftedFrame], cuts: Sequence[int] = (), mask: bytes = b"\0\0\0\0") -> Expectation:
+def expect(
+    frames: Sequence[CraftedFrame],
+    cuts: Sequence[int] = (),
+    mask: bytes = b"\0\0\0\0",
+    *,
+    max_message_size: int | None = None,
+) -> Expectation:
     """Run the frames through the oracle and shape the case that will be sent.
 
     Frames after the one that closes or breaks the connection are dropped, so
@@ -261,8 +271,9 @@ def expect(frames: Sequence[CraftedFrame], cuts: Sequence[int] = (), mask: bytes
     is completed with zero bytes, since a server may well check a frame only
     once it has all of it. When the frames leave the connection open, a Close
     (1000, masked with ``mask``) is added, so that every example ends.
+    ``max_message_size`` is the server's limit, if the run checks one.
     """
-    oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=None)
+    oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=max_message_size)
     kept: list[CraftedFrame] = []
     ended = False
     for frame in frames:
@@ -278,12 +289,12 @@ def expect(frames: Sequence[CraftedFrame], cuts: Sequence[int] = (), mask: bytes
         case = dataclasses.replace(case, padding=missing)
     if not ended:
         case = dataclasses.replace(case, closing=close_frame(1000, mask=mask))
-    return _expectation(case)
+    return _expectation(case, max_message_size)
 
 
-def _expectation(case: Case) -> Expectation:
+def _expectation(case: Case, max_message_size: int | None) -> Expectation:
     """Feed the case to a fresh oracle frame by frame, noting which frame ended it."""
-    oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=None)
+    oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=max_message_size)
     expectation = Expectation(case)
     text: list[str] = []
     binary: list[bytes] = []
@@ -547,8 +558,12 @@ INVALID_CLOSE_CODES = (0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 6
 VALID_CLOSE_CODES = (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999)
 
 
-def cases(max_frames: int) -> SearchStrategy[Case]:
-    """The hypothesis strategy of examples: mostly valid frames, some violations."""
+def cases(max_frames: int, max_message_size: int | None = None) -> SearchStrategy[Case]:
+    """The hypothesis strategy of examples: mostly valid frames, some violations.
+
+    With ``max_message_size``, messages just over that size (of zero bytes,
+    in one frame or two) are among the violations.
+    """
     from hypothesis import strategies as st  # noqa: PLC0415 (hypothesis is optional)
 
     keys = st.binary(min_size=4, max_size=4)
@@ -631,7 +646,18 @@ def cases(max_frames: int) -> SearchStrategy[Case]:
         return [CraftedFrame(Opcode.BINARY, body, mask=mask, declared_length=draw(st.integers(0, len(body) - 1)))]
 
     empty_close = st.builds(lambda mask: [close_frame(None, mask=mask)], keys)
-    step = st.one_of(message(), control, violation(), message(), violation(), close, empty_close)
+    steps = [message(), control, violation(), message(), violation(), close, empty_close]
+    if max_message_size is not None:
+
+        @st.composite
+        def too_big(draw: DrawFn) -> list[CraftedFrame]:
+            size = max_message_size + draw(st.integers(1, 16))
+            opcode = draw(st.sampled_from([Opcode.BINARY, Opcode.TEXT]))
+            sizes = draw(st.lists(st.integers(0, size), max_size=1))
+            return fragment(opcode, bytes(size), sizes, mask=draw(keys))
+
+        steps.append(too_big())
+    step = st.one_of(*steps)
     return st.builds(
         lambda steps, cuts: Case(tuple(frame for group in steps for frame in group)[:max_frames], tuple(cuts)),
         st.lists(step, min_size=1, max_size=max(1, max_frames)),
@@ -693,7 +719,7 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
         nonlocal runs, quiet, last
         if stopped or over_budget():
             return
-        expectation = expect(case.frames, case.cuts)
+        expectation = expect(case.frames, case.cuts, max_message_size=options.max_message_size)
         try:
             # Nothing is due when the bytes stop inside a frame: wait less.
             wait = options.timeout if expectation.outcome != "open" else min(options.timeout, 0.5)
@@ -739,7 +765,7 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
             verbosity=Verbosity.quiet,
             report_multiple_bugs=True,
             print_blob=False,
-        )(given(cases(options.max_frames))(_bind(one, before)))
+        )(given(cases(options.max_frames, options.max_message_size))(_bind(one, before)))
         if options.seed is not None:
             test = seeded(options.seed + round_number)(test)
         try:
@@ -795,6 +821,7 @@ def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
         max_frames=args.max_frames,
         echo=not args.no_echo,
         budget=args.budget or None,
+        max_message_size=args.max_message_size,
     )
 
     def log(line: str) -> None:
