@@ -17,6 +17,7 @@ Run: python benchmarks/bench_deflate.py [--quick]
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -126,9 +127,16 @@ def send_zlib(messages: list[str]) -> int:
 
 
 def timed(function: Callable[[list], int], argument: list, expected: int | None) -> float:
-    start = time.perf_counter()
-    result = function(argument)
-    elapsed = time.perf_counter() - start
+    # As in bench_core.py (and timeit): no garbage collection inside the timed
+    # region, whose pauses would land on whichever run allocated last.
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        result = function(argument)
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
     if expected is not None:
         assert result == expected, (function.__name__, result, expected)
     return elapsed
