@@ -819,6 +819,22 @@ def test_compression_threshold() -> None:
     assert assemble(feed(server, wire)) == [small, large, b"f" + b"g" * 500]
 
 
+def test_compression_threshold_can_change_on_a_live_connection() -> None:
+    client, _, client_ext, _ = deflated_pair()
+    assert client.send(BytesMessage(b"x" * 50))[0] & RSV1
+    client_ext.compression_threshold = 51
+    assert client_ext.compression_threshold == 51
+    assert not client.send(BytesMessage(b"x" * 50))[0] & RSV1
+    assert client.send(BytesMessage(b"x" * 51))[0] & RSV1
+    with pytest.raises(ValueError, match="compression_threshold"):
+        client_ext.compression_threshold = -1
+    # send_next_uncompressed() still wins over the threshold, for one message.
+    client_ext.compression_threshold = 0
+    client_ext.send_next_uncompressed()
+    assert not client.send(BytesMessage(b"x" * 500))[0] & RSV1
+    assert client.send(BytesMessage(b"x" * 500))[0] & RSV1
+
+
 @pytest.mark.parametrize("mem_level", [1, 9])
 @pytest.mark.parametrize("compress_level", [0, 1, 9])
 def test_mem_level_and_compress_level(mem_level: int, compress_level: int) -> None:

@@ -107,6 +107,8 @@ _WINDOW_BITS = {str(bits): bits for bits in range(8, 16)}
 _MIN_COMPRESS_BITS = 9
 _MAX_BITS = 15
 _ESCAPE = re.compile(r"\\(.)")
+#: A message size no message reaches: "compress nothing".
+_NEVER = 1 << 62
 #: How much a single zlib call may inflate when a message size limit applies.
 _INFLATE_STEP = 64 * 1024
 
@@ -248,11 +250,13 @@ class PerMessageDeflate(Extension):
     name = "permessage-deflate"
 
     __slots__ = (
+        "_compression_threshold",
         "_compressor",
         "_decompressor",
         "_in_compressed",
         "_in_limit",
         "_in_size",
+        "_min_compressed",
         "_out_compressed",
         "_recv_reset",
         "_recv_wbits",
@@ -262,7 +266,6 @@ class PerMessageDeflate(Extension):
         "client_max_window_bits",
         "client_no_context_takeover",
         "compress_level",
-        "compression_threshold",
         "decline_reason",
         "mem_level",
         "negotiated",
@@ -291,7 +294,7 @@ class PerMessageDeflate(Extension):
             raise ValueError(f"mem_level must be an integer from 1 to 9, not {mem_level!r}")
         if not isinstance(compress_level, int) or not -1 <= compress_level <= 9:
             raise ValueError(f"compress_level must be an integer from -1 to 9, not {compress_level!r}")
-        self.compression_threshold = compression_threshold
+        self._compression_threshold = compression_threshold
         self.mem_level = mem_level
         self.compress_level = compress_level
         self.negotiated: DeflateParameters | None = None
@@ -336,6 +339,28 @@ class PerMessageDeflate(Extension):
         self._in_limit: int | None = None
         self._out_compressed = False
         self._skip_next = False
+        self._update_min_compressed()
+
+    def _update_min_compressed(self) -> None:
+        # The send fast path decides with one comparison: the smallest whole
+        # message it compresses, given the threshold, a pending
+        # send_next_uncompressed() and whether we compress at all.
+        if self._skip_next or not self._send_wbits:
+            self._min_compressed = _NEVER
+        else:
+            self._min_compressed = self._compression_threshold
+
+    @property
+    def compression_threshold(self) -> int:
+        """Messages sent whole and smaller than this many bytes go uncompressed."""
+        return self._compression_threshold
+
+    @compression_threshold.setter
+    def compression_threshold(self, value: int) -> None:
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"compression_threshold must be a non-negative int, not {value!r}")
+        self._compression_threshold = value
+        self._update_min_compressed()
 
     def release(self) -> None:
         """Free the zlib objects; call it when the connection is over.
@@ -360,6 +385,7 @@ class PerMessageDeflate(Extension):
         keeps its compression. One call covers one message.
         """
         self._skip_next = True
+        self._min_compressed = _NEVER
 
     # ------------------------------------------------------------ negotiation
 
@@ -704,8 +730,10 @@ class PerMessageDeflate(Extension):
         The result lacks the flush's ``00 00 ff ff`` (section 7.2.1) and is to
         be sent with RSV1 set.
         """
-        if self._skip_next or len(data) < self.compression_threshold or not self._send_wbits:
-            self._skip_next = False
+        if len(data) < self._min_compressed:
+            if self._skip_next:
+                self._skip_next = False
+                self._update_min_compressed()
             return None
         compressor = self._compressor
         if compressor is None:
@@ -734,9 +762,11 @@ class PerMessageDeflate(Extension):
         first = opcode != Opcode.CONTINUATION
         if first:
             skip = self._skip_next
-            self._skip_next = False
+            if skip:
+                self._skip_next = False
+                self._update_min_compressed()
             self._out_compressed = (
-                self._send_wbits != 0 and not skip and not (fin and len(data) < self.compression_threshold)
+                self._send_wbits != 0 and not skip and not (fin and len(data) < self._compression_threshold)
             )
         if not self._out_compressed:
             return rsv, data
