@@ -388,8 +388,12 @@ def send_case(role: str, opcode: int, payload: bytes, name: str) -> Case:
     return Case(name, "send", len(payload), 1, {CORE: core, WSPROTO: wsproto, WEBSOCKETS: websockets})
 
 
-def stream_case(payload: bytes, piece: int, name: str) -> Case:
-    """One masked frame fed to a server in ``piece``-byte pieces; consumers drop each piece."""
+def stream_case(payload: bytes, piece: int, name: str, min_partial_size: int | None = None) -> Case:
+    """One masked frame fed to a server in ``piece``-byte pieces; consumers drop each piece.
+
+    ``min_partial_size`` is wsproto_core's (its default when ``None``; 0 hands
+    out every piece, as wsproto does).
+    """
     wire = build_frame(OP_BINARY, payload, b"\x5a\xc3\x17\x8e")
     pieces = [wire[i : i + piece] for i in range(0, len(wire), piece)]
     size = len(payload)
@@ -404,7 +408,8 @@ def stream_case(payload: bytes, piece: int, name: str) -> Case:
         check(run_once() == payload, "streamed payload differs from the one sent")
 
     def core() -> Runner:
-        conn = CoreConnection(CoreType.SERVER)
+        options = {} if min_partial_size is None else {"min_partial_size": min_partial_size}
+        conn = CoreConnection(CoreType.SERVER, **options)
         receive_data, events = conn.receive_data, conn.events
 
         def collect() -> bytes:
@@ -509,6 +514,15 @@ def build_cases() -> list[Case]:
     cases.extend(
         stream_case(binary[size], STREAM_PIECE, f"stream server {fmt_size(size)} in {fmt_size(STREAM_PIECE)} pieces")
         for size in (MiB, 16 * MiB)
+    )
+    # The same with every 4 KiB piece handed out as it arrives (wsproto's way).
+    cases.append(
+        stream_case(
+            binary[MiB],
+            STREAM_PIECE,
+            f"stream server 1 MiB in {fmt_size(STREAM_PIECE)}, every piece",
+            min_partial_size=0,
+        )
     )
     return cases
 
