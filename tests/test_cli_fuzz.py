@@ -408,6 +408,8 @@ async def broken_server() -> AsyncIterator[str]:
 def fuzz_against(
     server: Callable[[], contextlib.AbstractAsyncContextManager[str]], **options: Any
 ) -> tuple[list[Finding], int]:
+    if options.pop("no_echo", False):
+        options["echo"] = False
     settings = FuzzOptions(**({"examples": 80, "seed": 3, "timeout": 0.5, "budget": 40.0} | options))
 
     async def test() -> tuple[list[Finding], int]:
@@ -543,3 +545,111 @@ def test_fuzz_over_tls(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     refused, findings, runs = run(test)
     assert "CERTIFICATE_VERIFY_FAILED" in refused
     assert (findings, runs) == ([], 15)
+
+
+# ------------------------------------------------------------------ servers that misbehave
+
+
+@contextlib.asynccontextmanager
+async def raw_server(
+    on_client: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[str]:
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    try:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_server_that_stops_listening() -> None:
+    """The first connections work, then the listening socket closes: reported, with the last sequence sent."""
+    connections = 0
+    holder: list[asyncio.Server] = []
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 3:
+            holder[0].close()
+        await broken_client(reader, writer)
+
+    async def test() -> tuple[list[Finding], int]:
+        server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+        holder.append(server)
+        try:
+            url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+            return await asyncio.to_thread(fuzz, url, FuzzOptions(examples=10, seed=1, timeout=0.5))
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    findings, runs = run(test)
+    assert runs == 2  # the first connection was the check that the server answers
+    stopped = [finding for finding in findings if finding.kind == "server stopped accepting connections"]
+    assert len(stopped) == 1
+    assert "cannot connect" in stopped[0].observed
+    assert stopped[0].case.frames  # the sequence sent just before
+    assert "(availability)" in format_finding(1, stopped[0])
+
+
+def test_server_that_resets_the_connection() -> None:
+    """A TCP reset instead of a Close reply reads as the end of the stream."""
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        while True:
+            data = await reader.read(65536)
+            ws.receive_data(data or None)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    writer.write(ws.send(AcceptConnection()))
+                    await writer.drain()
+                elif isinstance(event, CloseConnection):
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    writer.transport.abort()
+                    return
+            if not data:
+                return
+
+    findings, _ = fuzz_against(lambda: raw_server(on_client), examples=5, no_echo=True)
+    assert "Close not answered" in kinds(findings)
+    assert {finding.observed for finding in findings if finding.kind == "Close not answered"} == {
+        "TCP closed without a Close frame"
+    }
+
+
+@pytest.mark.parametrize(
+    ("respond", "message"),
+    [
+        (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "rejected the handshake with HTTP 404"),
+        (b"", "opening handshake failed: The server closed the connection during the WebSocket handshake"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "opening handshake failed: "),
+    ],
+)
+def test_handshake_failures(respond: bytes, message: str) -> None:
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(respond)
+        await writer.drain()
+        writer.close()
+
+    async def test() -> str:
+        async with raw_server(on_client) as url:
+            with pytest.raises(Unreachable) as failed:
+                await asyncio.to_thread(fuzz, url, FuzzOptions(examples=1, timeout=1.0))
+            return str(failed.value)
+
+    assert message in run(test)
+
+
+def test_fuzzer_bugs_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wsproto_core.cli.fuzz as module  # noqa: PLC0415
+
+    def broken_judge(*args: Any, **kwargs: Any) -> list[Finding]:
+        raise RuntimeError("a bug in the fuzzer")
+
+    monkeypatch.setattr(module, "judge", broken_judge)
+    with pytest.raises(RuntimeError, match="a bug in the fuzzer"):
+        fuzz_against(our_server, examples=3)

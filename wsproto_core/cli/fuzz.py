@@ -28,8 +28,8 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from .. import WSConnection
 from ..connection import Connection, ConnectionType
@@ -37,7 +37,7 @@ from ..crafting import CraftedFrame, LengthEncoding, close_frame, fragment
 from ..drivers import HandshakeRejected, InvalidURL, parse_url
 from ..drivers._common import ClientOpening, WebSocketURL
 from ..errors import RemoteProtocolError
-from ..events import BytesMessage, CloseConnection, Ping, Pong, Request, TextMessage
+from ..events import BytesMessage, CloseConnection, Event, Ping, Pong, Request, TextMessage
 from ..frames import Opcode
 from ._shared import error
 
@@ -208,19 +208,36 @@ class Finding:
 # ------------------------------------------------------------------ the oracle
 
 
-def _collect(events: Sequence[Any], expectation: Expectation, text: list[str], binary: list[bytes]) -> bool:
+class _Assembler:
+    """Joins the pieces of each message into ``(opcode, payload)`` pairs, appended to ``messages``."""
+
+    def __init__(self, messages: list[tuple[int, bytes]]) -> None:
+        self.messages = messages
+        self._text: list[str] = []
+        self._binary: list[bytes] = []
+
+    def add(self, event: Event) -> bool:
+        """Take ``event`` if it is a piece of a message; return whether it was."""
+        if isinstance(event, TextMessage):
+            self._text.append(event.data)
+            if event.message_finished:
+                self.messages.append((Opcode.TEXT, "".join(self._text).encode()))
+                self._text.clear()
+        elif isinstance(event, BytesMessage):
+            self._binary.append(bytes(event.data))
+            if event.message_finished:
+                self.messages.append((Opcode.BINARY, b"".join(self._binary)))
+                self._binary.clear()
+        else:
+            return False
+        return True
+
+
+def _collect(events: Iterable[Event], expectation: Expectation, assembler: _Assembler) -> bool:
     """Add the oracle's events to ``expectation``; return whether the input ended."""
     for event in events:
-        if isinstance(event, TextMessage):
-            text.append(event.data)
-            if event.message_finished:
-                expectation.messages.append((Opcode.TEXT, "".join(text).encode()))
-                text.clear()
-        elif isinstance(event, BytesMessage):
-            binary.append(bytes(event.data))
-            if event.message_finished:
-                expectation.messages.append((Opcode.BINARY, b"".join(binary)))
-                binary.clear()
+        if assembler.add(event):
+            pass
         elif isinstance(event, Ping):
             expectation.pings.append(bytes(event.payload))
         elif isinstance(event, CloseConnection):
@@ -296,12 +313,11 @@ def _expectation(case: Case, max_message_size: int | None) -> Expectation:
     """Feed the case to a fresh oracle frame by frame, noting which frame ended it."""
     oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=max_message_size)
     expectation = Expectation(case)
-    text: list[str] = []
-    binary: list[bytes] = []
+    assembler = _Assembler(expectation.messages)
     data = case.data()
     for start, end, fin in frame_spans(data):
         oracle.receive_data(data[start:end])
-        if _collect(list(oracle.events()), expectation, text, binary):
+        if _collect(oracle.events(), expectation, assembler):
             expectation.complete, expectation.fin = end <= len(data), fin
             failure = oracle.failure
             if failure is None:
@@ -348,8 +364,7 @@ def _open(url: WebSocketURL, timeout: float) -> tuple[socket.socket, Connection]
 def _react(sock: socket.socket, server: Connection, timeout: float) -> Reaction:
     """Read the server's frames until it closes, breaks the RFC, or goes quiet."""
     reaction = Reaction()
-    text: list[str] = []
-    binary: list[bytes] = []
+    assembler = _Assembler(reaction.messages)
     sock.settimeout(timeout)
     while True:
         try:
@@ -360,16 +375,8 @@ def _react(sock: socket.socket, server: Connection, timeout: float) -> Reaction:
             data = b""
         server.receive_data(data or None)
         for event in server.events():
-            if isinstance(event, TextMessage):
-                text.append(event.data)
-                if event.message_finished:
-                    reaction.messages.append((Opcode.TEXT, "".join(text).encode()))
-                    text.clear()
-            elif isinstance(event, BytesMessage):
-                binary.append(bytes(event.data))
-                if event.message_finished:
-                    reaction.messages.append((Opcode.BINARY, b"".join(binary)))
-                    binary.clear()
+            if assembler.add(event):
+                pass
             elif isinstance(event, Pong):
                 reaction.pongs.append(bytes(event.payload))
             elif isinstance(event, CloseConnection):
@@ -788,9 +795,9 @@ def format_finding(number: int, finding: Finding) -> str:
     """A finding for people: what was due, what came, and the bytes that show it."""
     case = finding.case
     data = case.data()
-    section = finding.section if finding.section == "echo" else f"RFC 6455 section {finding.section}"
-    if section == "echo":
-        section = "echo assumption"
+    section = {"echo": "echo assumption", "-": "availability"}.get(
+        finding.section, f"RFC 6455 section {finding.section}"
+    )
     lines = [
         f"[{number}] {finding.severity}: {finding.kind} ({section})",
         f"    expected: {finding.expected}",
