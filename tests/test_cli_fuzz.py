@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 import subprocess
@@ -42,6 +43,7 @@ from wsproto_core.cli.fuzz import (
 )
 from wsproto_core.connection import ConnectionType
 from wsproto_core.crafting import CraftedFrame, LengthEncoding, close_frame
+from wsproto_core.drivers import HttpResponse
 from wsproto_core.drivers.asyncio import WebSocket, serve
 from wsproto_core.events import (
     AcceptConnection,
@@ -653,3 +655,55 @@ def test_fuzzer_bugs_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(module, "judge", broken_judge)
     with pytest.raises(RuntimeError, match="a bug in the fuzzer"):
         fuzz_against(our_server, examples=3)
+
+
+def test_command_headers_subprotocols_and_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    """A server that wants an Origin and a subprotocol; the seed drawn is printed to repeat the run."""
+    seen: list[str | None] = []
+
+    def check_origin(target: str, headers: list[tuple[bytes, bytes]]) -> HttpResponse | None:
+        if (b"origin", b"https://allowed.example") not in [(name.lower(), value) for name, value in headers]:
+            return HttpResponse(403, [], b"")
+        return None
+
+    async def handler(websocket: WebSocket) -> None:
+        seen.append(websocket.subprotocol)
+        await our_echo(websocket)
+
+    async def test() -> tuple[int, int]:
+        server = await serve(handler, "127.0.0.1", 0, process_request=check_origin, subprotocols=["chat"])
+        try:
+            url = f"ws://127.0.0.1:{server.port}/"
+            refused = await asyncio.to_thread(main, ["fuzz", url, "--examples", "3"])
+            accepted = await asyncio.to_thread(
+                main,
+                [
+                    "fuzz",
+                    url,
+                    "--examples",
+                    "3",
+                    "--header",
+                    "Origin: https://allowed.example",
+                    "--subprotocol",
+                    "chat",
+                ],
+            )
+            return refused, accepted
+        finally:
+            await server.close()
+
+    assert run(test) == (2, 0)
+    captured = capsys.readouterr()
+    assert "error: the server rejected the handshake with HTTP 403" in captured.err
+    seeds = re.findall(r"examples, --seed (\d+)", captured.out)
+    assert len(seeds) == 2
+    assert seen and set(seen) == {"chat"}
+
+
+def test_command_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["fuzz", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--examples", "--seed", "--timeout", "--max-frames", "--budget", "--no-echo", "--max-message-size"):
+        assert option in out

@@ -219,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument(
         "--examples", type=count, default=100, metavar="N", help="how many sequences to try (default: %(default)s)"
     )
-    fuzz.add_argument("--seed", type=int, default=None, help="the hypothesis seed, to repeat a run (default: random)")
+    fuzz.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the hypothesis seed, to repeat a run; the seed used is printed (default: random)",
+    )
     fuzz.add_argument(
         "--timeout",
         type=seconds,
@@ -252,6 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="the server's message size limit, to check it: messages just over it are sent too and must fail "
         "the connection with 1009 (or 1008); a number of bytes or with a suffix such as 64KiB (default: not checked)",
+    )
+    fuzz.add_argument(
+        "--header",
+        action="append",
+        type=header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="an extra HTTP header for each handshake (Origin, Authorization, ...); repeat for several",
+    )
+    fuzz.add_argument(
+        "--subprotocol", action="append", default=[], metavar="NAME", help="a subprotocol to offer; repeat for several"
     )
     fuzz.add_argument("--verbose", "-v", action="store_true", help="print each kind of finding as it is found")
     return parser

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import random
 import re
 import socket
 import ssl
@@ -99,6 +100,9 @@ class FuzzOptions:
     :param max_message_size: the server's message size limit, if it has one the
         fuzzer should check: bigger messages are then generated, and must fail
         the connection with 1009 (or 1008).
+    :param headers: extra HTTP headers for the opening handshake (``Origin``,
+        ``Authorization``, ...).
+    :param subprotocols: the subprotocols to offer.
     """
 
     examples: int = 100
@@ -108,6 +112,8 @@ class FuzzOptions:
     echo: bool = True
     budget: float | None = None
     max_message_size: int | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    subprotocols: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +341,7 @@ class Unreachable(Exception):
     """The server refused a connection or the handshake."""
 
 
-def _open(url: WebSocketURL, timeout: float) -> tuple[socket.socket, Connection]:
+def _open(url: WebSocketURL, options: FuzzOptions, timeout: float) -> tuple[socket.socket, Connection]:
     """Connect and do the opening handshake; return the socket and our view of the server."""
     try:
         sock = socket.create_connection((url.host, url.port), timeout=timeout)
@@ -348,7 +354,13 @@ def _open(url: WebSocketURL, timeout: float) -> tuple[socket.socket, Connection]
         # No extension is offered: the crafted frames are not compressed.
         handshake = WSConnection(ConnectionType.CLIENT, max_frame_size=None, max_message_size=None)
         opening = ClientOpening(handshake)
-        sock.sendall(handshake.send(Request(host=url.authority, target=url.target)))
+        request = Request(
+            host=url.authority,
+            target=url.target,
+            extra_headers=list(options.headers),
+            subprotocols=list(options.subprotocols),
+        )
+        sock.sendall(handshake.send(request))
         while opening.receive(sock.recv(65536)) is None:
             pass
     except HandshakeRejected as exc:
@@ -392,9 +404,9 @@ def _react(sock: socket.socket, server: Connection, timeout: float) -> Reaction:
             return reaction
 
 
-def probe(url: WebSocketURL, case: Case, timeout: float) -> Reaction:
+def probe(url: WebSocketURL, case: Case, options: FuzzOptions, timeout: float) -> Reaction:
     """Open a connection, write the case in its chunks and read the reaction."""
-    sock, server = _open(url, timeout)
+    sock, server = _open(url, options, timeout)
     try:
         for chunk in case.chunks():
             try:
@@ -707,7 +719,7 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
     from hypothesis import seed as seeded  # noqa: PLC0415
 
     target = parse_url(url)
-    sock, _ = _open(target, options.timeout)  # fail early, and clearly, when nobody answers
+    sock, _ = _open(target, options, options.timeout)  # fail early, and clearly, when nobody answers
     sock.close()
     findings: dict[str, Finding] = {}
     errors: dict[str, type[_Reported]] = {}
@@ -730,7 +742,7 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
         try:
             # Nothing is due when the bytes stop inside a frame: wait less.
             wait = options.timeout if expectation.outcome != "open" else min(options.timeout, 0.5)
-            reaction = probe(target, expectation.case, wait)
+            reaction = probe(target, expectation.case, options, wait)
         except Unreachable as exc:
             # It answered at the start: the previous example may have broken it.
             stopped.append(
@@ -821,14 +833,18 @@ def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ImportError:
         error("the fuzz command needs hypothesis: pip install 'wsproto_core[compliance]' (or pip install hypothesis)")
         return EXIT_USAGE
+    # A seed drawn here rather than by hypothesis, so that it can be printed.
+    seed = random.randrange(1 << 32) if args.seed is None else args.seed
     options = FuzzOptions(
         examples=args.examples,
-        seed=args.seed,
+        seed=seed,
         timeout=args.timeout or 2.0,
         max_frames=args.max_frames,
         echo=not args.no_echo,
         budget=args.budget or None,
         max_message_size=args.max_message_size,
+        headers=tuple(args.header),
+        subprotocols=tuple(args.subprotocol),
     )
 
     def log(line: str) -> None:
@@ -836,7 +852,7 @@ def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print(f"* {line}", file=stream, flush=True)
 
     mode = "echo server" if options.echo else "protocol reactions only (--no-echo)"
-    print(f"* fuzzing {args.url} ({mode}), {options.examples} examples, seed {options.seed}", file=stream, flush=True)
+    print(f"* fuzzing {args.url} ({mode}), {options.examples} examples, --seed {seed}", file=stream, flush=True)
     try:
         findings, runs = fuzz(args.url, options, log=log)
     except InvalidURL as exc:
