@@ -548,6 +548,16 @@ class Report:
         ratios = [a / b for a, b in zip(ours, theirs, strict=True) if a is not None and b]
         return statistics.median(ratios) if ratios else None
 
+    def spread(self, other: str, case: str, key: Callable[[dict[str, Any]], float]) -> float | None:
+        """The interquartile range of the per-round ratios, relative to their median (noise)."""
+        ours = self.values(CORE, case, key)
+        theirs = self.values(other, case, key)
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True) if a is not None and b]
+        if len(ratios) < 2:
+            return None
+        low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+        return (high - low) / statistics.median(ratios)
+
     def errors(self) -> list[str]:
         return [
             f"round {number + 1}, {server}, {case}: {result['error']}"
@@ -565,6 +575,9 @@ class Report:
                 row["msgs_per_s"][server] = self.median(server, case.name, lambda r: r["msgs_per_s"])
                 if server != CORE:
                     row["ratio_msgs_per_s"][server] = self.ratio(server, case.name, lambda r: r["msgs_per_s"])
+                    row.setdefault("ratio_spread", {})[server] = self.spread(
+                        server, case.name, lambda r: r["msgs_per_s"]
+                    )
             if case.kind == "latency":
                 row["latency_us"] = {}
                 row["ratio_latency"] = {}
@@ -598,6 +611,10 @@ def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def fmt_spread(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def fmt_us(value: float | None) -> str:
     return "FAILED" if value is None else f"{value:.0f}"
 
@@ -605,7 +622,14 @@ def fmt_us(value: float | None) -> str:
 def tables(report: Report) -> list[tuple[list[str], list[list[str]]]]:
     summary = report.summary()
     others = [s for s in report.servers if s != CORE]
-    head = ["case", *[f"{s} msg/s" for s in report.servers], *[f"core/{s}" for s in others]]
+    # The noise of the first comparison: the interquartile range of its per-round ratios.
+    noisy = others[:1]
+    head = [
+        "case",
+        *[f"{s} msg/s" for s in report.servers],
+        *[f"core/{s}" for s in others],
+        *[f"IQR vs {s}" for s in noisy],
+    ]
     rows = []
     for case in report.cases:
         row = summary[case.name]
@@ -614,6 +638,7 @@ def tables(report: Report) -> list[tuple[list[str], list[list[str]]]]:
                 case.name,
                 *[fmt_rate(row["msgs_per_s"][s]) for s in report.servers],
                 *[fmt_ratio(row["ratio_msgs_per_s"][s]) for s in others],
+                *[fmt_spread(row["ratio_spread"][s]) for s in noisy],
             ]
         )
     out = [(head, rows)]

@@ -55,6 +55,7 @@ def test_tiny_run_reports_every_case_for_both_servers_with_every_echo_verified(t
         assert row["ratio_msgs_per_s"]["websockets"] == pytest.approx(
             row["msgs_per_s"]["wsproto_core"] / row["msgs_per_s"]["websockets"]
         )
+        assert row["ratio_spread"] == {"websockets": None}  # one round: no spread to tell
         if name.startswith("latency"):
             percentiles = [row["latency_us"][p]["wsproto_core"] for p in ("50.0", "90.0", "99.0", "99.9")]
             assert percentiles == sorted(percentiles)
