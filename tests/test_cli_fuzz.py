@@ -259,6 +259,11 @@ def test_judge_findings(due: Expectation, reaction: Reaction, kind: str, severit
     assert found[0].case is due.case
 
 
+def test_unsolicited_pongs_are_allowed() -> None:
+    """Section 5.5.3: a Pong may be sent unsolicited, as a heartbeat."""
+    assert judge(expectation("close"), Reaction(pongs=[b"beat"], ending="close", code=1000)) == []
+
+
 def test_no_echo_checks_only_the_protocol() -> None:
     due = expectation("close", messages=[(TEXT, b"a")], pings=[b"1"])
     reaction = Reaction(messages=[(BINARY, b"other")], pongs=[b"1"], ending="close", code=1000)

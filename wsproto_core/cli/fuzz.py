@@ -473,7 +473,8 @@ def judge(expectation: Expectation, reaction: Reaction, *, echo: bool = True) ->
             f"{len(due)} message(s) echoed before the Close reply",
             f"{len(reaction.messages)}, then Close {reaction.code}",
         )
-    if not _is_subsequence(reaction.pongs, expectation.pings):
+    # Without a Ping, a Pong is an unsolicited heartbeat (section 5.5.3): allowed.
+    if expectation.pings and not _is_subsequence(reaction.pongs, expectation.pings):
         add(
             "Pong payload differs from the Ping's",
             VIOLATION,
