@@ -169,6 +169,12 @@ def inflate(payload: bytes, wbits: int = 15) -> bytes:
     return zlib.decompressobj(-wbits).decompress(payload + TAIL)
 
 
+class HookDeflate(PerMessageDeflate):
+    """The same extension under another class: Connection then goes through its hooks."""
+
+    __slots__ = ()
+
+
 def close_code(events: Sequence[Event]) -> int | None:
     closes = [event for event in events if isinstance(event, CloseConnection)]
     return int(closes[-1].code) if closes else None
@@ -947,8 +953,11 @@ def test_release_then_a_message_referring_to_earlier_data_fails_with_1007() -> N
     assert close_code(feed(server, client.send(BytesMessage(data)))) == 1007
 
 
-def test_hooks_are_inert_when_not_negotiated() -> None:
-    client, server, _, server_ext = deflated_pair()
+@pytest.mark.parametrize("cls", [PerMessageDeflate, HookDeflate], ids=["fast path", "hooks"])
+def test_hooks_are_inert_when_not_negotiated(cls: type[PerMessageDeflate]) -> None:
+    client_ext, server_ext = cls(), cls()
+    assert negotiate(client_ext, server_ext) is not None
+    client, server = make_pair(client_ext, server_ext)
     # A connection still holding the object after it declined a new offer
     # (sharing one object between connections is not supported) neither
     # compresses nor accepts compressed frames.
@@ -1274,10 +1283,14 @@ def test_wsproto_style_hooks_inflate_like_the_combined_one() -> None:
 # ------------------------------------------- whole-message fast paths vs the hooks
 
 
-class HookDeflate(PerMessageDeflate):
-    """The same extension under another class: Connection then goes through its hooks."""
-
-    __slots__ = ()
+def test_compressed_frame_with_a_split_extended_length_waits() -> None:
+    client, server, _, _ = deflated_pair()
+    wire = client.send(BytesMessage(os.urandom(300)))
+    assert wire[:2] == b"\xc2\xfe"
+    assert feed(server, wire[:3]) == []
+    received = feed(server, wire[3:])
+    assert len(received) == 1
+    assert received[0].message_finished  # type: ignore[attr-defined]
 
 
 def test_whole_messages_skip_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
