@@ -434,9 +434,11 @@ def test_our_server_has_no_finding() -> None:
 
 def test_message_size_limit() -> None:
     """With the server's limit given, messages over it must fail with 1009; a server with a higher limit does not."""
-    findings, _ = fuzz_against(lambda: our_server(max_message_size=100), examples=60, max_message_size=100)
+    findings, _ = fuzz_against(lambda: our_server(max_message_size=100), examples=30, max_message_size=100)
     assert findings == []
-    findings, _ = fuzz_against(lambda: our_server(max_message_size=200), examples=40, timeout=0.3, max_message_size=100)
+    findings, _ = fuzz_against(
+        lambda: our_server(max_message_size=200), examples=30, seed=4, timeout=0.2, max_message_size=100
+    )
     by_key = {finding.key: finding for finding in findings}
     assert set(by_key) == {
         "violation not detected: Message of at least N bytes exceeds max_message_size=N",
