@@ -162,7 +162,6 @@ class Connection:
         # it the instance gets a dict of its own, 5-10% slower per message
         # here). Count before adding one.
         self.client = connection_type is ConnectionType.CLIENT
-        self.connection_type = connection_type
         # Only the extensions that the handshake enabled take part: hypercorn,
         # like wsproto's own handshake, passes every configured extension here.
         self.extensions: list[Extension] = [extension for extension in extensions or () if extension.enabled()]
@@ -209,7 +208,7 @@ class Connection:
         self._send_opcode = 0
         # Whether send() may take its hot path: no extension, OPEN and no
         # fragmented message in progress.
-        self._plain_send = self._may_take_send_hot_path()
+        self._set_send_paths()
         self._masks = b""
         self._mask_index = 0
         if trailing_data:
@@ -217,15 +216,24 @@ class Connection:
 
     def _transition(self, trigger: Trigger) -> None:
         self._state = next_state(self._state, trigger)
-        self._plain_send = self._may_take_send_hot_path()
+        self._set_send_paths()
         if self._state is ConnectionState.CLOSED or trigger is Trigger.REMOTE_VIOLATION:
             # Nothing more will be compressed or decompressed: let extensions
             # free their state (zlib windows) now rather than at collection.
             for extension in self.extensions:
                 extension.release()
 
-    def _may_take_send_hot_path(self) -> bool:
-        return self._state is _OPEN and not self._send_opcode and (not self.extensions or self._deflate is not None)
+    def _set_send_paths(self) -> None:
+        # The send fast paths take whole messages while OPEN with no fragmented
+        # message in progress: one with no extension, one with permessage-deflate.
+        whole = self._state is _OPEN and not self._send_opcode
+        self._plain_send = whole and not self.extensions
+        self._deflate_send = whole and self._deflate is not None
+
+    @property
+    def connection_type(self) -> ConnectionType:
+        """``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``."""
+        return ConnectionType.CLIENT if self.client else ConnectionType.SERVER
 
     @property
     def max_frame_size(self) -> int | None:
@@ -711,8 +719,8 @@ class Connection:
         """
         cls = event.__class__
         if self._plain_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
-            # Hot path: a whole message with no extension but permessage-deflate,
-            # so no fragment state and no RSV bits but RSV1 to consider.
+            # Hot path: a whole message with no extension, so no fragment state
+            # and no RSV bits to consider.
             data: bytes = event.data  # type: ignore[attr-defined]
             if cls is BytesMessage:
                 first = 0x82
@@ -724,13 +732,6 @@ class Connection:
                     data = data.encode()  # type: ignore[attr-defined]
                 except UnicodeEncodeError:
                     return self._send_message(event)  # type: ignore[arg-type]  # raises the explanation
-            deflate = self._deflate
-            if deflate is not None:
-                compressed = deflate._compress_whole(data)
-                if compressed is not None:
-                    # RFC 7692 section 6: RSV1 marks a compressed message.
-                    data = compressed
-                    first |= 0x40
             length = len(data)
             if self.client:
                 mask = self._next_mask()
@@ -744,6 +745,8 @@ class Connection:
             if length < 0x10000:
                 return _pack_header_16(first, 126, length) + data
             return _pack_header_64(first, 127, length) + data
+        if self._deflate_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
+            return self._send_compressible_whole(event)  # type: ignore[arg-type]
         if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
             return self._send_message(event)  # type: ignore[arg-type]
         if cls is Ping or cls is Pong:
@@ -763,6 +766,42 @@ class Connection:
             f"{cls.__name__} cannot be sent on a Connection: it sends TextMessage, BytesMessage, "
             "Ping, Pong and CloseConnection (handshake events go to WSConnection)."
         )
+
+    def _send_compressible_whole(self, event: BytesMessage | TextMessage) -> bytes:
+        """The send fast path with permessage-deflate: a whole message, one frame.
+
+        It compresses with one call (or leaves the message uncompressed, as
+        the threshold and ``send_next_uncompressed`` say), instead of going
+        through ``_send_message`` and the extension hooks.
+        """
+        data = event.data
+        if data.__class__ is str:
+            first = 0x81
+            try:
+                payload = data.encode()
+            except UnicodeEncodeError:
+                return self._send_message(event)  # raises the explanation
+        else:
+            first = 0x82
+            payload = data if data.__class__ is bytes else bytes(data)  # type: ignore[arg-type]
+        compressed = self._deflate._compress_whole(payload)  # type: ignore[union-attr]
+        if compressed is not None:
+            # RFC 7692 section 6: RSV1 marks a compressed message.
+            payload = compressed
+            first |= 0x40
+        length = len(payload)
+        if self.client:
+            mask = self._next_mask()
+            if length < 126:
+                return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
+            if length < 0x10000:
+                return masked_frame(_pack_header_16(first, 0xFE, length) + mask, payload, mask)
+            return masked_frame(_pack_header_64(first, 0xFF, length) + mask, payload, mask)
+        if length < 126:
+            return _SHORT_HEADERS[first][length] + payload
+        if length < 0x10000:
+            return _pack_header_16(first, 126, length) + payload
+        return _pack_header_64(first, 127, length) + payload
 
     def _check_sendable(self, event: Event, kind: SendKind) -> None:
         if kind not in SENDABLE[self._state]:
@@ -805,7 +844,7 @@ class Connection:
         else:
             frame_opcode = opcode
         self._send_opcode = 0 if event.message_finished else opcode
-        self._plain_send = self._may_take_send_hot_path()
+        self._set_send_paths()
         if self.extensions:
             return self._send_through_extensions(frame_opcode, payload, event.message_finished)
         return self._frame((0x80 | frame_opcode) if event.message_finished else frame_opcode, payload)
