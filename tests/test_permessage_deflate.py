@@ -1395,3 +1395,15 @@ def test_fast_paths_match_the_hook_paths(
             )
         )
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("size", [10, 1000, 70_000])
+def test_whole_messages_of_every_length_encoding(size: int) -> None:
+    """7-, 16- and 64-bit lengths, both roles; incompressible data keeps the size class."""
+    client, server, _, _ = deflated_pair()
+    payload = random.Random(size).randbytes(size)
+    for sender, receiver in ((client, server), (server, client)):
+        wire = sender.send(BytesMessage(payload))
+        ((first, _),) = split_frames(wire)
+        assert first == 0x80 | RSV1 | OP_BINARY
+        assert assemble(feed(receiver, wire)) == [payload]
