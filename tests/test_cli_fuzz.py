@@ -24,6 +24,8 @@ import trustme
 import websockets.asyncio.server
 from aiohttp import WSMsgType, web
 from cli_process import COMMAND
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wsproto_core import WSConnection
 from wsproto_core.cli import build_parser, main
@@ -42,7 +44,7 @@ from wsproto_core.cli.fuzz import (
     judge,
 )
 from wsproto_core.connection import ConnectionType
-from wsproto_core.crafting import CraftedFrame, LengthEncoding, close_frame
+from wsproto_core.crafting import CraftedFrame, LengthEncoding, close_frame, fragment
 from wsproto_core.drivers import HttpResponse
 from wsproto_core.drivers.asyncio import WebSocket, serve
 from wsproto_core.events import (
@@ -55,6 +57,7 @@ from wsproto_core.events import (
     TextMessage,
 )
 from wsproto_core.frames import Opcode
+from wsproto_core.permessage_deflate import DeflateParameters
 
 T = TypeVar("T")
 KEY = b"\x00\x00\x00\x00"
@@ -718,3 +721,67 @@ def test_command_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for option in ("--examples", "--seed", "--timeout", "--max-frames", "--budget", "--no-echo", "--max-message-size"):
         assert option in out
+
+
+# ------------------------------------------------------------------ permessage-deflate
+
+NEGOTIATED = DeflateParameters(
+    server_no_context_takeover=False,
+    client_no_context_takeover=False,
+    server_max_window_bits=15,
+    client_max_window_bits=12,
+)
+
+
+def test_compress_messages_in_order_with_context_takeover() -> None:
+    ping = CraftedFrame(Opcode.PING, b"p", mask=KEY)
+    frames = [
+        CraftedFrame(Opcode.TEXT, b"hello hello hello", mask=KEY),
+        *fragment(Opcode.BINARY, b"abcabcabc", [3], mask=KEY, interleave={0: [ping]}),
+        CraftedFrame(Opcode.TEXT, b"hello hello hello", mask=KEY),
+        CraftedFrame(Opcode.BINARY, b"as is", rsv=2, mask=KEY),  # a violation stays as generated
+    ]
+    expectation = expect(frames, deflate=NEGOTIATED)
+    sent = expectation.case.frames
+    assert [frame.rsv for frame in sent] == [4, 4, 0, 0, 4, 2]
+    assert sent[2] == ping and sent[5] == frames[5]
+    # The second "hello hello hello" refers back to the first: shorter.
+    assert len(sent[4].payload) < len(sent[0].payload) < 17
+    assert (expectation.outcome, expectation.code) == ("violation", 1002)
+    assert expectation.messages == [(TEXT, b"hello hello hello"), (BINARY, b"abcabcabc"), (TEXT, b"hello hello hello")]
+    assert expectation.pings == [b"p"]
+
+
+@given(
+    messages=st.lists(
+        st.tuples(st.booleans(), st.text(max_size=40), st.lists(st.integers(0, 10), max_size=2)), max_size=4
+    ),
+    no_context_takeover=st.booleans(),
+)
+def test_compressed_messages_reach_the_oracle_intact(
+    messages: list[tuple[bool, str, list[int]]], no_context_takeover: bool
+) -> None:
+    negotiated = NEGOTIATED._replace(client_no_context_takeover=no_context_takeover)
+    frames = [
+        frame
+        for binary, text, sizes in messages
+        for frame in fragment(Opcode.BINARY if binary else Opcode.TEXT, text.encode(), sizes, mask=KEY)
+    ]
+    expectation = expect(frames, deflate=negotiated)
+    assert expectation.outcome == "close"
+    assert expectation.messages == [(BINARY if binary else TEXT, text.encode()) for binary, text, _ in messages]
+
+
+def test_deflate_against_our_server() -> None:
+    findings, runs = fuzz_against(our_server, examples=60, deflate=True)
+    assert (findings, runs) == ([], 60)
+
+
+def test_deflate_declined() -> None:
+    async def test() -> str:
+        async with our_server(compression=False) as url:
+            with pytest.raises(Unreachable) as declined:
+                await asyncio.to_thread(fuzz, url, FuzzOptions(examples=1, deflate=True))
+            return str(declined.value)
+
+    assert run(test) == "the server declined permessage-deflate (--deflate)"

@@ -269,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument(
         "--subprotocol", action="append", default=[], metavar="NAME", help="a subprotocol to offer; repeat for several"
     )
+    fuzz.add_argument(
+        "--deflate",
+        action="store_true",
+        help="offer permessage-deflate (RFC 7692) and, once the server accepts, compress every message sent "
+        "(exit 2 if it declines)",
+    )
     fuzz.add_argument("--verbose", "-v", action="store_true", help="print each kind of finding as it is found")
     return parser
 

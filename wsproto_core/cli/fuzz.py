@@ -39,7 +39,8 @@ from ..drivers import HandshakeRejected, InvalidURL, parse_url
 from ..drivers._common import ClientOpening, WebSocketURL
 from ..errors import RemoteProtocolError
 from ..events import BytesMessage, CloseConnection, Event, Ping, Pong, Request, TextMessage
-from ..frames import Opcode
+from ..frames import Opcode, RsvBits
+from ..permessage_deflate import DeflateParameters, PerMessageDeflate
 from ._shared import error
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ __all__ = [
     "Reaction",
     "Unreachable",
     "accepted_codes",
+    "compress_messages",
     "expect",
     "frame_spans",
     "fuzz",
@@ -103,6 +105,9 @@ class FuzzOptions:
     :param headers: extra HTTP headers for the opening handshake (``Origin``,
         ``Authorization``, ...).
     :param subprotocols: the subprotocols to offer.
+    :param deflate: offer permessage-deflate (RFC 7692); when the server
+        accepts, every message the fuzzer sends is compressed, and the oracle
+        decompresses with the parameters the server chose.
     """
 
     examples: int = 100
@@ -114,6 +119,7 @@ class FuzzOptions:
     max_message_size: int | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
     subprotocols: tuple[str, ...] = ()
+    deflate: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +291,7 @@ def expect(
     mask: bytes = b"\0\0\0\0",
     *,
     max_message_size: int | None = None,
+    deflate: DeflateParameters | None = None,
 ) -> Expectation:
     """Run the frames through the oracle and shape the case that will be sent.
 
@@ -295,8 +302,12 @@ def expect(
     once it has all of it. When the frames leave the connection open, a Close
     (1000, masked with ``mask``) is added, so that every example ends.
     ``max_message_size`` is the server's limit, if the run checks one.
+    With ``deflate`` (the parameters negotiated), the messages are compressed
+    first, in order, as one connection compresses them.
     """
-    oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=max_message_size)
+    if deflate is not None:
+        frames = compress_messages(frames, _deflate_pair(deflate)[0])
+    oracle = _oracle(max_message_size, deflate)
     kept: list[CraftedFrame] = []
     ended = False
     for frame in frames:
@@ -312,12 +323,68 @@ def expect(
         case = dataclasses.replace(case, padding=missing)
     if not ended:
         case = dataclasses.replace(case, closing=close_frame(1000, mask=mask))
-    return _expectation(case, max_message_size)
+    return _expectation(case, _oracle(max_message_size, deflate))
 
 
-def _expectation(case: Case, max_message_size: int | None) -> Expectation:
+def _oracle(max_message_size: int | None, deflate: DeflateParameters | None) -> Connection:
+    """A fresh server-role connection that receives as the server should."""
+    extensions = [] if deflate is None else [_deflate_pair(deflate)[1]]
+    return Connection(ConnectionType.SERVER, extensions, max_frame_size=None, max_message_size=max_message_size)
+
+
+def _deflate_pair(negotiated: DeflateParameters) -> tuple[PerMessageDeflate, PerMessageDeflate]:
+    """A client and a server ``PerMessageDeflate`` that agreed on ``negotiated``, fresh."""
+    elements = ["permessage-deflate"]
+    if negotiated.server_no_context_takeover:
+        elements.append("server_no_context_takeover")
+    if negotiated.client_no_context_takeover:
+        elements.append("client_no_context_takeover")
+    elements.append(f"server_max_window_bits={negotiated.server_max_window_bits}")
+    elements.append(f"client_max_window_bits={negotiated.client_max_window_bits}")
+    header = "; ".join(elements)
+    client = PerMessageDeflate(
+        client_no_context_takeover=negotiated.client_no_context_takeover,
+        client_max_window_bits=negotiated.client_max_window_bits,
+        server_no_context_takeover=negotiated.server_no_context_takeover,
+        server_max_window_bits=negotiated.server_max_window_bits,
+    )
+    client.finalize(header)
+    server = PerMessageDeflate()
+    server.accept(header)
+    return client, server
+
+
+def compress_messages(frames: Sequence[CraftedFrame], extension: PerMessageDeflate) -> list[CraftedFrame]:
+    """Compress the data messages among ``frames`` with a client's ``extension`` (RFC 7692 section 7.2.1).
+
+    A message starts with a text or binary frame without RSV bits or a lying
+    length field, and goes on with its continuation frames; each frame is
+    compressed and flushed as it comes, RSV1 on the first. Every other frame
+    (control frames, violations) is left as generated.
+    """
+    carrier = Connection(ConnectionType.CLIENT)  # the hook's ``proto`` argument, unused by PerMessageDeflate
+    result: list[CraftedFrame] = []
+    compressing = False
+    for frame in frames:
+        plain = frame.rsv == 0 and frame.declared_length is None
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            compressing = plain
+        elif frame.opcode != Opcode.CONTINUATION or not plain:
+            result.append(frame)
+            continue
+        if not compressing:
+            result.append(frame)
+            continue
+        rsv, payload = extension.frame_outbound(
+            carrier, Opcode(frame.opcode), RsvBits(False, False, False), frame.payload, frame.fin
+        )
+        result.append(dataclasses.replace(frame, payload=payload, rsv=4 if rsv.rsv1 else 0))
+        compressing = not frame.fin
+    return result
+
+
+def _expectation(case: Case, oracle: Connection) -> Expectation:
     """Feed the case to a fresh oracle frame by frame, noting which frame ended it."""
-    oracle = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=max_message_size)
     expectation = Expectation(case)
     assembler = _Assembler(expectation.messages)
     data = case.data()
@@ -351,7 +418,8 @@ def _open(url: WebSocketURL, options: FuzzOptions, timeout: float) -> tuple[sock
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if url.secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=url.host)
-        # No extension is offered: the crafted frames are not compressed.
+        # permessage-deflate is offered only when asked for: the crafted frames
+        # are compressed only then.
         handshake = WSConnection(ConnectionType.CLIENT, max_frame_size=None, max_message_size=None)
         opening = ClientOpening(handshake)
         request = Request(
@@ -359,6 +427,7 @@ def _open(url: WebSocketURL, options: FuzzOptions, timeout: float) -> tuple[sock
             target=url.target,
             extra_headers=list(options.headers),
             subprotocols=list(options.subprotocols),
+            extensions=[PerMessageDeflate()] if options.deflate else [],
         )
         sock.sendall(handshake.send(request))
         while opening.receive(sock.recv(65536)) is None:
@@ -720,8 +789,16 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
     from hypothesis import seed as seeded  # noqa: PLC0415
 
     target = parse_url(url)
-    sock, _ = _open(target, options, options.timeout)  # fail early, and clearly, when nobody answers
+    sock, connection = _open(target, options, options.timeout)  # fail early, and clearly, when nobody answers
     sock.close()
+    deflate: DeflateParameters | None = None
+    if options.deflate:
+        deflate = next(
+            (extension.negotiated for extension in connection.extensions if isinstance(extension, PerMessageDeflate)),
+            None,
+        )
+        if deflate is None:
+            raise Unreachable("the server declined permessage-deflate (--deflate)")
     findings: dict[str, Finding] = {}
     errors: dict[str, type[_Reported]] = {}
     # The kinds that failed an example, so that hypothesis shrank them: later
@@ -739,7 +816,7 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
         nonlocal runs, quiet, last
         if stopped or over_budget():
             return
-        expectation = expect(case.frames, case.cuts, max_message_size=options.max_message_size)
+        expectation = expect(case.frames, case.cuts, max_message_size=options.max_message_size, deflate=deflate)
         try:
             # Nothing is due when the bytes stop inside a frame: wait less.
             wait = options.timeout if expectation.outcome != "open" else min(options.timeout, 0.5)
@@ -846,6 +923,7 @@ def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
         max_message_size=args.max_message_size,
         headers=tuple(args.header),
         subprotocols=tuple(args.subprotocol),
+        deflate=args.deflate,
     )
 
     def log(line: str) -> None:
