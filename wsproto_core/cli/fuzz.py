@@ -623,6 +623,10 @@ def _section(reason: str) -> str:
     """The RFC 6455 section behind one of the oracle's failure reasons."""
     lowered = reason.lower()
     for words, section in (
+        # RFC 7692 section 6: RSV1 marks the first frame of a compressed
+        # message, nothing else; section 6.2: the payload must inflate.
+        ("refused the frame", "5.2; RFC 7692 section 6"),
+        ("refused the payload", "7.1.7; RFC 7692 section 6.2"),
         ("utf-8", "8.1"),
         ("close", "5.5.1, 7.4"),
         ("reserved bits", "5.2"),
