@@ -227,7 +227,7 @@ def test_a_correct_reaction_has_no_finding() -> None:
         (
             expectation("violation", code=1002, reason="Reserved data opcode 0x3"),
             Reaction(ending="eof"),
-            "connection failed without a Close frame: Reserved data opcode 0x3",
+            "connection failed without a Close frame",
             "warning",
         ),
         (
@@ -629,7 +629,7 @@ def test_server_that_resets_the_connection() -> None:
             if not data:
                 return
 
-    findings, _ = fuzz_against(lambda: raw_server(on_client), examples=5, no_echo=True)
+    findings, _ = fuzz_against(lambda: raw_server(on_client), examples=5, timeout=0.2, no_echo=True)
     assert "Close not answered" in kinds(findings)
     assert {finding.observed for finding in findings if finding.kind == "Close not answered"} == {
         "TCP closed without a Close frame"
