@@ -230,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=seconds,
         default=2.0,
         metavar="SECONDS",
-        help="how long to wait for each read from the server; a server silent that long after a violation "
-        "did not detect it (default: %(default)s)",
+        help="how long to wait for each read of the server's reaction; a server silent that long after a "
+        "violation did not detect it (connecting and the handshake get at least 5 s) (default: %(default)s)",
     )
     fuzz.add_argument(
         "--max-frames",
