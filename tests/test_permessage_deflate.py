@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from wsproto_core import WSConnection
 from wsproto_core.connection import Connection, ConnectionType
-from wsproto_core.errors import RemoteProtocolError
+from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
 from wsproto_core.events import (
     AcceptConnection,
     BytesMessage,
@@ -1407,3 +1407,23 @@ def test_whole_messages_of_every_length_encoding(size: int) -> None:
         ((first, _),) = split_frames(wire)
         assert first == 0x80 | RSV1 | OP_BINARY
         assert assemble(feed(receiver, wire)) == [payload]
+
+
+def test_send_fast_path_takes_every_kind_of_data() -> None:
+    """str subclasses, bytearray and memoryview are sent like str and bytes; lone surrogates are refused."""
+
+    class Text(str):
+        __slots__ = ()
+
+    client, server, _, _ = deflated_pair()
+    for message, expected in (
+        (TextMessage(Text("subclass " * 20)), "subclass " * 20),
+        (BytesMessage(bytearray(b"array " * 20)), b"array " * 20),
+        (BytesMessage(memoryview(b"view " * 20)), b"view " * 20),
+    ):
+        wire = client.send(message)
+        assert wire[0] & RSV1
+        assert assemble(feed(server, wire)) == [expected]
+    with pytest.raises(LocalProtocolError, match="surrogates"):
+        client.send(TextMessage("\ud800"))
+    assert assemble(feed(server, client.send(TextMessage("still open")))) == ["still open"]

@@ -668,7 +668,7 @@ class Connection:
                 return None
             payload = bytes(buffer[start:end])
         self._offset = end
-        # Only a negotiated PerMessageDeflate makes _compressed_firsts non-empty.
+        # _parse calls this only when _deflate is set.
         inflated = self._deflate._inflate_whole(payload, self._max_message_size)  # type: ignore[union-attr]
         if isinstance(inflated, CloseReason):
             if inflated == CloseReason.PROTOCOL_ERROR:
@@ -775,10 +775,10 @@ class Connection:
         through ``_send_message`` and the extension hooks.
         """
         data = event.data
-        if data.__class__ is str:
+        if event.__class__ is TextMessage:
             first = 0x81
             try:
-                payload = data.encode()
+                payload = data.encode()  # type: ignore[union-attr]
             except UnicodeEncodeError:
                 return self._send_message(event)  # raises the explanation
         else:
