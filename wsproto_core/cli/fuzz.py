@@ -209,8 +209,8 @@ class Finding:
 
     @property
     def key(self) -> str:
-        """What identifies the finding across examples (numbers left out)."""
-        return re.sub(r"0x[0-9a-f]+|\d+", "N", self.kind)
+        """What identifies the finding across examples: its kind, codes and sizes left out (not UTF-8's 8)."""
+        return re.sub(r"0x[0-9a-f]+|\b\d{2,}\b", "N", self.kind)
 
     def size(self) -> tuple[int, int, int, bytes]:
         """The order in which the smallest reproducer is kept (then the bytes, so that zero masks win)."""
