@@ -207,6 +207,20 @@ class TestReceiving:
         data = frame_for(conn, OP_TEXT, b"hi", length_size=16) + frame_for(conn, OP_BINARY, b"yo", length_size=64)
         assert feed(conn, data) == [TextMessage("hi"), BytesMessage(b"yo")]
 
+    def test_non_minimal_length_encoding_of_a_control_frame_is_accepted(self, conn: Connection) -> None:
+        """The 125-byte limit of section 5.5 is on the payload, not on the length field's form."""
+        data = frame_for(conn, OP_PING, b"hi", length_size=16) + frame_for(conn, OP_PONG, b"yo", length_size=64)
+        assert feed(conn, data) == [Ping(b"hi"), Pong(b"yo")]
+
+    @pytest.mark.parametrize("length_size", [16, 64])
+    def test_long_control_frame_fails_before_its_payload_arrives(self, conn: Connection, length_size: int) -> None:
+        frame = frame_for(conn, OP_PING, b"x" * 126, length_size=length_size)
+        header_size = 2 + length_size // 8 + (0 if conn.client else 4)
+        received = feed(conn, frame[:header_size])
+        assert_failed(conn, received, 1002)
+        assert conn.failure is not None
+        assert "126 bytes" in str(conn.failure)
+
 
 class TestFailure:
     """Section 7.1.7: failing the connection yields a CloseConnection, never an exception."""

@@ -483,6 +483,21 @@ def test_unlimited_sizes() -> None:
     assert transfer(client, server, BytesMessage(b"x" * 100_000)) == [BytesMessage(b"x" * 100_000)]
 
 
+@pytest.mark.parametrize(("min_partial_size", "pieces"), [(0, 26), (None, 2), (40_000, 3)])
+def test_min_partial_size_reaches_the_connection(min_partial_size: int | None, pieces: int) -> None:
+    """A 100 000-byte binary frame read 4 000 bytes at a time comes out in pieces of min_partial_size."""
+    options = {} if min_partial_size is None else {"min_partial_size": min_partial_size}
+    client, server, _, _ = open_pair(**options)
+    data = client.send(BytesMessage(b"x" * 100_000))
+    received: list[Event] = []
+    for start in range(0, len(data), 4_000):
+        server.receive_data(data[start : start + 4_000])
+        received.extend(server.events())
+    assert all(isinstance(event, BytesMessage) for event in received)
+    assert b"".join(event.data for event in received if isinstance(event, BytesMessage)) == b"x" * 100_000
+    assert len(received) == pieces
+
+
 def test_unknown_option_is_refused_at_construction() -> None:
     # As wsproto's WSConnection: a typo must fail where it is made, not when
     # the handshake completes (after the 101 was already produced).
@@ -490,7 +505,10 @@ def test_unknown_option_is_refused_at_construction() -> None:
         WSConnection(SERVER, max_mesage_size=10)
 
 
-@pytest.mark.parametrize("options", [{"max_message_size": -1}, {"max_frame_size": "10"}])
+@pytest.mark.parametrize(
+    "options",
+    [{"max_message_size": -1}, {"max_frame_size": "10"}, {"min_partial_size": None}, {"min_partial_size": -1}],
+)
 def test_invalid_limit_is_refused_at_construction(options: dict[str, object]) -> None:
     with pytest.raises(LocalProtocolError):
         WSConnection(SERVER, **options)

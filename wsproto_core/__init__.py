@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from .connection import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MIN_PARTIAL_SIZE,
     Connection,
     ConnectionState,
     ConnectionType,
@@ -44,6 +45,9 @@ class WSConnection:
     :param max_frame_size: passed to the :class:`Connection` created when the
         handshake succeeds.
     :param max_message_size: likewise.
+    :param min_partial_size: likewise: a binary frame that arrives in small
+        reads is handed out in pieces of at least this many bytes (0: every
+        piece as it arrives).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class WSConnection:
         max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
         max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        min_partial_size: int = DEFAULT_MIN_PARTIAL_SIZE,
     ) -> None:
         self.client = connection_type is ConnectionType.CLIENT
         self.handshake = H11Handshake(
@@ -60,6 +65,7 @@ class WSConnection:
             max_handshake_size=max_handshake_size,
             max_frame_size=max_frame_size,
             max_message_size=max_message_size,
+            min_partial_size=min_partial_size,
         )
 
     @property

@@ -107,6 +107,13 @@ def check_limits(**limits: int | None) -> None:
             raise LocalProtocolError(f"{name} must be a non-negative int or None, not {limit!r}")
 
 
+def check_min_partial_size(min_partial_size: int) -> None:
+    """Refuse a ``min_partial_size`` that is not a non-negative int."""
+    if min_partial_size is None:
+        raise LocalProtocolError("min_partial_size must be a non-negative int (0 hands out every piece), not None")
+    check_limits(min_partial_size=min_partial_size)
+
+
 class Connection:
     """A WebSocket connection after its opening handshake.
 
@@ -156,7 +163,7 @@ class Connection:
                 f"connection_type must be ConnectionType.CLIENT or ConnectionType.SERVER, not {connection_type!r}"
             )
         check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
-        check_limits(min_partial_size=min_partial_size)
+        check_min_partial_size(min_partial_size)
         # Hot path: CPython 3.11 reads instance attributes fastest while an
         # object has at most 29 of them (its shared-keys limit is 30, and past
         # it the instance gets a dict of its own, 5-10% slower per message
@@ -440,6 +447,12 @@ class Connection:
 
             if opcode & 0x08:
                 # Control frame: at most 125 bytes, handled whole (section 5.5).
+                if length > MAX_CONTROL_PAYLOAD:
+                    raise RemoteProtocolError(
+                        f"{_CONTROL_NAMES[opcode]} frame payload of {length} bytes: control frames carry at most "
+                        f"{MAX_CONTROL_PAYLOAD}",
+                        code=1002,
+                    )
                 end = position + header_size + length
                 if len(buffer) < end:
                     return None
@@ -503,12 +516,11 @@ class Connection:
                 raise RemoteProtocolError(f"Reserved control opcode {opcode:#x}", code=1002)
             # Section 5.5: "All control frames MUST have a payload length of 125
             # bytes or less and MUST NOT be fragmented."
+            # The length limit is checked once the extended length is read: a
+            # non-minimal encoding of a short payload is accepted, as for data
+            # frames (section 5.2's "minimal number of bytes" binds the sender).
             if not fin:
                 raise RemoteProtocolError(f"Fragmented {_CONTROL_NAMES[opcode]} frame", code=1002)
-            if length > MAX_CONTROL_PAYLOAD:
-                raise RemoteProtocolError(
-                    f"{_CONTROL_NAMES[opcode]} frame payload over {MAX_CONTROL_PAYLOAD} bytes", code=1002
-                )
         elif opcode > 0x02:
             raise RemoteProtocolError(f"Reserved data opcode {opcode:#x}", code=1002)
         elif opcode == 0:

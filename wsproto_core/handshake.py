@@ -23,7 +23,14 @@ from typing import Any
 
 import h11
 
-from .connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Connection, check_limits
+from .connection import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MIN_PARTIAL_SIZE,
+    Connection,
+    check_limits,
+    check_min_partial_size,
+)
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import AcceptConnection, Event, RejectConnection, RejectData, Request
 from .extensions import Extension
@@ -74,7 +81,8 @@ class H11Handshake:
     :param max_handshake_size: the largest request (server) or response head
         (client) accepted, in bytes.
     :param connection_options: keyword arguments for the ``Connection`` created
-        when the handshake succeeds (``max_frame_size``, ``max_message_size``).
+        when the handshake succeeds (``max_frame_size``, ``max_message_size``,
+        ``min_partial_size``).
     """
 
     def __init__(
@@ -84,6 +92,7 @@ class H11Handshake:
         max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
         max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        min_partial_size: int = DEFAULT_MIN_PARTIAL_SIZE,
     ) -> None:
         if not isinstance(connection_type, ConnectionType):
             raise LocalProtocolError(
@@ -92,6 +101,7 @@ class H11Handshake:
         if not isinstance(max_handshake_size, int) or max_handshake_size <= 0:
             raise LocalProtocolError(f"max_handshake_size must be a positive int, not {max_handshake_size!r}")
         check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
+        check_min_partial_size(min_partial_size)
         self.client = connection_type is ConnectionType.CLIENT
         self._state = ConnectionState.CONNECTING
         self._max_handshake_size = max_handshake_size
@@ -99,6 +109,7 @@ class H11Handshake:
             h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=max_handshake_size
         )
         self._connection_options = {"max_frame_size": max_frame_size, "max_message_size": max_message_size}
+        self._min_partial_size = min_partial_size
         self._transport_closed = False
         self._connection: Connection | None = None
         self._events: list[Event] = []
@@ -295,6 +306,7 @@ class H11Handshake:
             bytes(trailing),
             max_frame_size=options["max_frame_size"],
             max_message_size=options["max_message_size"],
+            min_partial_size=self._min_partial_size,
         )
         self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
 
