@@ -28,7 +28,7 @@ from typing import Any
 FUZZ_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(FUZZ_DIR.parent))
 
-from wsproto_core.connection import Connection, ConnectionState, ConnectionType  # noqa: E402
+from wsproto_core.connection import DEFAULT_MIN_PARTIAL_SIZE, Connection, ConnectionState, ConnectionType  # noqa: E402
 from wsproto_core.errors import LocalProtocolError, RemoteProtocolError  # noqa: E402
 from wsproto_core.events import (  # noqa: E402
     BytesMessage,
@@ -52,6 +52,9 @@ MAX_UNPARSED = 2 + 4 + MAX_CONTROL_PAYLOAD
 
 #: Size limits the targets choose from: small ones so that the limit checks run.
 LIMITS: tuple[int | None, ...] = (None, 0, 1, 7, 125, 126, 1000, 65536)
+
+#: min_partial_size values the targets choose from: every piece, small gathers, the default.
+PARTIAL_SIZES: tuple[int, ...] = (0, 1, 100, DEFAULT_MIN_PARTIAL_SIZE)
 
 #: Close codes a CloseConnection event may carry: the wire-valid ones, 1005 (an
 #: empty Close) and 1006 (the transport closed without a Close).
@@ -249,7 +252,10 @@ class Checker:
             self.check_state()
         self.check_state()
         if not self.transport_closed and self.closed_event is None:
-            assert conn.buffered_bytes <= MAX_UNPARSED, f"{conn.buffered_bytes} bytes left unparsed"
+            # A binary frame's payload is also held back until min_partial_size
+            # bytes of it have arrived (or the frame ends).
+            bound = max(MAX_UNPARSED, conn.min_partial_size - 1)
+            assert conn.buffered_bytes <= bound, f"{conn.buffered_bytes} bytes left unparsed (bound {bound})"
         if self.transport_closed:
             assert self.closed_event is not None, "the transport closed and no CloseConnection was delivered"
             assert conn.state is ConnectionState.CLOSED, conn.state
@@ -384,7 +390,11 @@ def run_connection(provider: Provider, conn: Connection, stream: bytes, *, end: 
 
 
 def limits(provider: Provider) -> dict[str, int | None]:
-    return {"max_frame_size": provider.choice(LIMITS), "max_message_size": provider.choice(LIMITS)}
+    return {
+        "max_frame_size": provider.choice(LIMITS),
+        "max_message_size": provider.choice(LIMITS),
+        "min_partial_size": provider.choice(PARTIAL_SIZES),
+    }
 
 
 # ---------------------------------------------------------------- driver

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import zlib
 
-from _common import CLIENT, SERVER, Connection, Provider, frames_from, main, run_connection
+from _common import CLIENT, PARTIAL_SIZES, SERVER, Connection, Provider, frames_from, main, run_connection
 
 from wsproto_core.errors import RemoteProtocolError
 from wsproto_core.events import BytesMessage, TextMessage
@@ -83,7 +83,12 @@ def inflation(provider: Provider, data: bytes) -> None:
     server = configured(provider)
     if server.accept(f"permessage-deflate; {configured(provider).offer()}") is None:
         return
-    conn = Connection(SERVER, [server], max_message_size=provider.choice((0, 1, 100, 1000, 4096)))
+    conn = Connection(
+        SERVER,
+        [server],
+        max_message_size=provider.choice((0, 1, 100, 1000, 4096)),
+        min_partial_size=provider.choice(PARTIAL_SIZES),
+    )
     level = provider.integer(0, 9)
 
     def deflate(payload: bytes) -> bytes:

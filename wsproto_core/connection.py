@@ -48,14 +48,21 @@ from .permessage_deflate import PerMessageDeflate
 from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
 
 __all__ = [
+    "CLIENT",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MIN_PARTIAL_SIZE",
+    "SERVER",
     "Connection",
     "ConnectionState",
     "ConnectionType",
     "check_limits",
 ]
+
+#: The two roles under the module-level names wsproto also gives them
+#: (``wsproto.connection.CLIENT``), which httpx-ws, for one, uses.
+CLIENT: Final = ConnectionType.CLIENT
+SERVER: Final = ConnectionType.SERVER
 
 #: Default ``max_message_size``: 64 MiB. Large enough that a server configured
 #: for 16 MiB messages (uvicorn's default ``ws_max_size``, Autobahn's largest
@@ -241,6 +248,11 @@ class Connection:
     def connection_type(self) -> ConnectionType:
         """``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``."""
         return ConnectionType.CLIENT if self.client else ConnectionType.SERVER
+
+    @property
+    def min_partial_size(self) -> int:
+        """How many bytes of a binary frame's payload are gathered before a piece is handed out."""
+        return self._min_partial_size
 
     @property
     def max_frame_size(self) -> int | None:
