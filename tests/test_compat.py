@@ -25,6 +25,7 @@ from wsproto_core import compat
 from wsproto_core.connection import Connection, ConnectionType
 from wsproto_core.errors import LocalProtocolError
 from wsproto_core.events import CloseConnection
+from wsproto_core.handshake import H11Handshake
 
 HAS_PERMESSAGE_DEFLATE = hasattr(wsproto_core.extensions, "PerMessageDeflate")
 _WSPROTO_SPEC = importlib.util.find_spec("wsproto")
@@ -38,10 +39,11 @@ def _is_wsproto_name(name: str) -> bool:
 
 @pytest.fixture
 def sandbox() -> Iterator[None]:
-    """Restore sys.modules["wsproto*"], compat's bookkeeping and the close-code switch afterwards."""
+    """Restore sys.modules["wsproto*"], compat's bookkeeping and its two switches afterwards."""
     saved_modules = {name: module for name, module in sys.modules.items() if _is_wsproto_name(name)}
     saved_displaced = dict(compat._displaced)
     saved_close_codes = Connection.__dict__.get("wsproto_close_codes", False)
+    saved_interim = H11Handshake.__dict__.get("wsproto_interim_responses", False)
     try:
         yield
     finally:
@@ -51,6 +53,7 @@ def sandbox() -> Iterator[None]:
         compat._displaced.clear()
         compat._displaced.update(saved_displaced)
         Connection.wsproto_close_codes = saved_close_codes
+        H11Handshake.wsproto_interim_responses = saved_interim
 
 
 @pytest.fixture
@@ -118,6 +121,8 @@ WSPROTO_NAMES = [
     ("wsproto.connection", "Connection"),
     ("wsproto.connection", "ConnectionState"),
     ("wsproto.connection", "ConnectionType"),
+    ("wsproto.connection", "CLIENT"),
+    ("wsproto.connection", "SERVER"),
     *(
         ("wsproto.events", name)
         for name in (
@@ -163,7 +168,9 @@ def test_wsproto_names_are_exposed(installed: None, module_name: str, name: str)
 
 
 def test_wsproto_constants_and_enums(installed: None) -> None:
-    import wsproto.frame_protocol  # noqa: PLC0415 - must run after install()
+    import wsproto.connection  # noqa: PLC0415 - must run after install()
+    import wsproto.extensions  # noqa: PLC0415
+    import wsproto.frame_protocol  # noqa: PLC0415
     import wsproto.handshake  # noqa: PLC0415
 
     assert wsproto.handshake.WEBSOCKET_VERSION == b"13"
@@ -172,6 +179,12 @@ def test_wsproto_constants_and_enums(installed: None) -> None:
     assert [state.value for state in wsproto.connection.ConnectionState] == [0, 1, 2, 3, 4, 5]
     assert wsproto.utilities.generate_accept_token(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     assert wsproto.utilities.split_comma_header(b'a, b; p="1,2"') == ["a", 'b; p="1,2"']
+    # httpx-ws builds its connections with wsproto.connection.CLIENT.
+    assert wsproto.connection.CLIENT is ConnectionType.CLIENT
+    assert wsproto.connection.SERVER is ConnectionType.SERVER
+    assert Connection(wsproto.connection.CLIENT).connection_type is ConnectionType.CLIENT
+    deflate = wsproto.extensions.PerMessageDeflate
+    assert (deflate.DEFAULT_CLIENT_MAX_WINDOW_BITS, deflate.DEFAULT_SERVER_MAX_WINDOW_BITS) == (15, 15)
 
 
 # ======================================================================== close codes
@@ -227,6 +240,30 @@ def test_without_compat_local_only_close_codes_are_refused(sandbox: None) -> Non
         Connection(ConnectionType.SERVER).send(CloseConnection(code=1006))
 
 
+# ======================================================================== interim responses
+
+
+def test_compat_client_takes_an_interim_response_for_a_rejection(installed: None) -> None:
+    # trio-websocket's suite: a server answering "100 Continue" rejects the
+    # handshake (ConnectionRejected, status 100, no body), as with wsproto.
+    import wsproto  # noqa: PLC0415
+
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    client.send(wsproto.events.Request(host="h", target="/"))
+    client.receive_data(b"HTTP/1.1 100 CONTINUE\r\n\r\n")
+    assert list(client.events()) == [wsproto.events.RejectConnection(status_code=100, headers=[], has_body=False)]
+    assert client.state is wsproto.connection.ConnectionState.CLOSED
+
+
+def test_without_compat_interim_responses_are_skipped(sandbox: None) -> None:
+    compat.uninstall()
+    client = wsproto_core.WSConnection(ConnectionType.CLIENT)
+    client.send(wsproto_core.events.Request(host="h", target="/"))
+    client.receive_data(b"HTTP/1.1 100 CONTINUE\r\n\r\n")
+    assert list(client.events()) == []
+    assert client.state is wsproto_core.ConnectionState.CONNECTING
+
+
 # ======================================================================== uninstall
 
 
@@ -245,6 +282,7 @@ def test_uninstall_restores_displaced_modules(sandbox: None) -> None:
     assert sys.modules["wsproto"] is wsproto_core
     assert sys.modules["wsproto.events"] is sys.modules["wsproto_core.events"]
     assert Connection.wsproto_close_codes is True
+    assert H11Handshake.wsproto_interim_responses is True
 
     compat.uninstall()
     assert sys.modules["wsproto"] is fake
@@ -254,6 +292,7 @@ def test_uninstall_restores_displaced_modules(sandbox: None) -> None:
         assert alias not in sys.modules
     assert compat._displaced == {}
     assert Connection.wsproto_close_codes is False
+    assert H11Handshake.wsproto_interim_responses is False
     with pytest.raises(LocalProtocolError):
         Connection(ConnectionType.SERVER).send(CloseConnection(code=1006))
 

@@ -8,12 +8,16 @@ request with crafted responses. Extension negotiation uses a toy extension.
 from __future__ import annotations
 
 import importlib
+import random
 import re
 import types
 from collections.abc import Sequence
+from typing import Any
 
 import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsproto_core import ConnectionState, ConnectionType, WSConnection
 from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
@@ -188,6 +192,31 @@ def test_server_request_lists_subprotocols_and_extensions_in_order() -> None:
     assert request.subprotocols == ["chat", "superchat", "v2.chat"]
     # Quoted parameter values keep their commas (RFC 7230 section 3.2.6).
     assert request.extensions == ["permessage-deflate; client_max_window_bits", "x-foo", 'x-bar; list="a,b"']
+
+
+def test_request_extra_headers_leave_out_the_headers_in_fields() -> None:
+    # As in wsproto: Host, Sec-WebSocket-Protocol and Sec-WebSocket-Extensions
+    # are in request.host, .subprotocols and .extensions; every other header,
+    # the handshake's own included, is in extra_headers, in the order received.
+    _, request = receive_request(
+        raw_request(
+            add=[
+                (b"Sec-WebSocket-Protocol", b"chat"),
+                (b"Origin", b"http://example.com"),
+                (b"Sec-WebSocket-Extensions", b"x-toy"),
+                (b"Cookie", b"a=1"),
+            ]
+        )
+    )
+    assert (request.host, request.subprotocols, request.extensions) == ("server.example.com", ["chat"], ["x-toy"])
+    assert request.extra_headers == [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-key", KEY),
+        (b"sec-websocket-version", b"13"),
+        (b"origin", b"http://example.com"),
+        (b"cookie", b"a=1"),
+    ]
 
 
 # ======================================================================== server: invalid requests
@@ -567,6 +596,34 @@ def test_client_skips_interim_responses() -> None:
     assert client.state is ConnectionState.OPEN
 
 
+def test_client_interim_response_is_a_rejection_with_wsproto_compat(monkeypatch: pytest.MonkeyPatch) -> None:
+    # wsproto took a 1xx other than 101 for the final answer, a rejection
+    # without a body, and trio-websocket reports it so (ConnectionRejected with
+    # status 100); compat.install() switches this on.
+    monkeypatch.setattr(H11Handshake, "wsproto_interim_responses", True)
+    client, accept = _client()
+    client.receive_data(_response(b"100 Continue", [(b"X-Why", b"wait")]))
+    assert list(client.events()) == [RejectConnection(status_code=100, headers=[(b"x-why", b"wait")], has_body=False)]
+    assert client.state is ConnectionState.CLOSED
+    # The handshake is over: a 101 that follows opens nothing.
+    client.receive_data(_response(b"101 Switching Protocols", _good_101(accept)))
+    assert list(client.events()) == []
+    assert client.connection is None
+
+
+def test_accept_extra_headers_are_the_servers_other_headers() -> None:
+    # As in wsproto: the headers the client checked (Upgrade, Connection,
+    # Sec-WebSocket-Accept) or turned into fields (subprotocol, extensions) are
+    # left out; trio-websocket hands the rest to its users as the server's headers.
+    client, accept = _client()
+    headers = [(b"Date", b"today"), *_good_101(accept, (b"Sec-WebSocket-Protocol", b"chat")), (b"Server", b"test")]
+    client.receive_data(_response(b"101 Switching Protocols", headers))
+    [event] = client.events()
+    assert isinstance(event, AcceptConnection)
+    assert event.subprotocol == "chat"
+    assert event.extra_headers == [(b"date", b"today"), (b"server", b"test")]
+
+
 @pytest.mark.parametrize(
     "make_headers",
     [
@@ -914,6 +971,91 @@ def real_wsproto() -> types.ModuleType:
         pytest.skip("wsproto resolves to wsproto_core here (compat installed)")
     importlib.import_module("wsproto.events")
     return module
+
+
+def _real_wsproto_or_skip() -> types.ModuleType:
+    # The real_wsproto fixture, for hypothesis tests (which take no
+    # function-scoped fixtures).
+    module = pytest.importorskip("wsproto")
+    if module.__name__ != "wsproto":
+        pytest.skip("wsproto resolves to wsproto_core here (compat installed)")
+    importlib.import_module("wsproto.events")
+    return module
+
+
+_HEADER_VALUES = st.text("abcXYZ019-=;, ", min_size=1, max_size=8).map(lambda text: text.strip(" ,") or "v")
+_REQUEST_EXTRAS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [b"Origin", b"cookie", b"X-Custom", b"User-Agent", b"Sec-WebSocket-Protocol", b"sec-websocket-extensions"]
+        ),
+        _HEADER_VALUES.map(str.encode),
+    ),
+    max_size=6,
+)
+_RESPONSE_EXTRAS = st.lists(
+    st.tuples(
+        st.sampled_from([b"Date", b"server", b"Set-Cookie", b"X-Custom", b"Sec-WebSocket-Version"]),
+        _HEADER_VALUES.map(str.encode),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(request_extras=_REQUEST_EXTRAS, response_extras=_RESPONSE_EXTRAS, order=st.randoms(use_true_random=False))
+def test_extra_headers_match_wsproto(request_extras: Headers, response_extras: Headers, order: random.Random) -> None:
+    # The same request bytes and the same 101 (but for the accept token) give
+    # the same extra_headers as wsproto, on both sides: applications such as
+    # hypercorn and trio-websocket compare them whole or index them.
+    wsproto = _real_wsproto_or_skip()
+    ours_server = WSConnection(SERVER)
+    theirs_server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    data = raw_request(add=request_extras)
+    ours_server.receive_data(data)
+    theirs_server.receive_data(data)
+    [ours_request] = ours_server.events()
+    [theirs_request] = theirs_server.events()
+    assert isinstance(ours_request, Request)
+    assert ours_request.extra_headers == theirs_request.extra_headers
+
+    headers_101 = [*_good_101(b"ACCEPT"), *response_extras]
+    order.shuffle(headers_101)
+    received = []
+    clients: list[tuple[Any, bytes]] = [_client(), _wsproto_client(wsproto)]
+    for client, accept in clients:
+        answer = [(name, accept if value == b"ACCEPT" else value) for name, value in headers_101]
+        client.receive_data(_response(b"101 Switching Protocols", answer))
+        [accepted] = client.events()
+        received.append(accepted.extra_headers)
+    assert received[0] == received[1]
+    handshake_headers = _good_101(b"ACCEPT")
+    assert received[0] == [
+        (name.lower(), value) for name, value in headers_101 if (name, value) not in handshake_headers
+    ]
+
+
+def _wsproto_client(wsproto: types.ModuleType) -> tuple[Any, bytes]:
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    data = client.send(wsproto.events.Request(host="server.example.com", target="/chat"))
+    [key] = re.findall(rb"\r\nSec-WebSocket-Key: ([^\r]*)\r\n", data)
+    return client, generate_accept_token(key)
+
+
+def test_interim_response_with_compat_as_wsproto_sees_it(
+    real_wsproto: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(H11Handshake, "wsproto_interim_responses", True)
+    ours, _ = _client()
+    theirs, _ = _wsproto_client(real_wsproto)
+    data = _response(b"103 Early Hints", [(b"Link", b"</style.css>; rel=preload")])
+    seen = []
+    clients: list[Any] = [ours, theirs]
+    for client in clients:
+        client.receive_data(data)
+        [event] = client.events()
+        seen.append((event.status_code, event.headers, event.has_body, client.state.name))
+    assert seen[0] == seen[1] == (103, [(b"link", b"</style.css>; rel=preload")], False, "CLOSED")
 
 
 def test_wsproto_client_against_our_server(real_wsproto: types.ModuleType) -> None:

@@ -66,7 +66,8 @@ def test_full_round_trip() -> None:
     assert received.host == "example.com:8080"
     assert received.target == "/chat?room=42"
     assert received.subprotocols == ["chat", "superchat"]
-    # extra_headers on the receiving side: every request header, names lower-cased.
+    # extra_headers on the receiving side: the request headers that no field
+    # carries, names lower-cased (as wsproto).
     assert (b"origin", b"https://example.com") in received.extra_headers
     assert (b"x-token", b"abc") in received.extra_headers
     assert client.state is server.state is ConnectionState.CONNECTING

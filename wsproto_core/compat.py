@@ -9,11 +9,12 @@ hypercorn, trio-websocket, httpx-ws) imports ``wsproto``::
     import uvicorn  # its "--ws wsproto" protocol now runs on wsproto_core
 
 From then on ``import wsproto`` and its submodules resolve to wsproto_core's
-modules, which carry the same names. The one behaviour that changes to match
-wsproto: sending close code 1006 or 1015 sends 1000 instead of raising
+modules, which carry the same names. Two behaviours change to match wsproto:
+sending close code 1006 or 1015 sends 1000 instead of raising
 ``LocalProtocolError`` (trio-websocket, for one, "sends" 1006 to mark a
-connection whose transport died). Every other difference is documented in the
-README ("Differences from wsproto").
+connection whose transport died), and a client takes an interim 1xx response
+other than 101 as a rejection instead of waiting for the final response. Every
+other difference is documented in ``docs/reference/differences.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import types
 
 from .connection import Connection
+from .handshake import H11Handshake
 
 __all__ = ["WSPROTO_MODULES", "install", "uninstall"]
 
@@ -55,6 +57,7 @@ def install() -> None:
             _displaced[alias] = previous
         sys.modules[alias] = module
     Connection.wsproto_close_codes = True
+    H11Handshake.wsproto_interim_responses = True
 
 
 def uninstall() -> None:
@@ -64,3 +67,4 @@ def uninstall() -> None:
     sys.modules.update(_displaced)
     _displaced.clear()
     Connection.wsproto_close_codes = False
+    H11Handshake.wsproto_interim_responses = False

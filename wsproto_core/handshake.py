@@ -63,6 +63,22 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[^\x00\r\n]*")
 
 
+# Headers that the received events carry in their own fields (the host, the
+# offered or accepted extensions and subprotocols) or that only the client's
+# validation of the 101 needs; extra_headers leaves them out, exactly as wsproto
+# does, because applications read extra_headers as "the headers the other side
+# added" (trio-websocket hands the client's copy to its users, hypercorn's tests
+# compare it whole).
+_REQUEST_FIELD_HEADERS = frozenset((b"host", b"sec-websocket-extensions", b"sec-websocket-protocol"))
+_RESPONSE_FIELD_HEADERS = frozenset(
+    (b"connection", b"upgrade", b"sec-websocket-accept", b"sec-websocket-extensions", b"sec-websocket-protocol")
+)
+
+
+def _other_headers(headers: Iterable[tuple[bytes, bytes]], omitted: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in headers if name.lower() not in omitted]
+
+
 def _upgrade_required() -> RejectConnection:
     # RFC 7231 section 6.5.15: a 426 response MUST carry an Upgrade header.
     return RejectConnection(
@@ -84,6 +100,14 @@ class H11Handshake:
         when the handshake succeeds (``max_frame_size``, ``max_message_size``,
         ``min_partial_size``).
     """
+
+    #: When true, a client takes an interim (1xx) response other than 101 as
+    #: the server's rejection, with no body, as wsproto did, instead of waiting
+    #: for the final response as HTTP says (RFC 7231 section 6.2). Set by
+    #: :func:`wsproto_core.compat.install` for applications that expect
+    #: wsproto's answer (trio-websocket reports such a response as
+    #: ``ConnectionRejected``).
+    wsproto_interim_responses = False
 
     def __init__(
         self,
@@ -205,7 +229,7 @@ class H11Handshake:
             host=host.decode("latin-1"),
             target=request.target.decode("latin-1"),
             extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
-            extra_headers=list(request.headers),
+            extra_headers=_other_headers(request.headers, _REQUEST_FIELD_HEADERS),
             subprotocols=split_header_values(fields.get(b"sec-websocket-protocol", [])),
         )
 
@@ -292,7 +316,11 @@ class H11Handshake:
             raise fail("The 101 response has a wrong or missing Sec-WebSocket-Accept")
         subprotocol, extensions = negotiate_client_acceptance(request, fields)
         self._open(extensions)
-        return AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=list(response.headers))
+        return AcceptConnection(
+            subprotocol=subprotocol,
+            extensions=extensions,
+            extra_headers=_other_headers(response.headers, _RESPONSE_FIELD_HEADERS),
+        )
 
     # ---------------------------------------------------------------- plumbing
 
@@ -383,6 +411,12 @@ class H11Handshake:
             # 1xx responses other than 101 are interim; the final one follows.
             if event.status_code == 101:
                 self._events.append(self._process_response(event))
+            elif self.wsproto_interim_responses:
+                self._state = next_state(self._state, Trigger.HANDSHAKE_REJECTED)
+                self._events.append(
+                    RejectConnection(status_code=event.status_code, headers=list(event.headers), has_body=False)
+                )
+                self._state = next_state(self._state, Trigger.REJECTION_FINISHED)
         elif isinstance(event, h11.Response):
             self._state = next_state(self._state, Trigger.HANDSHAKE_REJECTED)
             self._events.append(

@@ -249,6 +249,11 @@ class PerMessageDeflate(Extension):
 
     name = "permessage-deflate"
 
+    #: The window a side compresses with when nothing limits it (RFC 7692
+    #: section 7.1.2: 15 bits, zlib's largest); wsproto's class attributes.
+    DEFAULT_CLIENT_MAX_WINDOW_BITS = 15
+    DEFAULT_SERVER_MAX_WINDOW_BITS = 15
+
     __slots__ = (
         "_compression_threshold",
         "_compressor",
