@@ -219,6 +219,42 @@ def test_request_extra_headers_leave_out_the_headers_in_fields() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        (b"server.example.com:8080", "server.example.com:8080"),
+        # IDNA (RFC 3490) as our client and wsproto's encode a non-ASCII host:
+        # the application gets the name back, as with wsproto.
+        (b"xn--7ks3rz39bh7u", "\u829d\u58eb\u6c49\u5821"),
+        (b"[::1]:8000", "[::1]:8000"),
+        # Not IDNA (wsproto raised UnicodeError from receive_data): kept as
+        # Latin-1 text; the handshake goes on.
+        (b"xn--zz", "xn--zz"),
+        (b"caf\xc3\xa9.example", "caf\xc3\xa9.example"),
+    ],
+)
+def test_server_request_host(host: bytes, expected: str) -> None:
+    _, request = receive_request(raw_request(replace={b"Host": host}))
+    assert request.host == expected
+
+
+def test_non_ascii_host_round_trip() -> None:
+    client = WSConnection(CLIENT)
+    _, request = receive_request(client.send(Request(host="\u829d\u58eb\u6c49\u5821", target="/")))
+    assert request.host == "\u829d\u58eb\u6c49\u5821"
+
+
+def test_upgrade_header_value_is_lowercase_websocket() -> None:
+    # The RFC's examples (sections 1.2 and 1.3) and wsproto 1.3 write
+    # "websocket"; the value is case-insensitive, but some peers compare it
+    # exactly.
+    ws, _ = receive_request(raw_request())
+    response, _ = parse_response(ws.send(AcceptConnection()))
+    assert header_values(response.headers, b"upgrade") == [b"websocket"]
+    request_bytes = WSConnection(CLIENT).send(Request(host="h", target="/"))
+    assert b"\r\nUpgrade: websocket\r\n" in request_bytes
+
+
 # ======================================================================== server: invalid requests
 
 

@@ -226,7 +226,7 @@ class H11Handshake:
             )
         self._nonce = keys[0]
         return Request(
-            host=host.decode("latin-1"),
+            host=_decode_host(host),
             target=request.target.decode("latin-1"),
             extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
             extra_headers=_other_headers(request.headers, _REQUEST_FIELD_HEADERS),
@@ -238,7 +238,7 @@ class H11Handshake:
         assert request is not None and self._nonce is not None
         negotiated, accepted = negotiate_server_response(request, event)
         headers = [
-            (b"Upgrade", b"WebSocket"),
+            (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
             (b"Sec-WebSocket-Accept", generate_accept_token(self._nonce)),
             *negotiated,
@@ -281,7 +281,7 @@ class H11Handshake:
         self._nonce = generate_nonce()
         headers = [
             (b"Host", event.host.encode("idna") if not event.host.isascii() else event.host.encode("ascii")),
-            (b"Upgrade", b"WebSocket"),
+            (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
             (b"Sec-WebSocket-Key", self._nonce),
             (b"Sec-WebSocket-Version", WEBSOCKET_VERSION),
@@ -506,6 +506,20 @@ def collect_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[
     for name, value in headers:
         fields.setdefault(name.lower(), []).append(value)
     return fields
+
+
+def _decode_host(host: bytes) -> str:
+    """The Host header as text: internationalised names decoded, as wsproto does.
+
+    The client side encodes a non-ASCII host with IDNA (RFC 3490), so decoding
+    gives the application back the name it was sent. A header that is not
+    valid IDNA (a broken ``xn--`` label) is still a Host: it comes as Latin-1
+    rather than failing the handshake, which wsproto let escape as a crash.
+    """
+    try:
+        return host.decode("idna")
+    except UnicodeError:
+        return host.decode("latin-1")
 
 
 def _head_size(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
