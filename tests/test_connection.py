@@ -207,6 +207,22 @@ class TestReceiving:
         data = frame_for(conn, OP_TEXT, b"hi", length_size=16) + frame_for(conn, OP_BINARY, b"yo", length_size=64)
         assert feed(conn, data) == [TextMessage("hi"), BytesMessage(b"yo")]
 
+    @pytest.mark.parametrize("min_partial_size", [0, 100, 65536])
+    def test_events_taken_before_receive_data_sees_later_bytes(self, conn: Connection, min_partial_size: int) -> None:
+        """events() is a generator, as wsproto's: it reads the buffer when advanced, not when called."""
+        conn = Connection(CLIENT if conn.client else SERVER, min_partial_size=min_partial_size)
+        frame = frame_for(conn, OP_BINARY, b"z" * 300)
+        conn.receive_data(frame[:20])  # the header and a few bytes, held back unless min_partial_size is 0
+        first = list(conn.events())
+        early = conn.events()
+        conn.receive_data(frame[20:])
+        later = list(early)
+        assert later, "the iterator taken before receive_data() missed the bytes fed after it"
+        received = first + later
+        assert all(isinstance(event, BytesMessage) for event in received)
+        assert b"".join(event.data for event in received if isinstance(event, BytesMessage)) == b"z" * 300
+        assert received[-1].message_finished  # type: ignore[union-attr]
+
     def test_non_minimal_length_encoding_of_a_control_frame_is_accepted(self, conn: Connection) -> None:
         """The 125-byte limit of section 5.5 is on the payload, not on the length field's form."""
         data = frame_for(conn, OP_PING, b"hi", length_size=16) + frame_for(conn, OP_PONG, b"yo", length_size=64)

@@ -96,9 +96,6 @@ _NO_FIRSTS: frozenset[int] = frozenset()
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
 _RSV_BITS = RSV_BITS_BY_VALUE
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
-# What events() returns when it can tell at once that nothing can be parsed
-# (an exhausted iterator stays exhausted, so one serves every call).
-_NO_EVENTS: Final[Iterator[Event]] = iter(())
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _from_bytes = int.from_bytes
 # Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
@@ -326,10 +323,8 @@ class Connection:
         violation by the peer ends the iteration with a ``CloseConnection``
         carrying the close code the RFC names; ``failure`` then tells why.
         """
-        if self._frame_remaining > 0 and len(self._buffer) - self._offset < self._frame_wait:
-            # Hot path while a large frame streams in: not enough of it has
-            # arrived to hand out (see _continue_frame); skip the generator.
-            return _NO_EVENTS
+        # A generator, as wsproto's: the buffer is looked at when the iterator
+        # is advanced, so one taken before receive_data() sees what came after.
         return self._parse_events()
 
     def _parse_events(self) -> Iterator[Event]:
