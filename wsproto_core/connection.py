@@ -328,6 +328,10 @@ class Connection:
         return self._parse_events()
 
     def _parse_events(self) -> Iterator[Event]:
+        if self._frame_remaining > 0 and len(self._buffer) - self._offset < self._frame_wait:
+            # Hot path while a large frame streams in: not enough of it has
+            # arrived to hand out (see _continue_frame).
+            return
         while not self._input_done:
             try:
                 event = self._parse()
