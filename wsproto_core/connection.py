@@ -40,7 +40,6 @@ from .frames import (
     CloseReason,
     Opcode,
     build_close_payload,
-    build_frame_header,
     parse_close_payload,
 )
 from .masking import apply_mask, masked_frame
@@ -812,19 +811,7 @@ class Connection:
             # RFC 7692 section 6: RSV1 marks a compressed message.
             payload = compressed
             first |= 0x40
-        length = len(payload)
-        if self.client:
-            mask = self._next_mask()
-            if length < 126:
-                return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
-            if length < 0x10000:
-                return masked_frame(_pack_header_16(first, 0xFE, length) + mask, payload, mask)
-            return masked_frame(_pack_header_64(first, 0xFF, length) + mask, payload, mask)
-        if length < 126:
-            return _SHORT_HEADERS[first][length] + payload
-        if length < 0x10000:
-            return _pack_header_16(first, 126, length) + payload
-        return _pack_header_64(first, 127, length) + payload
+        return self._frame(first, payload)
 
     def _check_sendable(self, event: Event, kind: SendKind) -> None:
         if kind not in SENDABLE[self._state]:
@@ -889,14 +876,21 @@ class Connection:
         return masks[index : index + 4]
 
     def _frame(self, first: int, payload: bytes) -> bytes:
-        """Serialise one frame. Hot path: called once per message sent."""
+        """Serialise one frame whose first header byte is ``first``.
+
+        Hot path: called once per message sent off the plain fast path (which
+        inlines the same steps to save the call).
+        """
         length = len(payload)
-        if not self.client:
+        if self.client:
+            mask = self._next_mask()
             if length < 126:
-                return bytes((first, length)) + payload
-            return build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70) + payload
-        mask = self._next_mask()
+                return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
+            if length < 0x10000:
+                return masked_frame(_pack_header_16(first, 0xFE, length) + mask, payload, mask)
+            return masked_frame(_pack_header_64(first, 0xFF, length) + mask, payload, mask)
         if length < 126:
-            return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
-        header = build_frame_header(first & 0x0F, length, bool(first & 0x80), first & 0x70, mask)
-        return masked_frame(header, payload, mask)
+            return bytes((first, length)) + payload
+        if length < 0x10000:
+            return _pack_header_16(first, 126, length) + payload
+        return _pack_header_64(first, 127, length) + payload
