@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import WSConnection
 from ..connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE
@@ -132,6 +133,14 @@ class Settings:
     ping_timeout: float | None = 20.0
     close_timeout: float | None = 10.0
     max_queue: int = 16
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Settings:
+        """The ``Settings`` for a driver call's keyword options, naming an unknown one."""
+        try:
+            return cls(**options)
+        except TypeError as exc:
+            raise TypeError(f"Unknown option: {exc}") from None
 
 
 def request_for(

@@ -424,13 +424,6 @@ class WebSocket:
             self._done.set_result(None)
 
 
-def _settings(options: dict[str, Any]) -> Settings:
-    try:
-        return Settings(**options)
-    except TypeError as exc:
-        raise TypeError(f"Unknown option: {exc}") from None
-
-
 class _Connect:
     """``await connect(...)`` or ``async with connect(...) as websocket``."""
 
@@ -468,7 +461,7 @@ def connect(
     server answers with plain HTTP, ``InvalidURL`` for a bad URL, and ``OSError``
     when the connection fails.
     """
-    settings = _settings(options)
+    settings = Settings.from_options(options)
     return _Connect(
         _open(
             url,
@@ -597,7 +590,7 @@ async def serve(
     connection is closed (1000) when the handler returns, or (1011) when it
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
     """
-    settings = _settings(options)
+    settings = Settings.from_options(options)
     tracked = _Tracked()
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

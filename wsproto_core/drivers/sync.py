@@ -358,13 +358,6 @@ class WebSocket:
         self._waker.close()
 
 
-def _settings(options: dict[str, Any]) -> Settings:
-    try:
-        return Settings(**options)
-    except TypeError as exc:
-        raise TypeError(f"Unknown option: {exc}") from None
-
-
 class _Deadline:
     """``open_timeout`` for a sequence of blocking socket calls."""
 
@@ -394,7 +387,7 @@ def connect(
     server answers with plain HTTP, ``InvalidURL`` for a bad URL, ``OSError``
     when the connection (or TLS) fails and ``TimeoutError`` after ``open_timeout``.
     """
-    settings = _settings(options)
+    settings = Settings.from_options(options)
     target = parse_url(url)
     deadline = _Deadline(open_timeout)
     sock = socket.create_connection((target.host, target.port), timeout=open_timeout)
@@ -575,7 +568,7 @@ def serve(
     connection is closed (1000) when the handler returns, or (1011) when it
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
     """
-    settings = _settings(options)
+    settings = Settings.from_options(options)
     if host is None and socket.has_dualstack_ipv6():
         # Every interface, IPv4 and IPv6, as asyncio and trio do.
         sock = socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)

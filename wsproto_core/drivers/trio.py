@@ -316,13 +316,6 @@ class WebSocket:
         self._pong_waiters.clear()
 
 
-def _settings(options: dict[str, Any]) -> Settings:
-    try:
-        return Settings(**options)
-    except TypeError as exc:
-        raise TypeError(f"Unknown option: {exc}") from None
-
-
 def _timeout(seconds: float | None) -> float:
     return math.inf if seconds is None else seconds
 
@@ -345,7 +338,7 @@ async def connect(
     when the connection (or TLS) fails and ``trio.TooSlowError`` after
     ``open_timeout``. The connection is closed (1000) when the block exits.
     """
-    settings = _settings(options)
+    settings = Settings.from_options(options)
     websocket = await _open(
         url, settings, subprotocols=subprotocols, extra_headers=extra_headers, ssl=ssl, open_timeout=open_timeout
     )
@@ -462,7 +455,7 @@ async def serve(
     returns, or (1011) when it raises. Options are those of
     :class:`~wsproto_core.drivers.Settings`.
     """
-    settings = _settings(options)
+    settings = Settings.from_options(options)
     connections: set[WebSocket] = set()
 
     async def on_client(stream: trio.abc.Stream) -> None:
