@@ -199,14 +199,9 @@ def peer_for(conn: Connection) -> Connection:
         assert isinstance(extension, PerMessageDeflate), extension
         agreed = extension.negotiated
         assert agreed is not None
-        parameters = []
-        if agreed.server_no_context_takeover:
-            parameters.append("server_no_context_takeover")
-        if agreed.client_no_context_takeover:
-            parameters.append("client_no_context_takeover")
-        parameters.append(f"server_max_window_bits={max(agreed.server_max_window_bits, 9)}")
-        parameters.append(f"client_max_window_bits={agreed.client_max_window_bits}")
-        element = "; ".join(["permessage-deflate", *parameters])
+        # A client may have agreed to a server window of 8 bits, which a fresh
+        # server peer declines; it compresses with 9, which inflates the same.
+        element = agreed._replace(server_max_window_bits=max(agreed.server_max_window_bits, 9)).response()
         peer_extension = PerMessageDeflate()
         if conn.client:
             assert peer_extension.accept(element) is not None, peer_extension.decline_reason

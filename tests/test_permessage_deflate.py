@@ -1427,3 +1427,34 @@ def test_send_fast_path_takes_every_kind_of_data() -> None:
     with pytest.raises(LocalProtocolError, match="surrogates"):
         client.send(TextMessage("\ud800"))
     assert assemble(feed(server, client.send(TextMessage("still open")))) == ["still open"]
+
+
+@given(
+    server_no_context_takeover=st.booleans(),
+    client_no_context_takeover=st.booleans(),
+    server_max_window_bits=st.integers(9, 15),
+    client_max_window_bits=st.integers(8, 15),
+)
+def test_negotiated_parameters_response_sets_up_an_agreeing_peer(
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: int,
+    client_max_window_bits: int,
+) -> None:
+    """DeflateParameters.response() states every parameter: a fresh server or client ends up with the same ones."""
+    parameters = DeflateParameters(
+        server_no_context_takeover, client_no_context_takeover, server_max_window_bits, client_max_window_bits
+    )
+    element = parameters.response()
+    assert element.startswith("permessage-deflate; ")
+    server = PerMessageDeflate()
+    assert server.accept(element) is not None
+    assert server.negotiated == parameters
+    client = PerMessageDeflate(
+        client_no_context_takeover=client_no_context_takeover,
+        client_max_window_bits=client_max_window_bits,
+        server_no_context_takeover=server_no_context_takeover,
+        server_max_window_bits=server_max_window_bits,
+    )
+    client.finalize(element)
+    assert client.negotiated == parameters

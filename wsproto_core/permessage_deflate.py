@@ -96,6 +96,7 @@ _Z_SYNC_FLUSH = zlib.Z_SYNC_FLUSH
 _NO_RSV = RSV_BITS_BY_VALUE[0]
 _RSV1 = RSV_BITS_BY_VALUE[4]
 
+_EXTENSION_NAME = "permessage-deflate"
 _SERVER_NO_CONTEXT_TAKEOVER = "server_no_context_takeover"
 _CLIENT_NO_CONTEXT_TAKEOVER = "client_no_context_takeover"
 _SERVER_MAX_WINDOW_BITS = "server_max_window_bits"
@@ -126,6 +127,22 @@ class DeflateParameters(NamedTuple):
     client_no_context_takeover: bool
     server_max_window_bits: int
     client_max_window_bits: int
+
+    def response(self) -> str:
+        """A ``Sec-WebSocket-Extensions`` element stating every parameter explicitly.
+
+        Handing it to a fresh ``PerMessageDeflate``'s ``accept`` (server) or
+        ``finalize`` (client) sets up a peer that agreed on exactly these
+        parameters, which is how test harnesses pair a connection with one.
+        """
+        elements = [_EXTENSION_NAME]
+        if self.server_no_context_takeover:
+            elements.append(_SERVER_NO_CONTEXT_TAKEOVER)
+        if self.client_no_context_takeover:
+            elements.append(_CLIENT_NO_CONTEXT_TAKEOVER)
+        elements.append(f"{_SERVER_MAX_WINDOW_BITS}={self.server_max_window_bits}")
+        elements.append(f"{_CLIENT_MAX_WINDOW_BITS}={self.client_max_window_bits}")
+        return "; ".join(elements)
 
 
 class _Parameters(NamedTuple):
@@ -247,7 +264,7 @@ class PerMessageDeflate(Extension):
         ``None``; for logs.
     """
 
-    name = "permessage-deflate"
+    name = _EXTENSION_NAME
 
     #: The window a side compresses with when nothing limits it (RFC 7692
     #: section 7.1.2: 15 bits, zlib's largest); wsproto's class attributes.

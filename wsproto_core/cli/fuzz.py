@@ -335,14 +335,7 @@ def _oracle(max_message_size: int | None, deflate: DeflateParameters | None) -> 
 
 def _deflate_pair(negotiated: DeflateParameters) -> tuple[PerMessageDeflate, PerMessageDeflate]:
     """A client and a server ``PerMessageDeflate`` that agreed on ``negotiated``, fresh."""
-    elements = ["permessage-deflate"]
-    if negotiated.server_no_context_takeover:
-        elements.append("server_no_context_takeover")
-    if negotiated.client_no_context_takeover:
-        elements.append("client_no_context_takeover")
-    elements.append(f"server_max_window_bits={negotiated.server_max_window_bits}")
-    elements.append(f"client_max_window_bits={negotiated.client_max_window_bits}")
-    header = "; ".join(elements)
+    header = negotiated.response()
     client = PerMessageDeflate(
         client_no_context_takeover=negotiated.client_no_context_takeover,
         client_max_window_bits=negotiated.client_max_window_bits,
