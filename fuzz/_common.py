@@ -392,6 +392,21 @@ def limits(provider: Provider) -> dict[str, int | None]:
     }
 
 
+def fuzz_frames(data: bytes, role: ConnectionType) -> None:
+    """The frame targets: a ``role`` connection fed what its peer would send.
+
+    Half the inputs are raw bytes, half a sequence of mostly valid frames
+    described field by field (masked when they come from a client).
+    """
+    provider = Provider(data)
+    mode = provider.byte()
+    conn = Connection(role, **limits(provider))
+    stream = frames_from(provider, masked=role is SERVER) if mode & 1 else provider.rest()
+    # The chunking and the sends take their choices from the frame bytes again,
+    # so that raw inputs stay raw (a second provider over the same input).
+    run_connection(Provider(data[::-1]), conn, stream, end=bool(mode & 2))
+
+
 # ---------------------------------------------------------------- driver
 
 

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from _common import CLIENT, Connection, Provider, frames_from, limits, main, run_connection
+from _common import CLIENT, fuzz_frames, main
 
 
 def test_one_input(data: bytes) -> None:
-    provider = Provider(data)
-    mode = provider.byte()
-    conn = Connection(CLIENT, **limits(provider))
-    stream = frames_from(provider, masked=False) if mode & 1 else provider.rest()
-    # The chunking and the sends take their choices from the frame bytes again,
-    # so that raw inputs stay raw (a second provider over the same input).
-    run_connection(Provider(data[::-1]), conn, stream, end=bool(mode & 2))
+    fuzz_frames(data, CLIENT)
 
 
 if __name__ == "__main__":
