@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-import trustme
 import websockets.asyncio.client
 import websockets.asyncio.server
 import websockets.exceptions
+from driver_peers import tls_contexts
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL
 from wsproto_core.drivers.asyncio import Server, WebSocket, connect, serve
@@ -779,12 +779,7 @@ def test_backpressure_a_handler_that_does_not_read_stops_the_client() -> None:
 @pytest.fixture(scope="module")
 def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a certificate for 127.0.0.1, and a client context trusting its CA."""
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
+    return tls_contexts()
 
 
 def test_tls_both_ends_ours(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
