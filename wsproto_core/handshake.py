@@ -96,9 +96,10 @@ class H11Handshake:
     :param connection_type: which role we play.
     :param max_handshake_size: the largest request (server) or response head
         (client) accepted, in bytes.
-    :param connection_options: keyword arguments for the ``Connection`` created
-        when the handshake succeeds (``max_frame_size``, ``max_message_size``,
-        ``min_partial_size``).
+    :param max_frame_size: passed to the ``Connection`` created when the
+        handshake succeeds.
+    :param max_message_size: likewise.
+    :param min_partial_size: likewise.
     """
 
     #: When true, a client takes an interim (1xx) response other than 101 as
@@ -132,7 +133,9 @@ class H11Handshake:
         self._h11 = h11.Connection(
             h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=max_handshake_size
         )
-        self._connection_options = {"max_frame_size": max_frame_size, "max_message_size": max_message_size}
+        # For the Connection that a successful handshake opens.
+        self._max_frame_size = max_frame_size
+        self._max_message_size = max_message_size
         self._min_partial_size = min_partial_size
         self._transport_closed = False
         self._connection: Connection | None = None
@@ -327,13 +330,12 @@ class H11Handshake:
     def _open(self, extensions: list[Extension]) -> None:
         trailing, _closed = self._h11.trailing_data
         connection_type = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
-        options = self._connection_options
         self._connection = Connection(
             connection_type,
             extensions,
             bytes(trailing),
-            max_frame_size=options["max_frame_size"],
-            max_message_size=options["max_message_size"],
+            max_frame_size=self._max_frame_size,
+            max_message_size=self._max_message_size,
             min_partial_size=self._min_partial_size,
         )
         self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
