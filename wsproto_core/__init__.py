@@ -22,6 +22,7 @@ from .connection import (
 )
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Event
+from .extensions import Extension
 from .handshake import DEFAULT_MAX_HANDSHAKE_SIZE, H11Handshake
 
 __all__ = [
@@ -67,6 +68,34 @@ class WSConnection:
             max_message_size=max_message_size,
             min_partial_size=min_partial_size,
         )
+
+    @classmethod
+    def after_upgrade(
+        cls,
+        connection_type: ConnectionType,
+        extensions: Sequence[Extension] = (),
+        received: bytes = b"",
+        *,
+        max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        min_partial_size: int = DEFAULT_MIN_PARTIAL_SIZE,
+    ) -> WSConnection:
+        """A connection whose upgrade another layer already did: it starts OPEN.
+
+        For HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220) servers and clients, which
+        open the WebSocket with their own headers: instead of feeding a made-up
+        HTTP/1.1 101 response to get past the handshake, create the connection
+        open, with the ``extensions`` that were negotiated (see
+        :mod:`wsproto_core.http2`) and any WebSocket bytes already ``received``.
+        """
+        websocket = cls(
+            connection_type,
+            max_frame_size=max_frame_size,
+            max_message_size=max_message_size,
+            min_partial_size=min_partial_size,
+        )
+        websocket.handshake.open_after_upgrade(extensions, received)
+        return websocket
 
     @property
     def connection(self) -> Connection | None:

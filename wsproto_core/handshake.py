@@ -325,6 +325,21 @@ class H11Handshake:
             extra_headers=_other_headers(response.headers, _RESPONSE_FIELD_HEADERS),
         )
 
+    def open_after_upgrade(self, extensions: Sequence[Extension] = (), received: bytes = b"") -> None:
+        """Skip the handshake: another layer (an HTTP/2 or HTTP/3 stack) did it.
+
+        The connection opens at once with ``extensions`` (already negotiated)
+        and ``received``, bytes of the WebSocket that came with the upgrade.
+        """
+        if self._state is not ConnectionState.CONNECTING or self._request is not None or self.request_head is not None:
+            raise LocalProtocolError(
+                "open_after_upgrade() is for a handshake that has not started; create a new one instead."
+            )
+        self._open(list(extensions))
+        if received:
+            assert self._connection is not None
+            self._connection.receive_data(received)
+
     # ---------------------------------------------------------------- plumbing
 
     def _open(self, extensions: list[Extension]) -> None:

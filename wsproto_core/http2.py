@@ -12,17 +12,27 @@ unchanged).
 
 A server must first advertise ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``
 (section 3); h2 exposes it as ``h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL``.
+
+Subprotocols and extensions are negotiated by the same functions as over
+HTTP/1.1 (:mod:`wsproto_core.handshake`), so a request gets the same answer on
+either. An HTTP/2 or HTTP/3 stack that does the handshake itself can go on
+with :meth:`wsproto_core.WSConnection.after_upgrade` or a bare ``Connection``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .errors import RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
 from .events import AcceptConnection, RejectConnection, Request
 from .extensions import Extension
 from .handshake import (
+    _REQUEST_FIELD_HEADERS,
+    _RESPONSE_FIELD_HEADERS,
+    MAX_HEADER_COUNT,
     WEBSOCKET_VERSION,
+    _decode_host,
+    _other_headers,
     collect_headers,
     extension_offers,
     negotiate_client_acceptance,
@@ -31,11 +41,25 @@ from .handshake import (
 from .utilities import split_header_values
 
 __all__ = [
+    "SETTINGS_ENABLE_CONNECT_PROTOCOL",
     "accept_headers",
     "client_accepted",
     "connect_request_headers",
+    "reject_headers",
     "request_from_headers",
 ]
+
+#: The identifier of the HTTP/2 setting that allows extended CONNECT (RFC 8441
+#: section 3). A client MUST NOT send ``:protocol`` before the server's
+#: SETTINGS said 1.
+SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8
+
+# RFC 9113 section 8.2.2: "An endpoint MUST NOT generate an HTTP/2 message
+# containing connection-specific header fields"; a rejection built for
+# HTTP/1.1 (process_request's page, a 426) may carry them.
+_CONNECTION_SPECIFIC_HEADERS = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
 
 HeaderList = Iterable[tuple[bytes | str, bytes | str]]
 
@@ -58,6 +82,10 @@ def request_from_headers(headers: HeaderList) -> Request:
     status to answer with (400, or 426 for a wrong WebSocket version).
     """
     header_list = _as_bytes(headers)
+    if len(header_list) > MAX_HEADER_COUNT:
+        raise RemoteProtocolError(
+            f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
+        )
     fields = collect_headers(header_list)
 
     def single(name: bytes) -> bytes:
@@ -86,11 +114,14 @@ def request_from_headers(headers: HeaderList) -> Request:
             "sec-websocket-version must be 13",
             event_hint=RejectConnection(status_code=426, headers=[(b"sec-websocket-version", WEBSOCKET_VERSION)]),
         )
+    regular = [(name, value) for name, value in header_list if not name.startswith(b":")]
+    # The same Request as the HTTP/1.1 handshake makes of the same request:
+    # :authority plays the part of Host (RFC 9113 section 8.3.1).
     return Request(
-        host=authority.decode("latin-1"),
+        host=_decode_host(authority),
         target=path.decode("latin-1"),
         extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
-        extra_headers=[(name, value) for name, value in header_list if not name.startswith(b":")],
+        extra_headers=_other_headers(regular, _REQUEST_FIELD_HEADERS),
         subprotocols=split_header_values(fields.get(b"sec-websocket-protocol", [])),
     )
 
@@ -104,6 +135,27 @@ def accept_headers(request: Request, event: AcceptConnection) -> tuple[list[tupl
     negotiated, accepted = negotiate_server_response(request, event)
     headers = [(b":status", b"200"), *((name.lower(), value) for name, value in negotiated)]
     return headers, accepted
+
+
+def reject_headers(event: RejectConnection) -> list[tuple[bytes, bytes]]:
+    """Server side: the response headers that refuse a stream (or answer a plain request).
+
+    ``:status`` first, names lower-cased (RFC 9113 section 8.2), and the
+    connection-specific headers that HTTP/2 forbids (section 8.2.2) left out,
+    so that the same ``RejectConnection`` serves HTTP/1.1 and HTTP/2. Whether
+    a body follows in DATA frames is the caller's to decide from
+    ``event.has_body``.
+    """
+    if not 300 <= event.status_code <= 599:
+        raise LocalProtocolError(
+            f"A rejection needs a status from 300 to 599 (a 2xx accepts the stream), not {event.status_code}"
+        )
+    headers = [(b":status", str(event.status_code).encode("ascii"))]
+    for name, value in event.headers:
+        lower = name.lower()
+        if lower not in _CONNECTION_SPECIFIC_HEADERS:
+            headers.append((lower, value))
+    return headers
 
 
 def connect_request_headers(request: Request, scheme: str = "https") -> list[tuple[bytes, bytes]]:
@@ -145,4 +197,8 @@ def client_accepted(request: Request, headers: HeaderList) -> AcceptConnection |
     if not 200 <= int(status) < 300:
         return RejectConnection(status_code=int(status), headers=regular, has_body=True)
     subprotocol, extensions = negotiate_client_acceptance(request, fields)
-    return AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=regular)
+    return AcceptConnection(
+        subprotocol=subprotocol,
+        extensions=extensions,
+        extra_headers=_other_headers(regular, _RESPONSE_FIELD_HEADERS),
+    )
