@@ -3,8 +3,10 @@
 Peers: the ``websockets`` library (client and server) and ``aiohttp`` (client),
 both independent RFC 6455 implementations; hand-written peers that complete the
 opening handshake and then go silent; TLS with a throwaway CA (``trustme``).
-Each test is one ``asyncio.run`` under a deadline, on ephemeral ports, and
-stops every server and connection it starts.
+Each test is one event loop run under a deadline, on ephemeral ports, and
+stops every server and connection it starts. Every test runs on asyncio's own
+loop and, when it is installed (the ``test`` extra has it), on uvloop: the
+driver relies only on the interfaces asyncio documents.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import socket
 import ssl
 import struct
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import aiohttp
@@ -36,14 +38,39 @@ MiB = 1024 * 1024
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - the test extra installs it where wheels exist
+    uvloop = None
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {"asyncio": asyncio.new_event_loop}
+if uvloop is not None:
+    LOOPS["uvloop"] = uvloop.new_event_loop
+loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+
+
+@pytest.fixture(autouse=True, params=sorted(LOOPS))
+def event_loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on each event loop implementation."""
+    global loop_factory
+    factory = LOOPS[request.param]
+    assert factory is not None
+    loop_factory = factory
+    try:
+        yield request.param
+    finally:
+        loop_factory = asyncio.new_event_loop
+
+
 def run(test: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
-    """Run one test coroutine in a fresh event loop, under a deadline."""
+    """Run one test coroutine in a fresh event loop of the current kind, under a deadline."""
 
     async def main() -> T:
         async with asyncio.timeout(timeout):
             return await test()
 
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
 
 
 async def echo(websocket: WebSocket) -> None:

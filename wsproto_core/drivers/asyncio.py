@@ -135,9 +135,9 @@ class WebSocket:
         self.request = request
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        transport = writer.transport
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Any loop's transport will do (uvloop's are not asyncio.Transport
+        # subclasses): only the methods asyncio documents are used.
+        self._transport: asyncio.Transport = writer.transport  # type: ignore[assignment]
         self._messages: deque[str | bytes] = deque()
         self._message_ready = asyncio.Event()
         #: Received bytes may hold more events, left for ``recv`` to parse (the ordering rule).
@@ -151,8 +151,7 @@ class WebSocket:
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._closing = False
         self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
-        protocol = self._transport.get_protocol()
-        assert isinstance(protocol, _Protocol)
+        protocol: _Protocol = self._transport.get_protocol()  # type: ignore[assignment]
         self._protocol = protocol
         protocol.websocket = self
         self._set_timer()
