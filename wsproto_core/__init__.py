@@ -24,12 +24,14 @@ from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Event
 from .extensions import Extension
 from .handshake import DEFAULT_MAX_HANDSHAKE_SIZE, H11Handshake
+from .prepared import PreparedMessage
 
 __all__ = [
     "Connection",
     "ConnectionState",
     "ConnectionType",
     "LocalProtocolError",
+    "PreparedMessage",
     "ProtocolError",
     "RemoteProtocolError",
     "WSConnection",
@@ -118,6 +120,15 @@ class WSConnection:
         if connection is None:
             return self.handshake.send(event)
         return connection.send(event)
+
+    def send_prepared(self, message: PreparedMessage) -> bytes:
+        """Return the bytes that send a prepared message (see :meth:`Connection.send_prepared`)."""
+        connection = self.handshake.connection
+        if connection is None:
+            raise LocalProtocolError(
+                f"A prepared message cannot be sent in state {self.state.name}: wait until the handshake completed."
+            )
+        return connection.send_prepared(message)
 
     def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
         """Feed bytes from the peer, or ``None`` when the transport closed.

@@ -20,7 +20,7 @@ import codecs
 import os
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -45,6 +45,9 @@ from .frames import (
 from .masking import apply_mask, masked_frame
 from .permessage_deflate import PerMessageDeflate
 from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
+
+if TYPE_CHECKING:
+    from .prepared import PreparedMessage
 
 __all__ = [
     "CLIENT",
@@ -788,6 +791,37 @@ class Connection:
             f"{cls.__name__} cannot be sent on a Connection: it sends TextMessage, BytesMessage, "
             "Ping, Pong and CloseConnection (handshake events go to WSConnection)."
         )
+
+    def send_prepared(self, message: PreparedMessage) -> bytes:
+        """Return the bytes that send a :class:`~wsproto_core.prepared.PreparedMessage`.
+
+        The bytes are shared with the other connections that take the same
+        message in the same wire form (see :mod:`wsproto_core.prepared`); the
+        message goes through the checks of :meth:`send` for a whole message.
+        Raises :class:`LocalProtocolError`, without changing any state, when the
+        connection may not send data (a Close was sent or received) or when a
+        fragmented message is being sent (a message never interleaves another
+        message's fragments, section 5.4).
+        """
+        if self._plain_send:
+            if not self.client:
+                # Hot path: a fan-out takes the same server frame once per
+                # connection, so take it without another call once built.
+                frame = message._plain_frame
+                if frame is not None:
+                    return frame
+            return message._wire_for(self, None)
+        if self._deflate_send:
+            return message._wire_for(self, self._deflate)
+        event = message.event()
+        if self._state is not _OPEN:
+            self._check_sendable(event, SendKind.DATA)
+        if self._send_opcode:
+            raise LocalProtocolError(
+                "A fragmented message is being sent: finish it (message_finished=True) before sending a "
+                "prepared message, which cannot go between its fragments."
+            )
+        return self._send_message(event)
 
     def _send_compressible_whole(self, event: BytesMessage | TextMessage) -> bytes:
         """The send fast path with permessage-deflate: a whole message, one frame.

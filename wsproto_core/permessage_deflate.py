@@ -769,6 +769,26 @@ class PerMessageDeflate(Extension):
         # octets are 00 00 ff ff: no need to look before cutting them off.
         return payload[:-4]
 
+    def _shared_compression_key(self, size: int) -> tuple[int, int, int] | None:
+        """What a whole message of ``size`` bytes compresses to depends on, when only that.
+
+        With no context takeover on our side every message starts from a
+        fresh compressor, so its compressed form is the same for every
+        connection with the same window, level and memory level: prepared
+        messages (:mod:`wsproto_core.prepared`) compress once per key.
+        ``None`` when the message goes uncompressed (threshold, a pending
+        ``send_next_uncompressed()``, a window of 8) or when our context
+        carries over from earlier messages.
+        """
+        if not self._send_reset or size < self._min_compressed:
+            return None
+        return (self._send_wbits, self.compress_level, self.mem_level)
+
+    @property
+    def _keeps_send_context(self) -> bool:
+        # Whether what we compress depends on the messages sent before.
+        return not self._send_reset and self._send_wbits != 0
+
     def frame_outbound(
         self, proto: Connection, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
     ) -> tuple[RsvBits, bytes]:
