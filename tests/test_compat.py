@@ -16,21 +16,38 @@ import sys
 import textwrap
 import types
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import wsproto_core
 import wsproto_core.extensions
 from wsproto_core import compat
-from wsproto_core.connection import Connection, ConnectionType
+from wsproto_core.connection import Connection, ConnectionState, ConnectionType
 from wsproto_core.errors import LocalProtocolError
-from wsproto_core.events import CloseConnection
+from wsproto_core.events import CloseConnection, TextMessage
 from wsproto_core.handshake import H11Handshake
 
 HAS_PERMESSAGE_DEFLATE = hasattr(wsproto_core.extensions, "PerMessageDeflate")
 _WSPROTO_SPEC = importlib.util.find_spec("wsproto")
 #: Whether the real wsproto is installed (when compat is installed, the spec found is wsproto_core's).
 HAS_REAL_WSPROTO = _WSPROTO_SPEC is not None and _WSPROTO_SPEC.name == "wsproto"
+
+
+def _real_wsproto() -> types.ModuleType | None:
+    """The real wsproto package (with its submodules loaded), if installed and not shadowed."""
+    if not HAS_REAL_WSPROTO or compat.installed():
+        return None
+    modules = [
+        importlib.import_module(name)
+        for name in ("wsproto", "wsproto.connection", "wsproto.events", "wsproto.handshake", "wsproto.frame_protocol")
+    ]
+    return modules[0] if modules[0].__name__ == "wsproto" else None
+
+
+#: The real wsproto, to compare against; loaded now, before any test installs compat.
+REAL = _real_wsproto()
+needs_real_wsproto = pytest.mark.skipif(REAL is None, reason="the real wsproto is not installed")
 
 
 def _is_wsproto_name(name: str) -> bool:
@@ -47,6 +64,7 @@ def sandbox() -> Iterator[None]:
     try:
         yield
     finally:
+        compat.uninstall()
         for name in [name for name in sys.modules if _is_wsproto_name(name)]:
             del sys.modules[name]
         sys.modules.update(saved_modules)
@@ -387,3 +405,222 @@ def test_sandbox_leaves_the_real_wsproto_in_place() -> None:
 
     assert wsproto.__name__ == "wsproto"
     assert Connection.wsproto_close_codes is False
+
+
+# ======================================================================== wsproto's behaviour, compared with wsproto
+
+ZERO_MASK = b"\x00\x00\x00\x00"
+
+
+def _masked(first: int, payload: bytes) -> bytes:
+    """A client frame (masked with the all-zero key, so the payload reads as is)."""
+    assert len(payload) < 126
+    return bytes((first, 0x80 | len(payload))) + ZERO_MASK + payload
+
+
+#: Byte streams that break RFC 6455, sent to a server (role "server") or a client.
+VIOLATIONS = {
+    "continuation without a message": ("server", _masked(0x80, b"")),
+    "new data frame inside a fragmented message": ("server", _masked(0x01, b"a") + _masked(0x82, b"")),
+    "new text frame inside a fragmented binary message": ("server", _masked(0x02, b"a") + _masked(0x81, b"b")),
+    "invalid UTF-8": ("server", _masked(0x81, b"ok\xff\xfe")),
+    "invalid UTF-8 across frames": ("server", _masked(0x01, b"\xce") + _masked(0x80, b"A")),
+    "reserved data opcode": ("server", _masked(0x83, b"")),
+    "reserved control opcode": ("server", _masked(0x8B, b"")),
+    "fragmented ping": ("server", _masked(0x09, b"")),
+    "unmasked client frame": ("server", b"\x81\x00"),
+    "masked server frame": ("client", _masked(0x81, b"")),
+    "reserved bit": ("server", _masked(0xC1, b"")),
+    "one-byte close payload": ("server", _masked(0x88, b"\x03")),
+    "close code 999": ("server", _masked(0x88, b"\x03\xe7")),
+    "close code 5000": ("server", _masked(0x88, b"\x13\x88")),
+    "close code 1005": ("server", _masked(0x88, b"\x03\xed")),
+    "close code 1006": ("client", b"\x88\x02\x03\xee"),
+    "close code 1004": ("server", _masked(0x88, b"\x03\xec")),
+    "close code 2999": ("client", b"\x88\x02\x0b\xb7"),
+    "close reason not UTF-8": ("server", _masked(0x88, b"\x03\xe8\xff\xfe")),
+    "control frame over 125 bytes": ("client", b"\x89\x7e\x00\x7e" + bytes(126)),
+    "64-bit length with its top bit set": ("client", b"\x82\x7f\x80" + bytes(7)),
+}
+
+
+def _failure(connection: Any, data: bytes) -> tuple[int, str]:
+    connection.receive_data(data)
+    events = list(connection.events())
+    assert events, "the violation went unnoticed"
+    close = events[-1]
+    assert type(close).__name__ == "CloseConnection"
+    return int(close.code), close.reason
+
+
+@needs_real_wsproto
+@pytest.mark.parametrize("name", sorted(VIOLATIONS))
+def test_failure_close_reasons_are_wsprotos(installed: None, name: str) -> None:
+    # A proxy that forwards a failed connection's close reason sends the same bytes as on wsproto.
+    assert REAL is not None
+    role, data = VIOLATIONS[name]
+    expected = _failure(REAL.connection.Connection(getattr(REAL.connection, role.upper())), data)
+    connection = Connection(ConnectionType[role.upper()])
+    assert _failure(connection, data) == expected
+    # A safety exception: the connection is not left OPEN for the application
+    # to keep sending into (wsproto leaves it OPEN).
+    assert connection.state is ConnectionState.REMOTE_CLOSING
+
+
+@pytest.mark.parametrize("name", ["new data frame inside a fragmented message", "reserved bit"])
+def test_without_compat_failures_keep_our_wording(sandbox: None, name: str) -> None:
+    role, data = VIOLATIONS[name]
+    code, reason = _failure(Connection(ConnectionType[role.upper()]), data)
+    assert code == 1002
+    assert reason in ("New data frame inside a fragmented message", "Reserved bits set without a negotiated extension")
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1016, 2999, 5000, 1006, 1015])
+def test_compat_sends_1000_for_any_unsendable_code(installed: None, code: int) -> None:
+    # wsproto sends a Close and moves to LOCAL_CLOSING; so do we, with 1000 in
+    # place of a code that must not be on the wire (RFC 6455 section 7.4).
+    client = Connection(ConnectionType.CLIENT)
+    data = client.send(CloseConnection(code=code, reason="bye"))
+    assert client.state is ConnectionState.LOCAL_CLOSING
+    server = Connection(ConnectionType.SERVER)
+    server.receive_data(data)
+    assert list(server.events()) == [CloseConnection(code=1000, reason="bye")]
+
+
+def test_injected_events_come_first(installed: None) -> None:
+    # A proxy subclasses Connection and appends to _events to inject a message.
+    class Injecting(Connection):
+        def inject(self, text: str) -> None:
+            self._events.append(TextMessage(text))  # type: ignore[attr-defined]
+
+    server = Injecting(ConnectionType.SERVER)
+    client = Connection(ConnectionType.CLIENT)
+    server.receive_data(client.send(TextMessage("from the wire")))
+    server.inject("injected")
+    assert [event.data for event in server.events()] == ["injected", "from the wire"]  # type: ignore[attr-defined]
+    assert list(server.events()) == []
+    server.inject("later")
+    assert list(server.events()) == [TextMessage("later")]
+    # Each connection has its own queue.
+    assert not Injecting(ConnectionType.SERVER)._events  # type: ignore[attr-defined]
+
+
+def test_without_compat_there_is_no_event_queue(sandbox: None) -> None:
+    assert not hasattr(Connection(ConnectionType.SERVER), "_events")
+
+
+def test_compat_refuses_bytes_once_closed(installed: None) -> None:
+    client, server = Connection(ConnectionType.CLIENT), Connection(ConnectionType.SERVER)
+    server.receive_data(client.send(CloseConnection(code=1000)))
+    client.receive_data(server.send(next(server.events()).response()))  # type: ignore[attr-defined]
+    list(client.events())
+    assert client.state is ConnectionState.CLOSED
+    with pytest.raises(LocalProtocolError, match=r"^Connection already closed\.$"):
+        client.receive_data(b"\x81\x00")
+
+
+def test_without_compat_bytes_after_the_close_are_dropped(sandbox: None) -> None:
+    client, server = Connection(ConnectionType.CLIENT), Connection(ConnectionType.SERVER)
+    server.receive_data(client.send(CloseConnection(code=1000)))
+    client.receive_data(server.send(next(server.events()).response()))  # type: ignore[attr-defined]
+    list(client.events())
+    client.receive_data(b"\x81\x00")
+    assert list(client.events()) == []
+
+
+#: Upgrade requests that wsproto refuses, each as a list of header lines after the request line.
+BAD_REQUESTS = {
+    "no Connection": [b"Host: h", b"Upgrade: websocket", b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Key: a2V5"],
+    "no Upgrade": [b"Host: h", b"Connection: Upgrade", b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Key: a2V5"],
+    "no Upgrade, no Connection": [b"Host: h", b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Key: a2V5"],
+    "version 8": [
+        b"Host: h",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Version: 8",
+        b"Sec-WebSocket-Key: a2V5",
+    ],
+    "no version": [b"Host: h", b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Key: a2V5"],
+    "no key": [b"Host: h", b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Version: 13"],
+}
+
+
+def _rejection(ws_connection: Any, request: bytes) -> tuple[str, int, bytes]:
+    # Each library raises its own RemoteProtocolError class.
+    with pytest.raises(Exception) as info:
+        ws_connection.receive_data(request)
+    assert type(info.value).__name__ == "RemoteProtocolError"
+    hint = info.value.event_hint  # type: ignore[attr-defined]
+    return str(info.value), hint.status_code, ws_connection.send(hint)
+
+
+@needs_real_wsproto
+@pytest.mark.parametrize("name", [*sorted(BAD_REQUESTS), "POST", "garbage"])
+def test_handshake_rejections_are_wsprotos(installed: None, name: str) -> None:
+    # The message, the status and the bytes of the rejection, as wsproto sends them.
+    assert REAL is not None
+    if name == "POST":
+        request = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+    elif name == "garbage":
+        request = b"not http at all\r\n\r\n"
+    else:
+        request = b"GET / HTTP/1.1\r\n" + b"".join(line + b"\r\n" for line in BAD_REQUESTS[name]) + b"\r\n"
+    expected = _rejection(REAL.WSConnection(REAL.ConnectionType.SERVER), request)
+    assert _rejection(wsproto_core.WSConnection(ConnectionType.SERVER), request) == expected
+
+
+@needs_real_wsproto
+def test_handshake_bytes_are_wsprotos(installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The request a client writes and the 101 a server answers, byte for byte,
+    # and the events and states on each side.
+    assert REAL is not None
+    key = b"dGhlIHNhbXBsZSBub25jZQ=="
+    monkeypatch.setattr(REAL.handshake, "generate_nonce", lambda: key)
+    monkeypatch.setattr(wsproto_core.handshake, "generate_nonce", lambda: key)
+
+    def conversation(library: Any) -> list[object]:
+        events = library.events
+        client = library.WSConnection(library.ConnectionType.CLIENT)
+        server = library.WSConnection(library.ConnectionType.SERVER)
+        request = client.send(
+            events.Request(
+                host="example.com",
+                target="/chat?room=1",
+                subprotocols=["chat", "superchat"],
+                extra_headers=[(b"Origin", b"https://example.com")],
+            )
+        )
+        server.receive_data(request)
+        received = next(server.events())
+        response = server.send(
+            events.AcceptConnection(subprotocol="chat", extra_headers=[(b"Set-Cookie", b"session=1")])
+        )
+        client.receive_data(response)
+        accepted = next(client.events())
+        return [
+            request,
+            response,
+            repr(received),
+            repr(accepted),
+            server.state.name,
+            client.state.name,
+        ]
+
+    assert conversation(wsproto_core) == conversation(REAL)
+
+
+def test_compat_handshake_repr(installed: None) -> None:
+    handshake = H11Handshake(ConnectionType.CLIENT)
+    assert repr(handshake) == "H11Handshake(client=True, state=ConnectionState.CONNECTING)"
+
+
+def test_uninstall_restores_our_behaviour(sandbox: None) -> None:
+    compat.install()
+    compat.uninstall()
+    assert "_events" not in vars(Connection)
+    assert repr(H11Handshake(ConnectionType.SERVER)) == "H11Handshake(client=False, state=CONNECTING)"
+    _, data = VIOLATIONS["reserved bit"]
+    assert _failure(Connection(ConnectionType.SERVER), data) == (
+        1002,
+        "Reserved bits set without a negotiated extension",
+    )

@@ -1097,14 +1097,21 @@ class TestSending:
         assert conn.state is S.LOCAL_CLOSING
 
     def test_wsproto_close_code_compatibility(self, conn: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-        """With the wsproto compatibility switch, 1006/1015 are sent as 1000 (as wsproto did)."""
+        """With the wsproto compatibility switch, codes that must not be sent go out as 1000.
+
+        wsproto sent 1006/1015 as 1000 and any other code as given; sending 1000
+        instead keeps the closing handshake without a code that must not be on
+        the wire (RFC 6455 section 7.4).
+        """
         monkeypatch.setattr(Connection, "wsproto_close_codes", True)
         assert parse_frame(conn.send(CloseConnection(1006)))[4] == b"\x03\xe8"
         other = Connection(conn.connection_type)
-        # 1005 still means "no code", and other invalid codes still raise.
+        # 1005 still means "no code".
         assert parse_frame(other.send(CloseConnection(1005)))[4] == b""
-        with pytest.raises(LocalProtocolError):
-            Connection(SERVER).send(CloseConnection(999))
+        for code in (0, 999, 1004, 2999, 5000):
+            unsendable = Connection(conn.connection_type)
+            assert parse_frame(unsendable.send(CloseConnection(code, "bye")))[4] == b"\x03\xe8bye"
+            assert unsendable.state is ConnectionState.LOCAL_CLOSING
 
     def test_ping_pong_round_trip(self) -> None:
         """Section 5.5.3: the Pong echoes the Ping's application data."""

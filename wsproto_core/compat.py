@@ -9,24 +9,46 @@ hypercorn, trio-websocket, httpx-ws) imports ``wsproto``::
     import uvicorn  # its "--ws wsproto" protocol now runs on wsproto_core
 
 From then on ``import wsproto`` and its submodules resolve to wsproto_core's
-modules, which carry the same names. Two behaviours change to match wsproto:
-sending close code 1006 or 1015 sends 1000 instead of raising
-``LocalProtocolError`` (trio-websocket, for one, "sends" 1006 to mark a
-connection whose transport died), and a client takes an interim 1xx response
-other than 101 as a rejection instead of waiting for the final response. Every
-other difference is documented in ``docs/reference/differences.md``.
+modules, which carry the same names, and wsproto_core behaves as wsproto 1.3.2
+does wherever that is safe: the wording of failures (close reasons and
+``RemoteProtocolError`` messages), the statuses of rejected handshakes, an empty
+read taken for the end of the stream during the handshake, ``receive_data`` in
+state CLOSED raising, the ``_events`` queue that subclasses inject events into,
+close codes that must not be sent becoming 1000 instead of raising, and a
+client taking an interim 1xx response for a rejection. Where wsproto is unsafe
+(size limits, a bad key, the state after a violation, ...) wsproto_core keeps
+its own behaviour: ``docs/reference/differences.md`` lists each case and why.
+
+How: :func:`install` replaces a few methods of
+:class:`~wsproto_core.connection.Connection` and
+:class:`~wsproto_core.handshake.H11Handshake` with the wrappers below, none of
+them on the per-frame paths, and :func:`uninstall` puts the originals back.
+Without ``install()`` nothing here runs, so it costs nothing.
 """
 
 from __future__ import annotations
 
+import collections
 import importlib
+import re
 import sys
 import types
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import h11
+
+from . import handshake as _handshake
 from .connection import Connection
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import CloseConnection, Event, RejectConnection
+from .extensions import Extension
+from .frames import MAX_CONTROL_PAYLOAD, Opcode
 from .handshake import H11Handshake
+from .state import ConnectionState
+from .utilities import generate_accept_token, split_comma_header
 
-__all__ = ["WSPROTO_MODULES", "install", "uninstall"]
+__all__ = ["WSPROTO_MODULES", "install", "installed", "uninstall", "wsproto_failure_reason"]
 
 #: The wsproto modules that applications import, and wsproto_core's modules
 #: that stand in for them.
@@ -43,9 +65,277 @@ WSPROTO_MODULES = {
 
 _displaced: dict[str, types.ModuleType] = {}
 
+# ============================================================================ failure wording
+
+_CLOSED = ConnectionState.CLOSED
+_LOCAL_ONLY_CODES = (1005, 1006, 1015)
+
+# Our failure message -> wsproto's (its FrameDecoder, MessageDecoder and
+# FrameProtocol raise ParseFailed with these words). A failure without an
+# entry (a size limit, an internal error: wsproto has neither) keeps ours.
+_FIXED_REASONS: dict[str, str] = {
+    "Continuation frame without a message to continue": "unexpected CONTINUATION",
+    "Masked frame from the server": "client received unexpected masked frame",
+    "Unmasked frame from the client": "server received unexpected unmasked frame",
+    "Frame length with the most significant bit set": "8-byte payload length with non-zero MSB",
+    "Reserved bits set without a negotiated extension": "Reserved bit set unexpectedly",
+    "Reserved bits set that no negotiated extension uses": "Reserved bit set unexpectedly",
+    "Close frame with a 1-byte payload": "CLOSE with 1 byte payload",
+}
+_PATTERN_REASONS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"Reserved (?:control|data) opcode (0x[0-9a-f]+)"), lambda m: f"Invalid opcode {m[1]}"),
+    (re.compile(r"Fragmented \w+ frame"), lambda m: "Invalid attempt to fragment control frame"),
+    (re.compile(r"\w+ frame payload of \d+ bytes: control"), lambda m: "Control frame with payload len > 125"),
+    (re.compile(r"Extension .* refused the (?:frame|payload)"), lambda m: "error in extension"),
+    (re.compile(r"Close frame with invalid close code (\d+)"), lambda m: _close_code_reason(int(m[1]))),
+]
+
+
+def _close_code_reason(code: int) -> str:
+    if code < 1000 or code > 4999:
+        return "CLOSE with invalid code"
+    if code in _LOCAL_ONLY_CODES:
+        return "remote CLOSE with local-only reason"
+    return "CLOSE with unknown reserved code"
+
+
+def wsproto_failure_reason(failure: RemoteProtocolError, opcode: int | None = None) -> str:
+    """The words wsproto 1.3.2 uses for the protocol violation ``failure``.
+
+    ``opcode`` is the opcode of the offending frame, which wsproto names when a
+    new data frame interrupts a fragmented message. Invalid UTF-8 is described
+    by the decoder's own message, as wsproto does.
+    """
+    message = str(failure)
+    fixed = _FIXED_REASONS.get(message)
+    if fixed is not None:
+        return fixed
+    decode_error = failure.__context__
+    if isinstance(decode_error, UnicodeDecodeError):
+        if message.startswith("Close frame reason"):
+            return f"Error decoding CLOSE reason: {decode_error}"
+        return str(decode_error)
+    if message == "New data frame inside a fragmented message" and opcode is not None:
+        return f"expected CONTINUATION, got {Opcode(opcode)!r}"
+    for pattern, reason in _PATTERN_REASONS:
+        match = pattern.match(message)
+        if match:
+            return reason(match)
+    return message
+
+
+# ============================================================================ Connection
+
+
+def _fail(self: Connection, failure: RemoteProtocolError) -> CloseConnection:
+    # The offending frame's first byte is still unconsumed: a new data frame
+    # inside a fragmented message is named by its opcode in wsproto's reason.
+    buffer, offset = self._buffer, self._offset
+    opcode = buffer[offset] & 0x0F if offset < len(buffer) else None
+    event: CloseConnection = _ORIGINALS[Connection, "_fail"](self, failure)
+    reason = wsproto_failure_reason(failure, opcode)
+    reason = reason.encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
+    return CloseConnection(code=event.code, reason=reason)
+
+
+def _receive_data(self: Connection, data: bytes | bytearray | memoryview | None) -> None:
+    if self._state is _CLOSED and data is not None:
+        raise LocalProtocolError("Connection already closed.")
+    _ORIGINALS[Connection, "receive_data"](self, data)
+
+
+def _events(self: Connection) -> Iterator[Event]:
+    # Events a subclass appended to _events come first, as in wsproto.
+    injected = self.__dict__.get("_events")
+    parsed: Iterator[Event] = _ORIGINALS[Connection, "events"](self)
+    if injected:
+        return _drain_then(injected, parsed)
+    return parsed
+
+
+def _drain_then(injected: collections.deque[Event], parsed: Iterator[Event]) -> Iterator[Event]:
+    while injected:
+        yield injected.popleft()
+    yield from parsed
+
+
+class _EventQueue:
+    """``Connection._events``: a deque made on first use, as wsproto's attribute."""
+
+    def __get__(self, instance: Connection | None, owner: type) -> Any:
+        if instance is None:
+            return self
+        queue: collections.deque[Event] = collections.deque()
+        instance.__dict__["_events"] = queue
+        return queue
+
+
+# ============================================================================ H11Handshake
+
+
+def _handshake_receive_data(self: H11Handshake, data: bytes | bytearray | memoryview | None) -> None:
+    # wsproto hands b"" to h11, for which it means the end of the stream.
+    if data is not None and not data:
+        data = None
+    try:
+        _ORIGINALS[H11Handshake, "receive_data"](self, data)
+    except RemoteProtocolError as exc:
+        if str(exc).startswith(("Bad HTTP message", "Bad upgrade request")):
+            raise RemoteProtocolError("Bad HTTP message", event_hint=RejectConnection()) from None
+        raise
+
+
+def _process_request(self: H11Handshake, request: h11.Request) -> Any:
+    try:
+        return _ORIGINALS[H11Handshake, "_process_request"](self, request)
+    except RemoteProtocolError:
+        wsproto_error = _wsproto_request_error(request)
+        if wsproto_error is None:
+            raise
+        raise wsproto_error from None
+
+
+def _wsproto_request_error(request: h11.Request) -> RemoteProtocolError | None:
+    """The error wsproto raises for a request we refused, checked in its order.
+
+    ``None`` when wsproto would have accepted it: a request over our size limits,
+    on HTTP/1.0, or with a malformed key, which we refuse on purpose.
+    """
+    if request.method != b"GET":
+        return RemoteProtocolError("Request method must be GET", event_hint=RejectConnection())
+    if request.http_version < b"1.1":
+        return None
+    fields: dict[bytes, bytes] = {}
+    connection_tokens: list[str] | None = None
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"connection":
+            connection_tokens = split_comma_header(value)
+        fields[lowered] = value
+    if connection_tokens is None or not any(token.lower() == "upgrade" for token in connection_tokens):
+        return RemoteProtocolError("Missing header, 'Connection: Upgrade'", event_hint=RejectConnection())
+    version = fields.get(b"sec-websocket-version")
+    if version != _handshake.WEBSOCKET_VERSION:
+        return RemoteProtocolError(
+            "Missing header, 'Sec-WebSocket-Version'",
+            event_hint=RejectConnection(
+                headers=[(b"Sec-WebSocket-Version", _handshake.WEBSOCKET_VERSION)], status_code=426 if version else 400
+            ),
+        )
+    if b"sec-websocket-key" not in fields:
+        return RemoteProtocolError("Missing header, 'Sec-WebSocket-Key'", event_hint=RejectConnection())
+    if fields.get(b"upgrade", b"").lower() != b"websocket":
+        return RemoteProtocolError("Missing header, 'Upgrade: websocket'", event_hint=RejectConnection())
+    if b"host" not in fields:
+        return RemoteProtocolError("Missing header, 'Host'", event_hint=RejectConnection())
+    return None
+
+
+def _process_response(self: H11Handshake, response: h11.InformationalResponse) -> Any:
+    try:
+        return _ORIGINALS[H11Handshake, "_process_response"](self, response)
+    except RemoteProtocolError as exc:
+        wsproto_error = _wsproto_response_error(self, response, exc)
+        if wsproto_error is None:
+            raise
+        raise wsproto_error from None
+
+
+def _wsproto_response_error(
+    handshake: H11Handshake, response: h11.InformationalResponse, error: RemoteProtocolError
+) -> RemoteProtocolError | None:
+    """The error wsproto raises for a 101 response we refused, checked in its order."""
+    connection_tokens: list[str] | None = None
+    upgrade = b""
+    accept = None
+    subprotocol = None
+    accepted: list[str] = []
+    for name, value in response.headers:
+        lowered = name.lower()
+        if lowered == b"connection":
+            connection_tokens = split_comma_header(value)
+        elif lowered == b"upgrade":
+            upgrade = value
+        elif lowered == b"sec-websocket-accept":
+            accept = value
+        elif lowered == b"sec-websocket-protocol":
+            subprotocol = value.decode("latin-1")
+        elif lowered == b"sec-websocket-extensions":
+            accepted = split_comma_header(value)
+
+    def fail(message: str) -> RemoteProtocolError:
+        return RemoteProtocolError(message, event_hint=RejectConnection())
+
+    if connection_tokens is None or not any(token.lower() == "upgrade" for token in connection_tokens):
+        return fail("Missing header, 'Connection: Upgrade'")
+    if upgrade.lower() != b"websocket":
+        return fail("Missing header, 'Upgrade: websocket'")
+    nonce = handshake._nonce
+    if nonce is None or accept != generate_accept_token(nonce):
+        return fail("Bad accept token")
+    request = handshake._request
+    offered = request.subprotocols if request is not None else []
+    if subprotocol is not None and subprotocol not in offered:
+        return fail(f"unrecognized subprotocol {subprotocol}")
+    offered_extensions = request.extensions if request is not None else []
+    supported = [extension.name for extension in offered_extensions if isinstance(extension, Extension)]
+    for element in accepted:
+        token = element.split(";", 1)[0].strip()
+        if token not in supported:
+            return fail(f"unrecognized extension {token}")
+    return None
+
+
+def _handshake_repr(self: H11Handshake) -> str:
+    return f"{type(self).__name__}(client={self.client}, state={self.state})"
+
+
+def _no_reason_phrase(status_code: int) -> bytes:
+    # wsproto lets h11 write its rejections, which leaves the reason phrase empty.
+    return b""
+
+
+# ============================================================================ Extension
+
+
+def _extension_accept(self: Extension, offer: str) -> bool | str | None:
+    # wsproto's base class declines every offer instead of raising.
+    return None
+
+
+def _extension_finalize(self: Extension, offer: str) -> None:
+    return None
+
+
+# ============================================================================ install
+
+#: (owner, attribute) -> the replacement that install() puts in place.
+_GRAFTS: dict[tuple[Any, str], Any] = {
+    (Connection, "_fail"): _fail,
+    (Connection, "receive_data"): _receive_data,
+    (Connection, "events"): _events,
+    (Connection, "_events"): _EventQueue(),
+    (H11Handshake, "receive_data"): _handshake_receive_data,
+    (H11Handshake, "_process_request"): _process_request,
+    (H11Handshake, "_process_response"): _process_response,
+    (H11Handshake, "__repr__"): _handshake_repr,
+    (_handshake, "_reason_phrase"): _no_reason_phrase,
+    (Extension, "accept"): _extension_accept,
+    (Extension, "finalize"): _extension_finalize,
+}
+#: What the grafts replaced, to restore; also what the wrappers call.
+_ORIGINALS: dict[tuple[Any, str], Any] = {
+    (owner, name): (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(name) for owner, name in _GRAFTS
+}
+
+
+def installed() -> bool:
+    """Whether :func:`install` is in effect."""
+    return Connection.wsproto_close_codes
+
 
 def install() -> None:
-    """Make ``import wsproto`` (and its submodules) load wsproto_core.
+    """Make ``import wsproto`` (and its submodules) load wsproto_core, behaving as wsproto.
 
     Safe to call more than once. Modules that already imported the real
     wsproto keep their references to it, so call this first.
@@ -56,15 +346,23 @@ def install() -> None:
         if previous is not None and previous is not module and alias not in _displaced:
             _displaced[alias] = previous
         sys.modules[alias] = module
+    for (owner, name), replacement in _GRAFTS.items():
+        setattr(owner, name, replacement)
     Connection.wsproto_close_codes = True
     H11Handshake.wsproto_interim_responses = True
 
 
 def uninstall() -> None:
-    """Undo :func:`install`: restore whatever ``wsproto`` modules it displaced."""
+    """Undo :func:`install`: restore whatever ``wsproto`` modules it displaced, and our behaviour."""
     for alias in WSPROTO_MODULES:
         sys.modules.pop(alias, None)
     sys.modules.update(_displaced)
     _displaced.clear()
+    for (owner, name), original in _ORIGINALS.items():
+        if original is None:
+            if name in vars(owner):
+                delattr(owner, name)
+        else:
+            setattr(owner, name, original)
     Connection.wsproto_close_codes = False
     H11Handshake.wsproto_interim_responses = False

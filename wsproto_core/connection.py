@@ -34,12 +34,12 @@ from .events import (
 )
 from .extensions import Extension
 from .frames import (
-    LOCAL_ONLY_CLOSE_REASONS,
     MAX_CONTROL_PAYLOAD,
     RSV_BITS_BY_VALUE,
     CloseReason,
     Opcode,
     build_close_payload,
+    is_sendable_close_code,
     parse_close_payload,
 )
 from .masking import apply_mask, masked_frame
@@ -148,10 +148,11 @@ class Connection:
         if the peer broke the protocol, else ``None``.
     """
 
-    #: When true, sending close code 1006 or 1015 (which must never be on the
-    #: wire) sends 1000 instead of raising, as wsproto did. Set by
-    #: :func:`wsproto_core.compat.install` so that wsproto applications which
-    #: "close" a dead connection with 1006 keep working.
+    #: When true, sending a close code that must never be on the wire (1006,
+    #: 1015, 0, 2999, ...) sends 1000 instead of raising, so that the closing
+    #: handshake still happens, as it did with wsproto. Set by
+    #: :func:`wsproto_core.compat.install` for wsproto applications, which
+    #: "close" a dead connection with 1006 or pass codes unchecked.
     wsproto_close_codes = False
 
     def __init__(
@@ -780,7 +781,9 @@ class Connection:
         if cls is CloseConnection:
             self._check_sendable(event, SendKind.CLOSE)
             code = event.code  # type: ignore[attr-defined]
-            if code in LOCAL_ONLY_CLOSE_REASONS and code != CloseReason.NO_STATUS_RCVD and self.wsproto_close_codes:
+            if self.wsproto_close_codes and not is_sendable_close_code(code):
+                # wsproto put any code on the wire (1006 and 1015 as 1000);
+                # the nearest safe behaviour sends 1000 for every unsendable one.
                 code = CloseReason.NORMAL_CLOSURE
             payload = build_close_payload(code, event.reason)  # type: ignore[attr-defined]
             data = self._frame(0x88, payload)
