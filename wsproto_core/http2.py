@@ -47,6 +47,7 @@ __all__ = [
     "connect_request_headers",
     "reject_headers",
     "request_from_headers",
+    "response_headers",
 ]
 
 #: The identifier of the HTTP/2 setting that allows extended CONNECT (RFC 8441
@@ -138,24 +139,34 @@ def accept_headers(request: Request, event: AcceptConnection) -> tuple[list[tupl
 
 
 def reject_headers(event: RejectConnection) -> list[tuple[bytes, bytes]]:
-    """Server side: the response headers that refuse a stream (or answer a plain request).
+    """Server side: the response headers that refuse a stream.
 
-    ``:status`` first, names lower-cased (RFC 9113 section 8.2), and the
-    connection-specific headers that HTTP/2 forbids (section 8.2.2) left out,
-    so that the same ``RejectConnection`` serves HTTP/1.1 and HTTP/2. Whether
-    a body follows in DATA frames is the caller's to decide from
-    ``event.has_body``.
+    The same ``RejectConnection`` serves HTTP/1.1 and HTTP/2 (see
+    :func:`response_headers`). Whether a body follows in DATA frames is the
+    caller's to decide from ``event.has_body``.
     """
     if not 300 <= event.status_code <= 599:
         raise LocalProtocolError(
             f"A rejection needs a status from 300 to 599 (a 2xx accepts the stream), not {event.status_code}"
         )
-    headers = [(b":status", str(event.status_code).encode("ascii"))]
-    for name, value in event.headers:
+    return response_headers(event.status_code, event.headers)
+
+
+def response_headers(status_code: int, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An HTTP/2 response's header list for a plain HTTP answer (a page, a refusal).
+
+    ``:status`` first, names lower-cased (RFC 9113 section 8.2), and the
+    connection-specific headers that HTTP/2 forbids (section 8.2.2) left out,
+    so that an answer written for HTTP/1.1 can be sent as it is.
+    """
+    if not 200 <= status_code <= 599:
+        raise LocalProtocolError(f"An HTTP/2 final response has a status from 200 to 599, not {status_code}")
+    response = [(b":status", str(status_code).encode("ascii"))]
+    for name, value in headers:
         lower = name.lower()
         if lower not in _CONNECTION_SPECIFIC_HEADERS:
-            headers.append((lower, value))
-    return headers
+            response.append((lower, value))
+    return response
 
 
 def connect_request_headers(request: Request, scheme: str = "https") -> list[tuple[bytes, bytes]]:

@@ -451,6 +451,7 @@ def connect(
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    http2: bool = False,
     **options: Any,
 ) -> _Connect:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``).
@@ -459,8 +460,25 @@ def connect(
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
     server answers with plain HTTP, ``InvalidURL`` for a bad URL, and ``OSError``
     when the connection fails.
+
+    ``http2=True`` (the ``http2`` extra) opens the WebSocket as a stream of an
+    HTTP/2 connection (RFC 8441), reusing this loop's open connection to the
+    same server: ``wss://`` negotiates ``h2`` by ALPN, ``ws://`` speaks HTTP/2
+    at once (h2c with prior knowledge). The result is a
+    :class:`~wsproto_core.drivers.http2.H2WebSocket`, with the same methods.
     """
     settings = Settings.from_options(options)
+    if http2:
+        return _Connect(
+            _open_http2(
+                url,
+                settings,
+                subprotocols=subprotocols,
+                extra_headers=extra_headers,
+                ssl=ssl,
+                open_timeout=open_timeout,
+            )
+        )
     return _Connect(
         _open(
             url,
@@ -507,6 +525,23 @@ async def _open(
     return WebSocket(reader, writer, managed, settings, subprotocol=accepted.subprotocol)
 
 
+async def _open_http2(
+    url: str,
+    settings: Settings,
+    *,
+    subprotocols: Sequence[str],
+    extra_headers: Sequence[tuple[bytes, bytes]],
+    ssl: ssl_module.SSLContext | None,
+    open_timeout: float | None,
+) -> Any:
+    from .http2 import open_websocket  # noqa: PLC0415 (the h2 library is the optional extra "http2")
+
+    async with asyncio.timeout(open_timeout):
+        return await open_websocket(
+            parse_url(url), settings, subprotocols=subprotocols, extra_headers=extra_headers, ssl=ssl
+        )
+
+
 Handler = Callable[[WebSocket], Awaitable[None]]
 
 
@@ -514,7 +549,8 @@ class _Tracked:
     """What a server keeps track of, so that closing it leaves nothing running."""
 
     def __init__(self) -> None:
-        self.open: set[WebSocket] = set()
+        #: Open WebSockets, and HTTP/2 connections (which close theirs): each has ``close(code, reason)``.
+        self.open: set[Any] = set()
         #: Connections still in the opening handshake (or answering with plain HTTP).
         self.handshaking: set[asyncio.StreamWriter] = set()
         #: Every connection's task, from accept to the handler's end.
@@ -580,6 +616,7 @@ async def serve(
     process_request: ProcessRequest | None = None,
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    http2: bool = False,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection.
@@ -588,6 +625,12 @@ async def serve(
     answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
     connection is closed (1000) when the handler returns, or (1011) when it
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
+
+    ``http2=True`` (the ``http2`` extra) also serves WebSockets over HTTP/2
+    (RFC 8441) on the same port, many per connection: with ``ssl``, ALPN
+    chooses (``h2`` or ``http/1.1``; the context's ALPN protocols are set);
+    without, a client that opens with the HTTP/2 preface gets HTTP/2 (h2c with
+    prior knowledge). See :mod:`wsproto_core.drivers.http2`.
     """
     settings = Settings.from_options(options)
     tracked = _Tracked()
@@ -643,8 +686,17 @@ async def serve(
 
     loop = asyncio.get_running_loop()
 
-    def protocol() -> _Protocol:
-        return _Protocol(asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop), on_client, loop=loop)
+    http2_server = None
+    if http2:
+        from .http2 import H2Server  # noqa: PLC0415 (the h2 library is the optional extra "http2")
+
+        http2_server = H2Server(handler, settings, subprotocols, process_request, tracked)  # type: ignore[arg-type]
+        if ssl is not None:
+            ssl.set_alpn_protocols(["h2", "http/1.1"])
+
+    def protocol() -> asyncio.BaseProtocol:
+        http1 = _Protocol(asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop), on_client, loop=loop)
+        return http1 if http2_server is None else http2_server.protocol(http1)
 
     server = await loop.create_server(protocol, host, port, ssl=ssl)
     return Server(server, tracked)

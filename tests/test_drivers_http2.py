@@ -1,0 +1,546 @@
+"""WebSockets over HTTP/2 (RFC 8441) with the asyncio driver: our client and server, and peers we did not write.
+
+The failure cases use a hand-driven h2 peer (:class:`HandPeer`): the ``h2``
+library's state machine, with every frame sent and read by the test, so that
+it can do what a well-behaved client never does (leave out ``:protocol``,
+reset a stream in the middle of a message, never reopen a window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+import pytest
+import trustme
+from driver_peers import tls_contexts
+from helpers import OP_BINARY, OP_TEXT, build_frame, parse_frame
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse
+from wsproto_core.drivers.asyncio import Server, connect, serve
+from wsproto_core.drivers.http2 import STREAM_WINDOW, ExtendedConnectUnsupported, H2WebSocket
+
+T = TypeVar("T")
+
+
+def run(test: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
+    async def main() -> T:
+        async with asyncio.timeout(timeout):
+            return await test()
+
+    return asyncio.run(main())
+
+
+async def echo(websocket: Any) -> None:
+    async for message in websocket:
+        await websocket.send(message)
+
+
+def page_or_websocket(target: str, headers: list[tuple[bytes, bytes]]) -> HttpResponse | None:
+    """A page at /, WebSockets elsewhere: HTTP/2 requests carry their pseudo-headers."""
+    fields = dict(headers)
+    if fields.get(b":protocol") == b"websocket" or b"upgrade" in fields:
+        return None
+    if target == "/":
+        return HttpResponse(200, [(b"content-type", b"text/plain"), (b"connection", b"close")], b"the page\n")
+    return HttpResponse(404, [(b"content-type", b"text/plain")], b"not found\n")
+
+
+@contextlib.asynccontextmanager
+async def h2_server(handler: Callable[[Any], Awaitable[None]] = echo, **kwargs: Any) -> AsyncIterator[Server]:
+    server = await serve(handler, "127.0.0.1", 0, http2=True, ping_interval=None, **kwargs)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+# ------------------------------------------------------------------ hand-driven peer
+
+
+class HandPeer:
+    """One side of an HTTP/2 connection driven frame by frame by the test."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, h2c: h2.connection.H2Connection):
+        self.reader = reader
+        self.writer = writer
+        self.h2 = h2c
+        self.events: list[h2.events.Event] = []
+
+    @classmethod
+    async def client(cls, port: int, **settings: int) -> HandPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        config = h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_outbound_headers=False, validate_inbound_headers=False
+        )
+        peer = cls(reader, writer, h2.connection.H2Connection(config))
+        peer.h2.local_settings = h2.settings.Settings(
+            client=True, initial_values={h2.settings.SettingCodes[code]: value for code, value in settings.items()}
+        )
+        peer.h2.initiate_connection()
+        peer.flush()
+        await peer.wait_for(lambda event: isinstance(event, h2.events.RemoteSettingsChanged))
+        return peer
+
+    def flush(self) -> None:
+        self.writer.write(self.h2.data_to_send())
+
+    async def wait_for(self, predicate: Callable[[h2.events.Event], bool]) -> h2.events.Event:
+        """Read until an event matches (every event is kept in :attr:`events`)."""
+        seen = 0
+        while True:
+            for event in self.events[seen:]:
+                if predicate(event):
+                    return event
+            seen = len(self.events)
+            data = await self.reader.read(65536)
+            assert data, f"the connection closed; events: {self.events}"
+            self.events.extend(self.h2.receive_data(data))
+            self.flush()
+
+    def stream_events(self, stream_id: int) -> list[h2.events.Event]:
+        return [event for event in self.events if getattr(event, "stream_id", None) == stream_id]
+
+    def data(self, stream_id: int) -> bytes:
+        return b"".join(
+            event.data
+            for event in self.events
+            if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id
+        )
+
+    async def open_websocket(self, headers: Iterable[tuple[bytes, bytes]] | None = None, path: bytes = b"/ws") -> int:
+        """Send an extended CONNECT; return the stream id once the server answered."""
+        stream_id = self.h2.get_next_available_stream_id()
+        self.h2.send_headers(stream_id, list(headers) if headers is not None else extended_connect(path))
+        self.flush()
+        await self.response(stream_id)
+        return stream_id
+
+    async def response(self, stream_id: int) -> dict[bytes, bytes]:
+        event = await self.wait_for(
+            lambda e: isinstance(e, h2.events.ResponseReceived | h2.events.StreamReset) and e.stream_id == stream_id
+        )
+        if isinstance(event, h2.events.StreamReset):
+            return {b":reset": str(int(event.error_code)).encode()}
+        assert isinstance(event, h2.events.ResponseReceived)
+        return dict(event.headers or [])
+
+    def send(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
+        self.h2.send_data(stream_id, data, end_stream=end_stream)
+        self.flush()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+def extended_connect(path: bytes = b"/ws", *, protocol: bytes | None = b"websocket") -> list[tuple[bytes, bytes]]:
+    headers = [(b":method", b"CONNECT")]
+    if protocol is not None:
+        headers.append((b":protocol", protocol))
+    return [
+        *headers,
+        (b":scheme", b"http"),
+        (b":path", path),
+        (b":authority", b"127.0.0.1"),
+        (b"sec-websocket-version", b"13"),
+    ]
+
+
+def masked(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A frame as a client sends it."""
+    return build_frame(opcode, payload, fin=fin, mask=b"\x01\x02\x03\x04")
+
+
+def frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, payload) of each whole frame in ``data`` (from a server: unmasked)."""
+    found = []
+    while data:
+        first, _length, _masked, _key, payload, data = parse_frame(data)
+        found.append((first, payload))
+    return found
+
+
+# ------------------------------------------------------------ our client, our server
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "h2-alpn"])
+def test_many_websockets_share_one_connection(tls: bool) -> None:
+    server_ssl, client_ssl = tls_contexts() if tls else (None, None)
+    seen: list[H2WebSocket] = []
+
+    async def handler(websocket: Any) -> None:
+        seen.append(websocket)
+        await echo(websocket)
+
+    async def main() -> None:
+        async with h2_server(handler, ssl=server_ssl) as server:
+            url = f"{'wss' if tls else 'ws'}://127.0.0.1:{server.port}/chat"
+            clients = [await connect(url, http2=True, ssl=client_ssl, ping_interval=None) for _ in range(20)]
+            await asyncio.gather(*(ws.send(f"hello {index}") for index, ws in enumerate(clients)))
+            replies = await asyncio.gather(*(ws.recv() for ws in clients))
+            assert replies == [f"hello {index}" for index in range(20)]
+            # One TCP connection: every stream has the same peer address and
+            # the same h2 state machine on the client.
+            assert len({ws.remote_address for ws in seen}) == 1
+            assert len({id(ws._protocol) for ws in clients}) == 1
+            assert sorted(ws.stream_id for ws in clients) == list(range(1, 40, 2))
+            assert all(ws.http2 and ws.request is not None and ws.request.target == "/chat" for ws in seen)
+            await asyncio.gather(*(ws.close() for ws in clients))
+            assert [ws.close_code for ws in clients] == [1000] * 20
+            # The client closed its connection with its last WebSocket.
+            await asyncio.wait_for(clients[0]._protocol.lost, 5)
+
+    run(main)
+
+
+def test_http11_and_http2_on_one_tls_port() -> None:
+    """ALPN: an HTTP/1.1-only client gets HTTP/1.1 on the same port, page and WebSocket."""
+    server_ssl, client_ssl = tls_contexts()
+
+    async def main() -> None:
+        async with h2_server(ssl=server_ssl, process_request=page_or_websocket) as server:
+            async with connect(f"wss://127.0.0.1:{server.port}/ws", ssl=client_ssl) as websocket:
+                assert not hasattr(websocket, "http2")
+                await websocket.send("over HTTP/1.1")
+                assert await websocket.recv() == "over HTTP/1.1"
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.port, ssl=client_ssl, server_hostname="127.0.0.1"
+            )
+            assert writer.get_extra_info("ssl_object").selected_alpn_protocol() is None
+            writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert (await reader.read()).endswith(b"the page\n")
+            writer.close()
+
+    run(main)
+
+
+def test_page_and_websocket_on_one_h2_connection() -> None:
+    """Ordinary requests get process_request's answer, on the same connection as a WebSocket."""
+
+    async def main() -> None:
+        async with h2_server(process_request=page_or_websocket) as server:
+            peer = await HandPeer.client(server.port)
+            websocket = await peer.open_websocket()
+            page = peer.h2.get_next_available_stream_id()
+            peer.h2.send_headers(
+                page,
+                [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"127.0.0.1")],
+                end_stream=True,
+            )
+            peer.flush()
+            response = await peer.response(page)
+            await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == page)
+            assert response[b":status"] == b"200"
+            # HTTP/2 forbids connection-specific headers (RFC 9113 section 8.2.2).
+            assert b"connection" not in response
+            assert peer.data(page) == b"the page\n"
+            peer.send(websocket, masked(OP_TEXT, b"after the page"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == websocket)
+            assert frames(peer.data(websocket)) == [(0x81, b"after the page")]
+            await peer.close()
+
+    run(main)
+
+
+def test_client_gets_rejection_with_status_and_body() -> None:
+    def forbidden(target: str, headers: list[tuple[bytes, bytes]]) -> HttpResponse | None:
+        return HttpResponse(403, [(b"content-type", b"text/plain")], b"no entry\n")
+
+    async def main() -> None:
+        async with h2_server(process_request=forbidden) as server:
+            with pytest.raises(HandshakeRejected) as info:
+                await connect(f"ws://127.0.0.1:{server.port}/", http2=True)
+            assert (info.value.status_code, info.value.body) == (403, b"no entry\n")
+
+    run(main)
+
+
+def test_closing_ends_the_stream_cleanly() -> None:
+    """RFC 8441 section 6: a closing handshake, then END_STREAM both ways; no reset."""
+
+    async def main() -> None:
+        closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+        async def handler(websocket: Any) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await websocket.recv()
+            await websocket.wait_closed()
+            closed.set_result(websocket.close_code)
+
+        async with h2_server(handler) as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            peer.send(stream, masked(0x8, (1000).to_bytes(2, "big") + b"bye"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == stream)
+            assert frames(peer.data(stream)) == [(0x88, (1000).to_bytes(2, "big") + b"bye")]
+            peer.h2.end_stream(stream)
+            peer.flush()
+            assert await closed == 1000
+            assert not any(isinstance(e, h2.events.StreamReset) for e in peer.events)
+            await peer.close()
+
+    run(main)
+
+
+# ------------------------------------------------------------------ failure cases
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (extended_connect(protocol=None), b"400"),
+        (extended_connect(protocol=b"chat"), b"400"),
+        ([*extended_connect()[:-1], (b"sec-websocket-version", b"8")], b"426"),
+    ],
+    ids=["missing-protocol", "other-protocol", "wrong-version"],
+)
+def test_bad_extended_connect_is_refused_and_the_connection_goes_on(
+    headers: list[tuple[bytes, bytes]], status: bytes
+) -> None:
+    async def main() -> None:
+        async with h2_server() as server:
+            peer = await HandPeer.client(server.port)
+            stream = peer.h2.get_next_available_stream_id()
+            peer.h2.send_headers(stream, headers)
+            peer.flush()
+            response = await peer.response(stream)
+            await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == stream)
+            assert response[b":status"] == status
+            # The refusal says why, and the connection still carries WebSockets.
+            assert peer.data(stream)
+            good = await peer.open_websocket()
+            peer.send(good, masked(OP_TEXT, b"still here"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == good)
+            assert frames(peer.data(good)) == [(0x81, b"still here")]
+            await peer.close()
+
+    run(main)
+
+
+def test_rst_stream_mid_message_ends_only_that_websocket() -> None:
+    async def main() -> None:
+        codes: asyncio.Queue[int | None] = asyncio.Queue()
+
+        async def handler(websocket: Any) -> None:
+            try:
+                await echo(websocket)
+            finally:
+                await websocket.wait_closed()
+                await codes.put(websocket.close_code)
+
+        async with h2_server(handler) as server:
+            peer = await HandPeer.client(server.port)
+            first = await peer.open_websocket()
+            second = await peer.open_websocket()
+            # Half a frame, then the stream is reset (RFC 8441 section 6: a TCP reset).
+            peer.send(first, masked(OP_BINARY, b"x" * 1000)[:300])
+            peer.h2.reset_stream(first, h2.errors.ErrorCodes.CANCEL)
+            peer.flush()
+            assert await codes.get() == 1006
+            peer.send(second, masked(OP_TEXT, b"unaffected"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == second)
+            assert frames(peer.data(second)) == [(0x81, b"unaffected")]
+            await peer.close()
+
+    run(main)
+
+
+def test_protocol_failure_resets_its_stream_only() -> None:
+    async def main() -> None:
+        async with h2_server() as server:
+            peer = await HandPeer.client(server.port)
+            bad = await peer.open_websocket()
+            good = await peer.open_websocket()
+            # Unmasked, from a client: RFC 6455 section 5.1, fail with 1002.
+            peer.send(bad, build_frame(OP_TEXT, b"unmasked"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset) and e.stream_id == bad)
+            reset = next(e for e in peer.events if isinstance(e, h2.events.StreamReset))
+            assert reset.error_code == h2.errors.ErrorCodes.CANCEL
+            ((first, payload),) = frames(peer.data(bad))
+            assert (first, int.from_bytes(payload[:2], "big")) == (0x88, 1002)
+            peer.send(good, masked(OP_TEXT, b"fine"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == good)
+            assert frames(peer.data(good)) == [(0x81, b"fine")]
+            await peer.close()
+
+    run(main)
+
+
+def test_a_stream_whose_window_is_zero_stalls_nobody_else() -> None:
+    """HTTP/2 flow control is the backpressure, per stream, in both directions."""
+
+    async def main() -> None:
+        sends_done: dict[str, int] = {}
+        gate = asyncio.Event()
+        stuck: list[Any] = []
+
+        async def handler(websocket: Any) -> None:
+            assert websocket.request is not None
+            if websocket.request.target == "/flood":
+                # Sends towards a peer that never reopens this stream's window.
+                stuck.append(websocket)
+                for count in range(1, 100):
+                    await websocket.send(b"y" * 1000)
+                    sends_done["flood"] = count
+            elif websocket.request.target == "/deaf":
+                # Never reads until told: the peer's window for it closes.
+                await gate.wait()
+                await echo(websocket)
+            else:
+                await echo(websocket)
+
+        async with h2_server(handler, max_queue=2) as server:
+            peer = await HandPeer.client(server.port, INITIAL_WINDOW_SIZE=4000)
+            flood = await peer.open_websocket(path=b"/flood")
+            deaf = await peer.open_websocket(path=b"/deaf")
+            other = await peer.open_websocket(path=b"/other")
+            # Send to the deaf stream until its window is zero.
+            while (window := peer.h2.local_flow_control_window(deaf)) > 0:
+                peer.send(deaf, masked(OP_BINARY, b"z" * min(window - 8, 1000))[:window])
+                await asyncio.sleep(0)
+            for _ in range(20):  # give the server every chance to (wrongly) reopen it
+                await asyncio.sleep(0)
+            assert peer.h2.local_flow_control_window(deaf) == 0
+            # The flood stream's sends stopped at the peer's window of 4000 bytes.
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and len(peer.data(flood)) >= 4000)
+            assert len(peer.data(flood)) == 4000
+            assert sends_done.get("flood", 0) <= 4
+            # What waits in the server is bounded: the message being sent.
+            assert len(stuck[0]._outgoing) <= 1004
+            # Meanwhile another stream on the same connection echoes.
+            for index in range(10):
+                peer.send(other, masked(OP_TEXT, f"message {index}".encode()))
+            await peer.wait_for(lambda e: len(frames(peer.data(other))) == 10)
+            assert [payload for _, payload in frames(peer.data(other))] == [f"message {i}".encode() for i in range(10)]
+            # Reopen the flood stream's window: the server's sends go on.
+            peer.h2.increment_flow_control_window(STREAM_WINDOW, flood)
+            peer.flush()
+            await peer.wait_for(lambda e: len(peer.data(flood)) > 8000)
+            gate.set()
+            await peer.close()
+
+    run(main)
+
+
+def test_hundred_streams_at_once_from_a_hand_peer() -> None:
+    async def main() -> None:
+        async with h2_server() as server:
+            peer = await HandPeer.client(server.port)
+            streams = []
+            for _ in range(100):
+                stream = peer.h2.get_next_available_stream_id()
+                peer.h2.send_headers(stream, extended_connect())
+                peer.h2.send_data(stream, masked(OP_TEXT, str(stream).encode()))
+                streams.append(stream)
+            peer.flush()
+            await peer.wait_for(lambda e: all(frames(peer.data(s)) for s in streams))
+            assert [frames(peer.data(s)) for s in streams] == [[(0x81, str(s).encode())] for s in streams]
+            await peer.close()
+
+    run(main)
+
+
+def test_server_without_extended_connect_is_reported() -> None:
+    """RFC 8441 section 3: without SETTINGS_ENABLE_CONNECT_PROTOCOL the client must not send :protocol."""
+
+    async def main() -> None:
+        requests: list[h2.events.Event] = []
+
+        async def plain_h2(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            connection.initiate_connection()
+            writer.write(connection.data_to_send())
+            while data := await reader.read(65536):
+                requests.extend(e for e in connection.receive_data(data) if isinstance(e, h2.events.RequestReceived))
+                writer.write(connection.data_to_send())
+            writer.close()
+
+        server = await asyncio.start_server(plain_h2, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(ExtendedConnectUnsupported, match="SETTINGS_ENABLE_CONNECT_PROTOCOL"):
+                await connect(f"ws://127.0.0.1:{port}/", http2=True)
+            assert requests == []
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(main)
+
+
+# --------------------------------------------------------------- hypercorn's server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_our_client_against_hypercorn_over_h2(tmp_path: Path) -> None:
+    """hypercorn serves RFC 8441; our client opens two WebSockets on one of its HTTP/2 connections."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    client_ssl = ssl.create_default_context()
+    ca.configure_trust(client_ssl)
+    scopes: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        scopes.append(scope)
+        assert (await receive())["type"] == "websocket.connect"
+        chosen = "echo" if "echo" in scope["subprotocols"] else None
+        await send({"type": "websocket.accept", "subprotocol": chosen})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
+
+    async def main() -> None:
+        config = Config()
+        port = _free_port()
+        config.bind = [f"127.0.0.1:{port}"]
+        config.certfile = config.keyfile = str(tmp_path / "server.pem")
+        config.accesslog = config.errorlog = None
+        stop = asyncio.Event()
+        task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                await asyncio.sleep(0.05)
+            url = f"wss://127.0.0.1:{port}/hyper"
+            first = await connect(url, http2=True, ssl=client_ssl, subprotocols=["echo"], ping_interval=None)
+            second = await connect(url, http2=True, ssl=client_ssl, ping_interval=None)
+            assert first._protocol is second._protocol
+            assert first.subprotocol == "echo"
+            await first.send("text over hypercorn")
+            await second.send(b"\x00bytes" * 5000)
+            assert await first.recv() == "text over hypercorn"
+            assert await second.recv() == b"\x00bytes" * 5000
+            await first.close()
+            await second.close()
+            assert (first.close_code, second.close_code) == (1000, 1000)
+            # hypercorn saw HTTP/2 WebSockets, not HTTP/1.1 upgrades.
+            assert [scope["http_version"] for scope in scopes] == ["2", "2"]
+        finally:
+            stop.set()
+            await task
+
+    run(main)
