@@ -38,7 +38,7 @@ import logging
 import ssl as ssl_module
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -135,8 +135,8 @@ class _H2Protocol(asyncio.Protocol):
     # ------------------------------------------------------------- transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Any loop's transport (uvloop's too) has the asyncio.Transport methods.
+        self.transport = cast(asyncio.Transport, transport)
         self.h2.initiate_connection()
         # HTTP/2 starts every connection's window at 65535 bytes.
         self.h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
@@ -665,8 +665,7 @@ class _Dispatch(asyncio.Protocol):
         self._head = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             # RFC 9113 section 3.2: over TLS, ALPN says which protocol follows.
