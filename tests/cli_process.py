@@ -59,9 +59,17 @@ class Process:
 
     def finish(self, timeout: float = 20.0) -> int:
         code = self.popen.wait(timeout)
+        self._close_streams()
+        return code
+
+    def _close_streams(self) -> None:
+        # The collectors end at end of file; the pipes are then closed here, not left to the garbage
+        # collector (a ResourceWarning, an error under -W error).
         for thread in self._threads:
             thread.join(5)
-        return code
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
 
     def text(self, stream: str | None = None) -> str:
         if stream is not None:
@@ -72,6 +80,7 @@ class Process:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(10)
+        self._close_streams()
 
 
 @contextlib.contextmanager

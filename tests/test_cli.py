@@ -89,6 +89,7 @@ def test_serve_page_and_echo() -> None:
         with pytest.raises(urllib.error.HTTPError) as info:
             opener.open(f"http://{address}/favicon.ico", timeout=10)
         assert info.value.code == 404
+        info.value.close()  # the error holds the response and its socket
 
         async def talk() -> None:
             async with ws_client(f"ws://{address}/ws") as client:
@@ -445,11 +446,14 @@ def test_connect_interactive_server_closes(close_code: int, exit_code: int) -> N
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
-            assert process.stdin is not None
+            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
             process.stdin.write(b"go\n")
-            stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
-            assert process.returncode is not None
-            return process.returncode, stdout.decode(), stderr.decode()
+            # Not communicate(): since Python 3.12 it closes stdin, and the end of input closes the connection.
+            stdout, stderr, returncode = await asyncio.wait_for(
+                asyncio.gather(process.stdout.read(), process.stderr.read(), process.wait()), 20
+            )
+            process.stdin.close()
+            return returncode, stdout.decode(), stderr.decode()
         finally:
             await server.close()
 
