@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
-from .errors import LocalProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError, Violation
 from .events import (
     BytesMessage,
     CloseConnection,
@@ -345,7 +345,7 @@ class Connection:
                 # A bug of ours or of an extension: fail with 1011 (section
                 # 7.4.1, "an unexpected condition prevented it from fulfilling
                 # the request") and keep the cause for whoever investigates.
-                failure = RemoteProtocolError(f"Internal error while parsing: {exc!r}", code=1011)
+                failure = Violation.INTERNAL_ERROR.error(cause=exc)
                 failure.__cause__ = exc
                 yield self._fail(failure)
                 return
@@ -415,7 +415,7 @@ class Connection:
                             try:
                                 return TextMessage(payload.decode("utf-8"), True, True)
                             except UnicodeDecodeError:
-                                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                                raise Violation.INVALID_UTF8.error() from None
                     else:
                         end = start + length
                         if end <= len(buffer):
@@ -426,7 +426,7 @@ class Connection:
                             try:
                                 return TextMessage(payload.decode("utf-8"), True, True)
                             except UnicodeDecodeError:
-                                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                                raise Violation.INVALID_UTF8.error() from None
             elif (first == 0xC2 or first == 0xC1) and self._deflate is not None and not self._message_opcode:  # noqa: PLR1714
                 event = self._parse_compressed_whole(buffer, position, first, second)
                 if event is not None:
@@ -450,7 +450,7 @@ class Connection:
                     return None
                 length = _from_bytes(buffer[position + 2 : position + 10], "big")
                 if length >> 63:
-                    raise RemoteProtocolError("Frame length with the most significant bit set", code=1002)
+                    raise Violation.LENGTH_TOP_BIT.error()
             if second & 0x80:
                 mask: bytes | None = bytes(buffer[position + header_size : position + header_size + 4])
                 header_size += 4
@@ -462,10 +462,8 @@ class Connection:
             if opcode & 0x08:
                 # Control frame: at most 125 bytes, handled whole (section 5.5).
                 if length > MAX_CONTROL_PAYLOAD:
-                    raise RemoteProtocolError(
-                        f"{_CONTROL_NAMES[opcode]} frame payload of {length} bytes: control frames carry at most "
-                        f"{MAX_CONTROL_PAYLOAD}",
-                        code=1002,
+                    raise Violation.CONTROL_TOO_LONG.error(
+                        name=_CONTROL_NAMES[opcode], length=length, limit=MAX_CONTROL_PAYLOAD
                     )
                 end = position + header_size + length
                 if len(buffer) < end:
@@ -515,43 +513,41 @@ class Connection:
         if first & 0x70 and not self.extensions:
             # Section 5.2: "MUST be 0 unless an extension is negotiated that
             # defines meanings for non-zero values".
-            raise RemoteProtocolError("Reserved bits set without a negotiated extension", code=1002)
+            raise Violation.RESERVED_BITS.error()
         if second & 0x80:
             if self.client:
                 # Section 5.1: "A client MUST close a connection if it detects a
                 # masked frame."
-                raise RemoteProtocolError("Masked frame from the server", code=1002)
+                raise Violation.MASKED_FROM_SERVER.error()
         elif not self.client:
             # Section 5.1: "The server MUST close the connection upon receiving
             # a frame that is not masked."
-            raise RemoteProtocolError("Unmasked frame from the client", code=1002)
+            raise Violation.UNMASKED_FROM_CLIENT.error()
         if opcode & 0x08:
             if opcode > 0x0A:
-                raise RemoteProtocolError(f"Reserved control opcode {opcode:#x}", code=1002)
+                raise Violation.RESERVED_OPCODE.error(kind="control", opcode=opcode)
             # Section 5.5: "All control frames MUST have a payload length of 125
             # bytes or less and MUST NOT be fragmented."
             # The length limit is checked once the extended length is read: a
             # non-minimal encoding of a short payload is accepted, as for data
             # frames (section 5.2's "minimal number of bytes" binds the sender).
             if not fin:
-                raise RemoteProtocolError(f"Fragmented {_CONTROL_NAMES[opcode]} frame", code=1002)
+                raise Violation.FRAGMENTED_CONTROL.error(name=_CONTROL_NAMES[opcode])
         elif opcode > 0x02:
-            raise RemoteProtocolError(f"Reserved data opcode {opcode:#x}", code=1002)
+            raise Violation.RESERVED_OPCODE.error(kind="data", opcode=opcode)
         elif opcode == 0:
             if not self._message_opcode:
                 # Section 5.4: fragments after the first use the continuation
                 # opcode, so one without a first fragment is a violation.
-                raise RemoteProtocolError("Continuation frame without a message to continue", code=1002)
+                raise Violation.ORPHAN_CONTINUATION.error()
         elif self._message_opcode:
             # Section 5.4: "fragments of one message MUST NOT be interleaved".
-            raise RemoteProtocolError("New data frame inside a fragmented message", code=1002)
+            raise Violation.INTERLEAVED_MESSAGE.error()
 
     def _start_data_frame(self, opcode: int, fin: int, length: int, first: int) -> None:
         """Account for a data frame whose header has been parsed and checked."""
         if self._max_frame_size is not None and length > self._max_frame_size:
-            raise RemoteProtocolError(
-                f"Frame of {length} bytes exceeds max_frame_size={self._max_frame_size}", code=1009
-            )
+            raise Violation.FRAME_TOO_BIG.error(length=length, limit=self._max_frame_size)
         if opcode:
             self._message_opcode = opcode
         if self.extensions:
@@ -559,10 +555,7 @@ class Connection:
         else:
             size = self._message_size + length
             if self._max_message_size is not None and size > self._max_message_size:
-                raise RemoteProtocolError(
-                    f"Message of at least {size} bytes exceeds max_message_size={self._max_message_size}",
-                    code=1009,
-                )
+                raise Violation.MESSAGE_TOO_BIG.error(size=size, limit=self._max_message_size)
             self._message_size = size
 
     def _continue_frame(self) -> Event | None:
@@ -626,12 +619,12 @@ class Connection:
                 try:
                     return TextMessage(payload.decode("utf-8"), frame_finished, True)
                 except UnicodeDecodeError:
-                    raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+                    raise Violation.INVALID_UTF8.error() from None
             decoder = self._utf8 = _utf8_decoder()
         try:
             text = decoder.decode(payload, message_finished)
         except UnicodeDecodeError:
-            raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+            raise Violation.INVALID_UTF8.error() from None
         if message_finished:
             self._utf8 = None
         else:
@@ -641,7 +634,7 @@ class Connection:
             # start of a UTF-16 surrogate), which it holds back. Section 8.1
             # asks to fail as soon as the bytes cannot be valid, so check it.
             if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                raise RemoteProtocolError("Text message is not valid UTF-8", code=1007)
+                raise Violation.INVALID_UTF8.error()
         if not text and not frame_finished:
             return None
         return TextMessage(text, frame_finished, message_finished)
@@ -698,15 +691,15 @@ class Connection:
         inflated = self._deflate._inflate_whole(payload, self._max_message_size)  # type: ignore[union-attr]
         if isinstance(inflated, CloseReason):
             if inflated == CloseReason.PROTOCOL_ERROR:
-                # The hook path's words for the same refusal, from _inbound_header.
-                raise RemoteProtocolError("Reserved bits set that no negotiated extension uses", code=1002)
-            raise RemoteProtocolError("Extension permessage-deflate refused the payload", code=int(inflated))
+                # The hook path's failure for the same refusal, from _inbound_header.
+                raise Violation.RESERVED_BITS.error()
+            raise Violation.EXTENSION_REFUSED_PAYLOAD.error(code=int(inflated), name="permessage-deflate")
         if first == 0xC2:
             return BytesMessage(inflated, True, True)
         try:
             return TextMessage(inflated.decode("utf-8"), True, True)
         except UnicodeDecodeError:
-            raise RemoteProtocolError("Text message is not valid UTF-8", code=1007) from None
+            raise Violation.INVALID_UTF8.error() from None
 
     def _inbound_header(self, opcode: int, first: int, length: int) -> None:
         rsv = _RSV_BITS[(first >> 4) & 7]
@@ -714,22 +707,20 @@ class Connection:
         for extension in self.extensions:
             result = extension.frame_inbound_header(self, _OPCODES[opcode], rsv, length)
             if isinstance(result, CloseReason):
-                raise RemoteProtocolError(f"Extension {extension.name} refused the frame", code=int(result))
+                raise Violation.EXTENSION_REFUSED_FRAME.error(code=int(result), name=extension.name)
             claimed |= (result.rsv1 << 6) | (result.rsv2 << 5) | (result.rsv3 << 4)
         if first & 0x70 & ~claimed:
-            raise RemoteProtocolError("Reserved bits set that no negotiated extension uses", code=1002)
+            raise Violation.RESERVED_BITS.error()
 
     def _inbound_payload(self, chunk: bytes, frame_finished: bool) -> bytes:
         for extension in self.extensions:
             result = extension.frame_inbound_payload(self, chunk, frame_finished, self._frame_fin)
             if isinstance(result, CloseReason):
-                raise RemoteProtocolError(f"Extension {extension.name} refused the payload", code=int(result))
+                raise Violation.EXTENSION_REFUSED_PAYLOAD.error(code=int(result), name=extension.name)
             chunk = result
         size = self._message_size + len(chunk)
         if self._max_message_size is not None and size > self._max_message_size:
-            raise RemoteProtocolError(
-                f"Message of at least {size} bytes exceeds max_message_size={self._max_message_size}", code=1009
-            )
+            raise Violation.MESSAGE_TOO_BIG.error(size=size, limit=self._max_message_size)
         self._message_size = size
         return chunk
 

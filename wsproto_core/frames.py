@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-from .errors import LocalProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, Violation
 
 __all__ = [
     "LOCAL_ONLY_CLOSE_REASONS",
@@ -166,14 +166,14 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     if not payload:
         return CloseReason.NO_STATUS_RCVD, ""
     if len(payload) == 1:
-        raise RemoteProtocolError("Close frame with a 1-byte payload", code=1002)
+        raise Violation.CLOSE_ONE_BYTE.error()
     code = int.from_bytes(payload[:2], "big")
     if not is_valid_close_code(code):
-        raise RemoteProtocolError(f"Close frame with invalid close code {code}", code=1002)
+        raise Violation.CLOSE_INVALID_CODE.error(code_value=code)
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise RemoteProtocolError("Close frame reason is not valid UTF-8", code=1007) from None
+        raise Violation.CLOSE_REASON_UTF8.error() from None
     if code in _REGISTERED_CLOSE_CODES:
         code = CloseReason(code)
     return code, reason
