@@ -41,17 +41,22 @@ from pathlib import Path
 from typing import Any
 
 import websockets.frames
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Opcode as WsOpcode
 from websockets.protocol import Protocol, Side, State
+from websockets.server import ServerProtocol
+from wsproto import WSConnection as WpWSConnection
 from wsproto import events as wp_events
 from wsproto.connection import Connection as WpConnection
 from wsproto.connection import ConnectionType as WpType
+from wsproto.extensions import PerMessageDeflate as WpPerMessageDeflate
 
 import wsproto_core
 import wsproto_core.masking
 from wsproto_core import events as core_events
 from wsproto_core.connection import Connection as CoreConnection
 from wsproto_core.connection import ConnectionType as CoreType
+from wsproto_core.permessage_deflate import PerMessageDeflate as CorePerMessageDeflate
 
 CORE, WSPROTO, WEBSOCKETS = "wsproto_core", "wsproto", "websockets"
 IMPLS = (CORE, WSPROTO, WEBSOCKETS)
@@ -210,8 +215,60 @@ def ws_protocol(role: str) -> Protocol:
     return Protocol(Side.SERVER if role == "server" else Side.CLIENT, state=State.OPEN, max_size=None)
 
 
-def receive_case(role: str, opcode: int, payload: bytes, count: int, name: str) -> Case:
-    """``count`` messages with ``payload``, in one receive_data call per operation."""
+# A browser's upgrade request, fed to each server whole: the rows marked "ws" measure the
+# object that servers built on these libraries really keep after the handshake.
+UPGRADE_REQUEST = (
+    b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"Origin: https://example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0\r\n"
+)
+DEFLATE_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+
+
+def upgrade_request(deflate: bool) -> bytes:
+    return UPGRADE_REQUEST + (DEFLATE_OFFER if deflate else b"") + b"\r\n"
+
+
+def core_upgraded(deflate: bool = False) -> wsproto_core.WSConnection:
+    """A server ``WSConnection`` after a real handshake, as uvicorn or hypercorn hold it."""
+    ws = wsproto_core.WSConnection(CoreType.SERVER)
+    ws.receive_data(upgrade_request(deflate))
+    [request] = ws.events()
+    check(isinstance(request, core_events.Request), f"got {request!r}, not a Request")
+    ws.send(core_events.AcceptConnection(extensions=[CorePerMessageDeflate()] if deflate else []))
+    check(ws.state is wsproto_core.ConnectionState.OPEN, f"state {ws.state} after the handshake")
+    check(ws.connection is not None and bool(ws.connection.extensions) == deflate, "extension not negotiated")
+    return ws
+
+
+def wsproto_upgraded(deflate: bool = False) -> WpWSConnection:
+    ws = WpWSConnection(WpType.SERVER)
+    ws.receive_data(upgrade_request(deflate))
+    [request] = ws.events()
+    check(isinstance(request, wp_events.Request), f"got {request!r}, not a Request")
+    ws.send(wp_events.AcceptConnection(extensions=[WpPerMessageDeflate()] if deflate else []))
+    check(ws.state.name == "OPEN", f"state {ws.state} after the handshake")
+    return ws
+
+
+def websockets_upgraded(deflate: bool = False) -> ServerProtocol:
+    proto = ServerProtocol(max_size=None, extensions=[ServerPerMessageDeflateFactory()] if deflate else None)
+    proto.receive_data(upgrade_request(deflate))
+    [request] = proto.events_received()
+    proto.send_response(proto.accept(request))  # type: ignore[arg-type]
+    proto.data_to_send()
+    check(proto.state is State.OPEN, f"state {proto.state} after the handshake")
+    check(bool(proto.extensions) == deflate, "extension not negotiated")
+    return proto
+
+
+def receive_case(role: str, opcode: int, payload: bytes, count: int, name: str, *, upgraded: bool = False) -> Case:
+    """``count`` messages with ``payload``, in one receive_data call per operation.
+
+    ``upgraded``: through each library's server object after a real handshake
+    (wsproto_core's and wsproto's ``WSConnection``, websockets' ``ServerProtocol``),
+    with the methods looked up on the object at each call, as servers do.
+    """
     text = payload.decode("utf-8") if opcode == OP_TEXT else None
     # The server receives masked client frames, the client unmasked server frames.
     rng = random.Random(len(payload) * 7 + count)
@@ -227,7 +284,21 @@ def receive_case(role: str, opcode: int, payload: bytes, count: int, name: str) 
         check(event.message_finished and event.frame_finished, "last event does not finish its message")
         check(event.data == expected, "last event carries the wrong payload")
 
+    def through_object(conn: Any) -> Run:
+        def run(n: int) -> Any:
+            seen = 0
+            event = None
+            for _ in range(n):
+                conn.receive_data(wire)
+                for event in conn.events():  # noqa: B007 - the last event is checked after the loop
+                    seen += 1
+            return seen, event
+
+        return run
+
     def core() -> Runner:
+        if upgraded:
+            return through_object(core_upgraded()), lambda result, n: verify_message(result, n, core_cls)
         conn = CoreConnection(core_type(role))
         receive_data, events = conn.receive_data, conn.events
 
@@ -243,6 +314,8 @@ def receive_case(role: str, opcode: int, payload: bytes, count: int, name: str) 
         return run, lambda result, n: verify_message(result, n, core_cls)
 
     def wsproto() -> Runner:
+        if upgraded:
+            return through_object(wsproto_upgraded()), lambda result, n: verify_message(result, n, wp_cls)
         conn = WpConnection(wp_type(role))
         receive_data, events = conn.receive_data, conn.events
 
@@ -258,10 +331,33 @@ def receive_case(role: str, opcode: int, payload: bytes, count: int, name: str) 
         return run, lambda result, n: verify_message(result, n, wp_cls)
 
     def websockets() -> Runner:
-        proto = ws_protocol(role)
+        proto = websockets_upgraded() if upgraded else ws_protocol(role)
         receive_data, events_received = proto.receive_data, proto.events_received
 
-        if text is None:
+        if upgraded and text is None:
+
+            def run(n: int) -> Any:
+                seen = 0
+                frame = None
+                for _ in range(n):
+                    proto.receive_data(wire)
+                    for frame in proto.events_received():  # noqa: B007 - the last frame is checked after the loop
+                        seen += 1
+                return seen, frame, None
+
+        elif upgraded:
+
+            def run(n: int) -> Any:
+                seen = 0
+                frame = decoded = None
+                for _ in range(n):
+                    proto.receive_data(wire)
+                    for frame in proto.events_received():
+                        decoded = frame.data.decode()
+                        seen += 1
+                return seen, frame, decoded
+
+        elif text is None:
 
             def run(n: int) -> Any:
                 seen = 0
@@ -298,8 +394,11 @@ def receive_case(role: str, opcode: int, payload: bytes, count: int, name: str) 
     return Case(name, "receive", len(payload), count, {CORE: core, WSPROTO: wsproto, WEBSOCKETS: websockets})
 
 
-def send_case(role: str, opcode: int, payload: bytes, name: str) -> Case:
-    """Build the event and serialise it: one message per operation."""
+def send_case(role: str, opcode: int, payload: bytes, name: str, *, upgraded: bool = False) -> Case:
+    """Build the event and serialise it: one message per operation.
+
+    ``upgraded``: as for :func:`receive_case` (server role only).
+    """
     text = payload.decode("utf-8") if opcode == OP_TEXT else None
     masked = role == "client"
 
@@ -309,7 +408,20 @@ def send_case(role: str, opcode: int, payload: bytes, name: str) -> Case:
         check(was_masked == masked, f"frame {'not ' if masked else ''}masked in the {role} role")
         check(data == payload, "frame carries the wrong payload")
 
+    def through_object(conn: Any, message: Callable[..., Any], data: Any) -> Run:
+        def run(n: int) -> Any:
+            wire = None
+            for _ in range(n):
+                wire = conn.send(message(data))
+            return wire
+
+        return run
+
     def core() -> Runner:
+        if upgraded:
+            cls = core_events.BytesMessage if text is None else core_events.TextMessage
+            run = through_object(core_upgraded(), cls, payload if text is None else text)
+            return run, lambda wire, n: verify_wire(wire)
         conn = CoreConnection(core_type(role))
         send = conn.send
         if text is None:
@@ -333,6 +445,11 @@ def send_case(role: str, opcode: int, payload: bytes, name: str) -> Case:
         return run, lambda wire, n: verify_wire(wire)
 
     def wsproto() -> Runner:
+        if upgraded:
+            data = payload if text is None else text
+            message = wp_events.BytesMessage if text is None else wp_events.TextMessage
+            run = through_object(wsproto_upgraded(), lambda data: message(data=data), data)
+            return run, lambda wire, n: verify_wire(wire)
         conn = WpConnection(wp_type(role))
         send = conn.send
         if text is None:
@@ -356,9 +473,27 @@ def send_case(role: str, opcode: int, payload: bytes, name: str) -> Case:
         return run, lambda wire, n: verify_wire(wire)
 
     def websockets() -> Runner:
-        proto = ws_protocol(role)
+        proto = websockets_upgraded() if upgraded else ws_protocol(role)
         data_to_send = proto.data_to_send
-        if text is None:
+        if upgraded and text is None:
+
+            def run(n: int) -> Any:
+                writes = None
+                for _ in range(n):
+                    proto.send_binary(payload)
+                    writes = proto.data_to_send()
+                return writes
+
+        elif upgraded:
+
+            def run(n: int) -> Any:
+                writes = None
+                for _ in range(n):
+                    proto.send_text(text.encode())
+                    writes = proto.data_to_send()
+                return writes
+
+        elif text is None:
             send_binary = proto.send_binary
 
             def run(n: int) -> Any:
@@ -510,6 +645,29 @@ def build_cases() -> list[Case]:
             if direction == "recv":
                 name = f"recv {role} {BATCH}x16 B in one call ({what})"
                 cases.append(receive_case(role, OP_BINARY, binary[16], BATCH, name))
+    # Through each library's server object after a real handshake, as servers use them, with
+    # the bare-Connection rows of the same sizes beside them (128 B and 16 B text exist only here).
+    small_text = make_text(16).encode("utf-8")
+    binary[128] = rng.randbytes(128)
+    for direction in ("recv", "send"):
+        what = "masked" if direction == "recv" else "unmasked"
+        for payload, opcode, label in (
+            (binary[16], OP_BINARY, "16 B"),
+            (binary[128], OP_BINARY, "128 B"),
+            (binary[KiB], OP_BINARY, "1 KiB"),
+            (small_text, OP_TEXT, "16 B text"),
+            (text, OP_TEXT, "1 KiB text"),
+        ):
+            plain = f"{direction} server {label} ({what})"
+            upgraded = f"ws {direction} server {label} ({what})"
+            if direction == "recv":
+                if label in ("128 B", "16 B text"):
+                    cases.append(receive_case("server", opcode, payload, 1, plain))
+                cases.append(receive_case("server", opcode, payload, 1, upgraded, upgraded=True))
+            else:
+                if label in ("128 B", "16 B text"):
+                    cases.append(send_case("server", opcode, payload, plain))
+                cases.append(send_case("server", opcode, payload, upgraded, upgraded=True))
     # Two sizes with the same piece size: equal MB/s means the work is linear in the message size.
     cases.extend(
         stream_case(binary[size], STREAM_PIECE, f"stream server {fmt_size(size)} in {fmt_size(STREAM_PIECE)} pieces")
@@ -673,6 +831,29 @@ def idle_connection_sizes() -> dict[str, float]:
     for impl, factory in factories.items():
         factory()  # warm any lazily built module-level state before tracing
         slots: list[object] = [None] * IDLE_CONNECTIONS  # allocated before tracing: not counted
+
+        def fill(factory: Callable[[], object] = factory, slots: list[object] = slots) -> list[object]:
+            for i in range(IDLE_CONNECTIONS):
+                slots[i] = factory()
+            return slots
+
+        current, _, _ = traced_growth(fill)
+        sizes[impl] = current / IDLE_CONNECTIONS
+        del slots
+    return sizes
+
+
+def idle_upgraded_sizes(deflate: bool) -> dict[str, float]:
+    """Bytes per idle server object after a real handshake (permessage-deflate: zlib not yet allocated)."""
+    factories: dict[str, Callable[[], object]] = {
+        CORE: lambda: core_upgraded(deflate),
+        WSPROTO: lambda: wsproto_upgraded(deflate),
+        WEBSOCKETS: lambda: websockets_upgraded(deflate),
+    }
+    sizes = {}
+    for impl, factory in factories.items():
+        factory()
+        slots: list[object] = [None] * IDLE_CONNECTIONS
 
         def fill(factory: Callable[[], object] = factory, slots: list[object] = slots) -> list[object]:
             for i in range(IDLE_CONNECTIONS):
@@ -881,6 +1062,8 @@ def memory_rows(memory: Memory) -> list[list[str]]:
         return rows
     for label, values, unit in (
         ("idle OPEN connection (bytes)", memory["idle_bytes"], "{:,.0f}"),
+        ("idle server after a real handshake (bytes)", memory["idle_upgraded"], "{:,.0f}"),
+        ("the same, permessage-deflate negotiated (bytes)", memory["idle_upgraded_deflate"], "{:,.0f}"),
         ("peak recv 16 MiB / 64 KiB pieces, app keeps pieces (x msg size)", memory["peak_retained"], "{:.3f}"),
         ("peak recv 16 MiB / 64 KiB pieces, app drops pieces (x msg size)", memory["peak_dropped"], "{:.3f}"),
     ):
@@ -1064,6 +1247,8 @@ def main(argv: list[str] | None = None) -> int:
             print("  measuring memory (tracemalloc)", file=sys.stderr)
         memory = {
             "idle_bytes": idle_connection_sizes(),
+            "idle_upgraded": idle_upgraded_sizes(deflate=False),
+            "idle_upgraded_deflate": idle_upgraded_sizes(deflate=True),
             "peak_retained": peak_receive_memory(retain=True),
             "peak_dropped": peak_receive_memory(retain=False),
         }

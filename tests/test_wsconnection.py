@@ -3,6 +3,10 @@ client and a server joined in memory (RFC 6455 section 4, then section 5)."""
 
 from __future__ import annotations
 
+import gc
+import types
+
+import h11
 import pytest
 
 from wsproto_core import ConnectionState, ConnectionType, WSConnection
@@ -21,6 +25,7 @@ from wsproto_core.events import (
     Request,
     TextMessage,
 )
+from wsproto_core.handshake import H11Handshake
 
 CLIENT = ConnectionType.CLIENT
 SERVER = ConnectionType.SERVER
@@ -434,6 +439,113 @@ def test_handshake_events_after_open(event: Event) -> None:
         with pytest.raises(LocalProtocolError):
             ws.send(event)
         assert ws.state is ConnectionState.OPEN
+
+
+# ======================================================================== after the upgrade
+
+
+def reachable(root: object) -> list[object]:
+    """Every object that ``root`` holds, by references the garbage collector sees.
+
+    Classes, functions and modules are shared by every connection: not followed.
+    """
+    seen = {id(root)}
+    found = [root]
+    stack = [root]
+    while stack:
+        for referent in gc.get_referents(stack.pop()):
+            if id(referent) not in seen and not isinstance(referent, (type, types.FunctionType, types.ModuleType)):
+                seen.add(id(referent))
+                found.append(referent)
+                stack.append(referent)
+    return found
+
+
+def test_upgraded_connection_keeps_nothing_of_the_http_exchange() -> None:
+    client, server, _, _ = open_pair(Request(host="h", target="/", extra_headers=[(b"x-big", b"v" * 4000)]))
+    for ws in (client, server):
+        held = reachable(ws)
+        assert not [obj for obj in held if isinstance(obj, (h11.Connection, Request, AcceptConnection))]
+        # The 4000-byte header value of the request is gone too.
+        assert not [obj for obj in held if isinstance(obj, bytes) and len(obj) >= 4000]
+        assert ws.handshake.request_head is None
+
+
+def test_upgraded_connection_calls_go_straight_to_the_connection() -> None:
+    client, server, _, _ = open_pair()
+    for ws in (client, server):
+        connection = ws.connection
+        assert connection is not None
+        # Bound methods compare equal when they bind the same function to the same object.
+        assert ws.send == connection.send
+        assert ws.receive_data == connection.receive_data
+        assert ws.events == connection.events
+        assert isinstance(ws, WSConnection)
+        assert repr(ws) == f"WSConnection(client={ws.client}, state=OPEN)"
+    assert transfer(client, server, TextMessage("hi")) == [TextMessage("hi")]
+    assert transfer(server, client, BytesMessage(b"yo")) == [BytesMessage(b"yo")]
+    assert client.buffered_bytes == server.buffered_bytes == 0
+    assert client.failure is server.failure is None
+
+
+def test_client_reads_after_the_101_before_its_events() -> None:
+    client = WSConnection(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    client.receive_data(server.send(AcceptConnection()))
+    # The AcceptConnection has not been handed out; later bytes still reach the connection.
+    client.receive_data(server.send(TextMessage("one")))
+    client.receive_data(server.send(TextMessage("two")))
+    assert client.buffered_bytes > 0
+    assert [type(event) for event in client.events()] == [AcceptConnection, TextMessage, TextMessage]
+    assert client.send == client.connection.send  # type: ignore[union-attr]
+
+
+def test_server_accepting_before_reading_the_request_event() -> None:
+    server = WSConnection(SERVER)
+    client = WSConnection(CLIENT)
+    request = client.send(Request(host="h", target="/"))
+    server.initiate_upgrade_connection(*_parsed_request(request))
+    # The Request has not been read from events() yet, but it is known: accept it.
+    client.receive_data(server.send(AcceptConnection()))
+    server.receive_data(client.send(TextMessage("ping")) if list(client.events()) else b"")
+    assert [type(event) for event in server.events()] == [Request, TextMessage]
+    assert server.send == server.connection.send  # type: ignore[union-attr]
+
+
+def _parsed_request(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    http = h11.Connection(h11.SERVER)
+    http.receive_data(data)
+    request = http.next_event()
+    assert isinstance(request, h11.Request)
+    return list(request.headers), request.target
+
+
+def test_handshake_after_the_upgrade() -> None:
+    client, server, _, _ = open_pair()
+    for ws in (client, server):
+        handshake = ws.handshake
+        assert handshake.state is ConnectionState.OPEN
+        with pytest.raises(LocalProtocolError):
+            handshake.send(Request(host="h", target="/"))
+        with pytest.raises(LocalProtocolError):
+            handshake.send(AcceptConnection())
+    with pytest.raises(LocalProtocolError, match="once, before anything else"):
+        server.handshake.initiate_upgrade_connection([(b"host", b"h")], "/")
+    # Bytes fed to the handshake after the upgrade belong to the WebSocket.
+    server.handshake.receive_data(Connection(CLIENT).send(TextMessage("late")))
+    assert list(server.events()) == [TextMessage("late")]
+
+
+def test_bare_handshake_object_releases_http_too() -> None:
+    handshake = H11Handshake(SERVER)
+    client = WSConnection(CLIENT)
+    handshake.receive_data(client.send(Request(host="h", target="/")))
+    assert [type(event) for event in handshake.events()] == [Request]
+    client.receive_data(handshake.send(AcceptConnection()))
+    assert [type(event) for event in client.events()] == [AcceptConnection]
+    assert not [obj for obj in reachable(handshake) if isinstance(obj, (h11.Connection, Request))]
+    assert handshake.connection is not None and not handshake.pending_events
 
 
 # ======================================================================== options

@@ -110,6 +110,25 @@ class H11Handshake:
     #: ``ConnectionRejected``).
     wsproto_interim_responses = False
 
+    # Once the upgrade is done only ``client``, ``_state``, ``_connection`` and
+    # the (then empty) event queue matter; the rest is released (see _open).
+    __slots__ = (
+        "__weakref__",
+        "_connection",
+        "_events",
+        "_h11",
+        "_max_frame_size",
+        "_max_handshake_size",
+        "_max_message_size",
+        "_min_partial_size",
+        "_nonce",
+        "_request",
+        "_state",
+        "_transport_closed",
+        "client",
+        "request_head",
+    )
+
     def __init__(
         self,
         connection_type: ConnectionType,
@@ -130,7 +149,7 @@ class H11Handshake:
         self.client = connection_type is ConnectionType.CLIENT
         self._state = ConnectionState.CONNECTING
         self._max_handshake_size = max_handshake_size
-        self._h11 = h11.Connection(
+        self._h11: h11.Connection | None = h11.Connection(
             h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=max_handshake_size
         )
         # For the Connection that a successful handshake opens.
@@ -158,6 +177,20 @@ class H11Handshake:
         """The post-handshake ``Connection``, once the upgrade completed."""
         return self._connection
 
+    @property
+    def pending_events(self) -> bool:
+        """Whether received handshake events wait to be handed out by :meth:`events`."""
+        return bool(self._events)
+
+    def _http(self) -> h11.Connection:
+        """The h11 connection, which only exists until the upgrade is done."""
+        http = self._h11
+        if http is None:
+            raise LocalProtocolError(
+                "The opening handshake is over: send, receive and read events through handshake.connection."
+            )
+        return http
+
     # ------------------------------------------------------------------ server
 
     def initiate_upgrade_connection(self, headers: Sequence[tuple[bytes, bytes]], path: bytes | str) -> None:
@@ -169,6 +202,10 @@ class H11Handshake:
         """
         if self.client:
             raise LocalProtocolError("initiate_upgrade_connection() is for servers; a client sends a Request.")
+        if self._state is not ConnectionState.CONNECTING or self._request is not None or self.request_head:
+            raise LocalProtocolError(
+                "initiate_upgrade_connection() starts a handshake: call it once, before anything else."
+            )
         target = path.encode("latin-1") if isinstance(path, str) else path
         # The other server already consumed the request; feed h11 the same one
         # so that it expects our response.
@@ -177,7 +214,7 @@ class H11Handshake:
             data = upstream.send(h11.Request(method=b"GET", target=target, headers=list(headers)))
         except h11.LocalProtocolError as exc:
             raise RemoteProtocolError(f"Bad upgrade request: {exc}", event_hint=RejectConnection()) from None
-        self._h11.receive_data(data or b"")
+        self._http().receive_data(data or b"")
         self._receive_events()
 
     def _process_request(self, request: h11.Request) -> Request:
@@ -264,17 +301,19 @@ class H11Handshake:
         if not event.has_body:
             headers.append((b"content-length", b"0"))
         reason = _reason_phrase(event.status_code)
-        data = self._h11.send(h11.Response(status_code=event.status_code, headers=headers, reason=reason)) or b""
+        http = self._http()
+        data = http.send(h11.Response(status_code=event.status_code, headers=headers, reason=reason)) or b""
         self._state = next_state(self._state, Trigger.HANDSHAKE_REJECTED)
         if not event.has_body:
-            data += self._h11.send(h11.EndOfMessage()) or b""
+            data += http.send(h11.EndOfMessage()) or b""
             self._state = next_state(self._state, Trigger.REJECTION_FINISHED)
         return data
 
     def _send_reject_data(self, event: RejectData) -> bytes:
-        data = self._h11.send(h11.Data(data=event.data)) or b""
+        http = self._http()
+        data = http.send(h11.Data(data=event.data)) or b""
         if event.body_finished:
-            data += self._h11.send(h11.EndOfMessage()) or b""
+            data += http.send(h11.EndOfMessage()) or b""
             self._state = next_state(self._state, Trigger.REJECTION_FINISHED)
         return data
 
@@ -296,7 +335,8 @@ class H11Handshake:
             headers.append((b"Sec-WebSocket-Extensions", offers.encode("ascii")))
         headers.extend(event.extra_headers)
         self._request = event
-        return self._h11.send(h11.Request(method=b"GET", target=event.target.encode("ascii"), headers=headers)) or b""
+        request = h11.Request(method=b"GET", target=event.target.encode("ascii"), headers=headers)
+        return self._http().send(request) or b""
 
     def _process_response(self, response: h11.InformationalResponse) -> AcceptConnection:
         """Validate the server's 101 (section 4.2.2 / 4.1, client side)."""
@@ -343,7 +383,7 @@ class H11Handshake:
     # ---------------------------------------------------------------- plumbing
 
     def _open(self, extensions: list[Extension]) -> None:
-        trailing, _closed = self._h11.trailing_data
+        trailing, _closed = self._http().trailing_data
         connection_type = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
         self._connection = Connection(
             connection_type,
@@ -354,6 +394,13 @@ class H11Handshake:
             min_partial_size=self._min_partial_size,
         )
         self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
+        # The connection lives on without HTTP: drop what only the handshake
+        # needed (h11's state and buffers, the request, its headers), which
+        # would otherwise cost several KB per connection for its whole life.
+        self._h11 = None
+        self._request = None
+        self._nonce = None
+        self.request_head = None
 
     def send(self, event: Event) -> bytes:
         """Return the bytes of a handshake event (Request, AcceptConnection, RejectConnection, RejectData)."""
@@ -391,21 +438,27 @@ class H11Handshake:
             # h11 reads b"" as the end of the stream: a body delimited by the
             # end of the connection ends now.
             self._transport_closed = True
-            self._h11.receive_data(b"")
+            if self._connection is not None:
+                self._connection.receive_data(None)
+                return
+            self._http().receive_data(b"")
             with contextlib.suppress(RemoteProtocolError):
                 # A head cut short by the end of the stream: nobody is left to
                 # answer, so the handshake just ends.
                 self._receive_events()
             if self._state is not ConnectionState.CLOSED and self._connection is None:
                 self._state = next_state(self._state, Trigger.TRANSPORT_CLOSED)
+        elif self._connection is not None:
+            # The handshake is over: what follows is the WebSocket's.
+            self._connection.receive_data(data)
         elif data:
-            self._h11.receive_data(bytes(data))
+            self._http().receive_data(bytes(data))
             self._receive_events()
 
     def _receive_events(self) -> None:
         while self._connection is None and self._state is not ConnectionState.CLOSED:
             try:
-                event = self._h11.next_event()
+                event = self._http().next_event()
             except h11.RemoteProtocolError as exc:
                 raise RemoteProtocolError(
                     f"Bad HTTP message: {exc}",
