@@ -670,3 +670,10 @@ def test_permessage_deflate_round_trip() -> None:
     assert "".join(event.data for event in server.events()) == text  # type: ignore[attr-defined]
     client.receive_data(server.send(BytesMessage(text.encode())))
     assert b"".join(event.data for event in client.events()) == text.encode()  # type: ignore[attr-defined]
+
+
+def test_after_upgrade_goes_straight_to_the_connection() -> None:
+    server = WSConnection.after_upgrade(SERVER, received=Connection(CLIENT).send(TextMessage("h2")))
+    assert server.connection is not None and server.state is ConnectionState.OPEN
+    assert server.send == server.connection.send
+    assert list(server.events()) == [TextMessage("h2")]

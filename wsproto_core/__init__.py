@@ -126,6 +126,7 @@ class WSConnection(_WSConnectionSlots):
             min_partial_size=min_partial_size,
         )
         websocket.handshake.open_after_upgrade(extensions, received)
+        websocket._check_upgrade()
         return websocket
 
     @property
