@@ -88,7 +88,7 @@ def serving(*args: str) -> Iterator[tuple[Process, str]]:
     """``serve --port 0 ...``: yields the process and its ``host:port``; kills it if the test did not stop it."""
     process = Process("serve", "--port", "0", *args)
     try:
-        match = process.wait_for_line(r"open http://([^/\s]+)/ in a browser")
+        match = process.wait_for_line(r"open https?://([^/\s]+)/ in a browser")
         yield process, match.group(1)
     finally:
         process.kill()

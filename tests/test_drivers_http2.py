@@ -269,6 +269,23 @@ def test_client_gets_rejection_with_status_and_body() -> None:
     run(main)
 
 
+def test_a_message_before_a_close_in_the_next_data_frame_is_answered() -> None:
+    """The ordering rule across DATA frames: the Close waits until the application took the message."""
+
+    async def main() -> None:
+        async with h2_server() as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            peer.h2.send_data(stream, masked(OP_TEXT, b"answer me"))
+            peer.h2.send_data(stream, masked(0x8, (1000).to_bytes(2, "big")))
+            peer.flush()
+            await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == stream)
+            assert frames(peer.data(stream)) == [(0x81, b"answer me"), (0x88, (1000).to_bytes(2, "big"))]
+            await peer.close()
+
+    run(main)
+
+
 def test_closing_ends_the_stream_cleanly() -> None:
     """RFC 8441 section 6: a closing handshake, then END_STREAM both ways; no reset."""
 

@@ -161,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=port, default=8765, help="the port to listen on; 0 for any free one (default: %(default)s)"
     )
     serve.add_argument("--verbose", "-v", action="store_true", help="also log HTTP requests and every message")
+    serve.add_argument(
+        "--certfile",
+        metavar="FILE",
+        help="serve HTTPS and wss:// with this PEM certificate chain (with --keyfile): HTTP/2 and HTTP/1.1 on one "
+        "port, chosen by ALPN; over HTTP/2, WebSockets are streams of one connection (RFC 8441)",
+    )
+    serve.add_argument("--keyfile", metavar="FILE", help="the private key of --certfile (PEM)")
+    serve.add_argument(
+        "--http2",
+        action="store_true",
+        help="without TLS, also accept HTTP/2 with prior knowledge (h2c) on the same port (always on with --certfile)",
+    )
     _add_connection_options(serve, client=False)
 
     connect = commands.add_parser(
@@ -198,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connect.add_argument(
         "--verbose", "-v", action="store_true", help="with --echo, print the status lines and every message echoed"
+    )
+    connect.add_argument(
+        "--http2",
+        action="store_true",
+        help="open the WebSocket as a stream of an HTTP/2 connection (RFC 8441): ALPN h2 for wss://, "
+        "prior knowledge (h2c) for ws://",
     )
     _add_connection_options(connect, client=True)
 

@@ -226,7 +226,12 @@ async def connect_and_run(args: argparse.Namespace, options: dict[str, Any]) -> 
     with on_signals(on_signal):
         try:
             websocket = await connect(
-                args.url, subprotocols=args.subprotocol, extra_headers=args.header, open_timeout=timeout, **options
+                args.url,
+                subprotocols=args.subprotocol,
+                extra_headers=args.header,
+                open_timeout=timeout,
+                http2=args.http2,
+                **options,
             )
         except HandshakeRejected as exc:
             error(f"{args.url}: the server rejected the WebSocket handshake with {describe_rejection(exc)}")
@@ -239,6 +244,9 @@ async def connect_and_run(args: argparse.Namespace, options: dict[str, Any]) -> 
             return EXIT_FAILURE
         except RemoteProtocolError as exc:
             error(f"{args.url}: invalid WebSocket handshake response: {exc}")
+            return EXIT_FAILURE
+        except ModuleNotFoundError as exc:
+            error(f"--http2 needs the h2 library ({exc}): pip install 'wsproto_core[http2]'")
             return EXIT_FAILURE
         except asyncio.CancelledError:
             error("interrupted")

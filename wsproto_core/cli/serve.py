@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
+import ssl
 import sys
 from typing import Any
 
@@ -52,7 +53,8 @@ def load_page() -> bytes:
 
 
 def _is_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name.lower() == b"upgrade" and b"websocket" in value.lower() for name, value in headers)
+    """An HTTP/1.1 upgrade to WebSocket, or an HTTP/2 extended CONNECT (``:protocol: websocket``)."""
+    return any(name.lower() in (b"upgrade", b":protocol") and b"websocket" in value.lower() for name, value in headers)
 
 
 def make_process_request(page: bytes, *, verbose: bool = False) -> ProcessRequest:
@@ -88,6 +90,9 @@ def make_handler(*, verbose: bool = False) -> Handler:
 
     async def echo(websocket: WebSocket) -> None:
         peer = format_address(websocket.remote_address)
+        # Over HTTP/2 (RFC 8441) the WebSocket is one stream of the connection.
+        stream_id = getattr(websocket, "stream_id", None)
+        carried = f" (HTTP/2 stream {stream_id})" if stream_id is not None else ""
         path = websocket.request.target if websocket.request is not None else "?"
         subprotocol = websocket.subprotocol or "-"
         if verbose:
@@ -103,22 +108,31 @@ def make_handler(*, verbose: bool = False) -> Handler:
             with contextlib.suppress(ConnectionClosed):
                 await websocket.close()
             logger.info(
-                "%s %s subprotocol %s closed %s",
+                "%s %s subprotocol %s closed %s%s",
                 peer,
                 path,
                 subprotocol,
                 describe_close(websocket.close_code, websocket.close_reason),
+                carried,
             )
 
     return echo
 
 
-def _urls(host: str, port: int) -> tuple[str, str]:
+def _urls(host: str, port: int, *, secure: bool = False) -> tuple[str, str]:
     """The page's URL and the WebSocket URL, with an address a browser can open."""
     shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/", f"ws://{shown}:{port}/ws"
+    secure_suffix = "s" if secure else ""
+    return f"http{secure_suffix}://{shown}:{port}/", f"ws{secure_suffix}://{shown}:{port}/ws"
+
+
+def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """The server's TLS context for ``--certfile`` and ``--keyfile`` (ALPN is set by ``serve``)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -144,6 +158,17 @@ async def serve_until_stopped(args: argparse.Namespace, options: dict[str, Any])
             asyncio.get_running_loop().set_exception_handler(_quiet_cancellations)
             main.cancel()
 
+    certfile = getattr(args, "certfile", None)
+    if getattr(args, "keyfile", None) is not None and certfile is None:
+        error("--keyfile needs --certfile")
+        return 2
+    context = None
+    if certfile is not None:
+        try:
+            context = tls_context(certfile, getattr(args, "keyfile", None))
+        except (OSError, ssl.SSLError) as exc:
+            error(f"cannot load the certificate {certfile}: {exc.strerror or exc}")
+            return 1
     with on_signals(on_signal):
         try:
             server: Server = await serve(
@@ -152,12 +177,17 @@ async def serve_until_stopped(args: argparse.Namespace, options: dict[str, Any])
                 args.port,
                 subprotocols=args.subprotocol,
                 process_request=make_process_request(load_page(), verbose=args.verbose),
+                ssl=context,
+                http2=context is not None or bool(getattr(args, "http2", False)),
                 **options,
             )
         except OSError as exc:
             error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
             return 1
-        page_url, websocket_url = _urls(args.host, server.port)
+        except ModuleNotFoundError as exc:
+            error(f"HTTP/2 needs the h2 library ({exc}): pip install 'wsproto_core[http2]'")
+            return 1
+        page_url, websocket_url = _urls(args.host, server.port, secure=context is not None)
         print(f"wsproto_core echo server: open {page_url} in a browser", flush=True)
         print(f"WebSocket clients: {websocket_url} (any path); press Ctrl-C to stop", flush=True)
         try:

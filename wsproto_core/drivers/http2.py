@@ -500,7 +500,12 @@ class H2WebSocket:
             return
         self._unacknowledged += flow_controlled_length
         self._managed.receive_data(data, self._loop.time())
-        if not self._parse_pending or self._closing:
+        if self._messages and not self._closing:
+            # The ordering rule across DATA frames: these bytes are behind a
+            # message the application has not taken (a Close among them must
+            # not be answered before the application could reply to it).
+            self._parse_pending = True
+        elif not self._parse_pending or self._closing:
             self._parse()
         self._after_parse()
 
