@@ -31,7 +31,8 @@ import websockets.exceptions
 from driver_peers import tls_contexts
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL
-from wsproto_core.drivers.asyncio import Server, WebSocket, connect, serve
+from wsproto_core.drivers.asyncio import _PARSE_HOLD_LIMIT, Listener, Server, WebSocket, connect, serve, serve_listener
+from wsproto_core.errors import LocalProtocolError
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -665,7 +666,7 @@ def test_a_pong_acknowledges_its_ping_and_every_earlier_one() -> None:
             await asyncio.wait_for(asyncio.gather(first, second), 5)
             assert not third.done()  # type: ignore[attr-defined]
             # Pings still waiting when the connection ends fail with ConnectionClosed.
-            websocket._writer.transport.abort()
+            websocket._transport.abort()
             with pytest.raises(ConnectionClosed):
                 await third
 
@@ -789,8 +790,8 @@ def test_backpressure_a_handler_that_does_not_read_stops_the_client() -> None:
             # What the server holds for the handler stays bounded: max_queue
             # messages, and the transport no longer reads.
             assert len(websocket._messages) == 4
-            assert not websocket._writer.transport.is_reading()  # type: ignore[attr-defined]
-            held = 4 * len(chunk) + websocket._reader._limit * 2  # type: ignore[attr-defined]
+            assert not websocket._transport.is_reading()
+            held = 4 * len(chunk) + _PARSE_HOLD_LIMIT
             assert sent * len(chunk) > 4 * held  # most of what was sent waits in the network, not here
             # Once the handler reads, everything arrives, the blocked send included.
             release.set()
@@ -1026,13 +1027,13 @@ def test_replies_to_pipelined_messages_are_written_together() -> None:
     writes: list[int] = []
 
     async def counting_echo(websocket: WebSocket) -> None:
-        write = websocket._writer.write
+        write = websocket._transport_write
 
         def counted(data: Any) -> None:
             writes.append(len(data))
             write(data)
 
-        websocket._writer.write = counted  # type: ignore[method-assign]
+        websocket._transport_write = counted
         await echo(websocket)
 
     async def test() -> None:
@@ -1107,3 +1108,121 @@ def test_an_unexpected_error_while_reading_ends_the_connection(caplog: pytest.Lo
 
     run(test)
     assert "WebSocket connection failed" in caplog.text
+
+
+# ------------------------------------------------------------ callback API
+
+
+class EchoListener(Listener):
+    """Echoes every message from the read callback and records what happened."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def on_open(self, websocket: WebSocket) -> None:
+        self.events.append(("open", websocket.subprotocol))
+
+    def on_message(self, websocket: WebSocket, message: str | bytes) -> None:
+        self.events.append(message)
+        if message == "fail":
+            raise RuntimeError("listener bug")
+        websocket.send_nowait(message)
+
+    def on_close(self, websocket: WebSocket) -> None:
+        self.events.append(("close", websocket.close_code))
+
+
+def test_listener_server_echoes_to_websockets_client_and_fails_with_1011_when_it_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    listeners: list[EchoListener] = []
+
+    def factory() -> EchoListener:
+        listeners.append(EchoListener())
+        return listeners[-1]
+
+    async def test() -> None:
+        server = await serve_listener(factory, "127.0.0.1", 0, subprotocols=["chat"])
+        try:
+            url = f"ws://127.0.0.1:{server.port}/"
+            async with ws_client(url, subprotocols=["chat"]) as client:
+                for message in MESSAGES:
+                    await client.send(message)
+                    assert await client.recv() == message
+            async with ws_client(url) as client:
+                await client.send("fail")
+                with pytest.raises(websockets.exceptions.ConnectionClosedError) as info:
+                    await client.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+            # The third connection stays open until the server closes it (1001).
+            async with ws_client(url) as client:
+                await client.send("still here")
+                assert await client.recv() == "still here"
+                await server.close()
+                with pytest.raises(websockets.exceptions.ConnectionClosedOK):
+                    await client.recv()
+                assert client.close_code == 1001
+        finally:
+            await server.close()
+        first, second, third = listeners
+        assert first.events == [("open", "chat"), *MESSAGES, ("close", 1000)]
+        assert second.events == [("open", None), "fail", ("close", 1011)]
+        assert third.events == [("open", None), "still here", ("close", 1001)]
+        assert not server._tracked.open
+
+    run(test)
+    assert "WebSocket listener failed" in caplog.text
+
+
+def test_listener_answers_pipelined_messages_before_the_close_in_one_write() -> None:
+    writes: list[int] = []
+
+    class Counting(EchoListener):
+        def on_open(self, websocket: WebSocket) -> None:
+            write = websocket._transport_write
+
+            def counted(data: Any) -> None:
+                writes.append(len(data))
+                write(data)
+
+            websocket._transport_write = counted
+
+    async def test() -> None:
+        server = await serve_listener(Counting, "127.0.0.1", 0, compression=False)
+        try:
+            reader, writer = await silent_client(server.port)
+            messages = [f"message {n}".encode() for n in range(50)]
+            frames = [masked(0x2, message) for message in messages]
+            frames.insert(20, masked(0x9, b"ping"))
+            writer.write(b"".join(frames) + masked(0x8, b"\x03\xe8"))
+            received = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        finally:
+            await server.close()
+        expected = [bytes((0x82, len(message))) + message for message in messages]
+        expected.insert(20, b"\x8a\x04ping")
+        assert received == b"".join(expected) + b"\x88\x02\x03\xe8"
+        assert writes == [len(received)]  # the replies, the Pong and the Close in one write
+
+    run(test)
+
+
+def test_our_listener_client_against_websockets_server() -> None:
+    record: dict[str, Any] = {}
+
+    async def test() -> None:
+        async with ws_server(recording_echo(record)) as port:
+            listener = EchoListener()
+            received: asyncio.Queue[str | bytes] = asyncio.Queue()
+            listener.on_message = lambda websocket, message: received.put_nowait(message)  # type: ignore[method-assign]
+            async with connect(f"ws://127.0.0.1:{port}/", listener=listener) as websocket:
+                with pytest.raises(LocalProtocolError, match="Listener"):
+                    await websocket.recv()
+                for message in ["one", b"two"]:
+                    websocket.send_nowait(message)
+                    assert await asyncio.wait_for(received.get(), 5) == message
+            assert listener.events == [("open", None), ("close", 1000)]
+            assert websocket.close_code == 1000
+        assert record["close_code"] == 1000
+
+    run(test)

@@ -1,24 +1,40 @@
-"""wsproto_core on asyncio streams: ``connect`` for clients, ``serve`` for servers.
+"""wsproto_core on asyncio: ``connect`` for clients, ``serve`` for servers.
 
-The opening handshake runs over asyncio streams. After it, the transport's
-protocol hands every read straight to a
+Everything runs in the transport's protocol callbacks, with no task between
+the socket and the application: the opening handshake is fed to the sans-I/O
+:class:`~wsproto_core.drivers._common.ServerOpening` (or ``ClientOpening``) as
+bytes arrive, and after it every read goes straight to a
 :class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
-Closes and assembles messages), in the event loop's callback: no task sits
-between the socket and the application, and the only other moving part is one
-timer callback scheduled at the connection's next deadline (keepalive, close
-timeout). Received messages wait in a bounded queue; when it is full the
-transport stops reading, so a slow application slows the peer down through TCP
-instead of growing memory. Reading also stops while our replies wait for the
-transport to drain. ``send`` waits for the transport to drain.
+Closes and assembles messages). A server starts the handler's task only once
+the handshake succeeded. The only other moving part is one timer callback at
+the connection's next deadline (keepalive, close timeout, open timeout).
+
+Two ways to receive messages:
+
+- the handler API: ``await websocket.recv()`` or ``async for``. Messages wait
+  in a bounded queue; when it is full the transport stops reading, so a slow
+  application slows the peer down through TCP instead of growing memory. A
+  ``recv()`` that finds a message queued returns it without a Future.
+- the callback API (:class:`Listener`, :func:`serve_listener`, ``connect(...,
+  listener=...)``): each message is handed to ``listener.on_message`` inside
+  the read callback, and :meth:`WebSocket.send_nowait` writes the reply; all
+  the replies to one read go out in one write.
+
+Reading also stops while the transport's write buffer is above its high-water
+mark; ``send`` waits only then.
 
 The ordering rule: a message that was received before a Close (or before a
-protocol violation) can still be answered. So the bytes after a received
-message are parsed only once the application took that message: a read is
-parsed up to the first message with more bytes behind it, and the
-application's next :meth:`WebSocket.recv` parses on, in its own task. A
-pipelining peer (many messages per read) then costs no task switch per message,
-and the replies to those messages go out together in one write, when the
-application next waits for a message (or at the next event loop iteration).
+protocol violation) can still be answered. With the handler API, the bytes
+after a received message are parsed only once the application took that
+message: a read is parsed up to the first message with more bytes behind it,
+and the application's next :meth:`WebSocket.recv` parses on, in its own task.
+A pipelining peer then costs no task switch per message, and the replies to
+those messages go out together in one write, when the application next waits
+for a message (or at the next event loop iteration). With the callback API the
+rule holds by construction: the listener answers inside the parse.
+
+Any event loop that implements asyncio's transport and protocol interfaces
+will do (uvloop among them): nothing here checks a transport's class.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import WSConnection
-from ..errors import RemoteProtocolError
+from ..errors import LocalProtocolError
 from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
@@ -49,127 +65,212 @@ from ._common import (
     request_for,
 )
 
-__all__ = ["Server", "WebSocket", "connect", "serve"]
+__all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener"]
 
-#: During the opening handshake, take everything the stream holds at once, so
-#: that nothing is left in it when the protocol takes over. The stream stops
-#: reading from its socket beyond twice its limit, which bounds this.
-_STREAM_READ_SIZE = 1 << 20
-
-#: The streams' limit. At the default (64 KiB) one socket read of 256 KiB
-#: (asyncio's largest) already crosses twice the limit and pauses the socket.
-#: After the handshake, it is also how many received bytes may wait to be
-#: parsed (the ordering rule) before the transport stops reading.
-_STREAM_LIMIT = 256 * 1024
+#: Received bytes that may wait to be parsed (the ordering rule) before the
+#: transport stops reading.
+_PARSE_HOLD_LIMIT = 256 * 1024
 
 #: Replies to pipelined messages are written together up to this many bytes
-#: (with the transport's own buffer); beyond it, ``send`` writes and drains.
+#: (with the transport's own buffer); beyond it, ``send`` writes at once.
 _COALESCE_LIMIT = 65536
 
 logger = logging.getLogger(__name__)
 
 
-class _Protocol(asyncio.StreamReaderProtocol):
-    """Streams for the opening handshake; then every event goes to the :class:`WebSocket`."""
+class Listener:
+    """The callback API: subclass it and override what you need.
 
-    websocket: WebSocket | None = None
-    writing_paused = False
+    Each method runs in the event loop's read callback, so it must not block;
+    reply with :meth:`WebSocket.send_nowait`. An exception from a callback
+    fails the connection with 1011 (and is logged).
+    """
+
+    def on_open(self, websocket: WebSocket) -> None:
+        """The connection is open."""
+
+    def on_message(self, websocket: WebSocket, message: str | bytes) -> None:
+        """A whole message arrived."""
+
+    def on_close(self, websocket: WebSocket) -> None:
+        """The connection is closed; ``websocket.close_code`` says how."""
+
+
+class _Protocol(asyncio.Protocol):
+    """One TCP connection: the opening handshake, then every event to the :class:`WebSocket`."""
+
+    __slots__ = ("_opening", "_transport", "websocket", "writing_paused")
+
+    def __init__(self, opening: _Opening) -> None:
+        self._opening: _Opening | None = opening
+        self._transport: asyncio.Transport | None = None
+        self.websocket: WebSocket | None = None
+        self.writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Any loop's transport will do (uvloop's are not asyncio.Transport
+        # subclasses): only the methods asyncio documents are used.
+        self._transport = transport  # type: ignore[assignment]
+        if self._opening is not None:
+            self._opening.connection_made(self, transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         websocket = self.websocket
-        if websocket is None:
-            super().data_received(data)
-        else:
+        if websocket is not None:
             websocket._received(data)
+        elif self._opening is not None:
+            self._opening.data_received(data)
 
     def eof_received(self) -> bool:
-        if self.websocket is not None:
-            self.websocket._received(None)
-        return bool(super().eof_received())
+        self._ended()
+        # Keep the transport to write our last frames (our Close answers the
+        # peer's); the WebSocket closes it. TLS transports cannot stay half-open.
+        return (
+            self.websocket is not None
+            and self._transport is not None
+            and (self._transport.get_extra_info("sslcontext") is None)
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
+        self._ended()
+        if self.websocket is not None:
+            self.websocket._connection_lost()
+
+    def _ended(self) -> None:
         if self.websocket is not None:
             self.websocket._received(None)
+        elif self._opening is not None:
+            opening, self._opening = self._opening, None
+            opening.ended()
 
     def pause_writing(self) -> None:
-        super().pause_writing()
         self.writing_paused = True
         if self.websocket is not None:
             self.websocket._update_reading()
 
     def resume_writing(self) -> None:
-        super().resume_writing()
         self.writing_paused = False
         if self.websocket is not None:
-            self.websocket._update_reading()
+            self.websocket._writing_resumed()
+
+    def opened(self, websocket: WebSocket) -> None:
+        self._opening = None
+        self.websocket = websocket
+
+
+class _Opening:
+    """What a connection does until its opening handshake is decided (one per role)."""
+
+    __slots__ = ()
+
+    def connection_made(self, protocol: _Protocol, transport: asyncio.Transport) -> None:
+        raise NotImplementedError
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def ended(self) -> None:
+        raise NotImplementedError
 
 
 class WebSocket:
     """One open WebSocket connection.
 
-    Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
-    (or ``async for``), :meth:`ping` and :meth:`close`.
+    Created by :func:`connect`, :func:`serve` and :func:`serve_listener`; use
+    :meth:`send`, :meth:`recv` (or ``async for``), :meth:`ping` and
+    :meth:`close`, or with a :class:`Listener`, :meth:`send_nowait`.
 
     Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
     (server side: the client's ``Request``, with ``target`` and headers),
     ``close_code`` and ``close_reason`` (once closed).
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_closing",
+        "_done",
+        "_drain_waiter",
+        "_ended",
+        "_flush_scheduled",
+        "_listener",
+        "_loop",
+        "_managed",
+        "_messages",
+        "_parse_pending",
+        "_pong_waiters",
+        "_protocol",
+        "_reading_paused",
+        "_settings",
+        "_timer",
+        "_timer_deadline",
+        "_transport",
+        "_transport_write",
+        "_untrack",
+        "_waiter",
+        "close_code",
+        "close_reason",
+        "request",
+        "subprotocol",
+    )
+
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
+        protocol: _Protocol,
         managed: ManagedConnection,
         settings: Settings,
         *,
         subprotocol: str | None,
         request: Request | None = None,
+        listener: Listener | None = None,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport
+        self._transport_write = transport.write
+        self._protocol = protocol
         self._managed = managed
         self._settings = settings
+        self._listener = listener
         self._loop = asyncio.get_running_loop()
         self.subprotocol = subprotocol
         self.request = request
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        # Any loop's transport will do (uvloop's are not asyncio.Transport
-        # subclasses): only the methods asyncio documents are used.
-        self._transport: asyncio.Transport = writer.transport  # type: ignore[assignment]
         self._messages: deque[str | bytes] = deque()
-        self._message_ready = asyncio.Event()
+        #: The Future a ``recv()`` waits on, only while one waits.
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
         #: Received bytes may hold more events, left for ``recv`` to parse (the ordering rule).
         self._parse_pending = False
         self._reading_paused = False
         self._ended = False
+        self._closed = False
+        self._closing = False
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
-        self._closed = asyncio.Event()
-        self._done: asyncio.Future[None] = self._loop.create_future()
-        self._closing = False
-        self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
-        protocol: _Protocol = self._transport.get_protocol()  # type: ignore[assignment]
-        self._protocol = protocol
-        protocol.websocket = self
+        self._done: asyncio.Future[None] | None = None
+        self._pong_waiters: dict[bytes, asyncio.Future[None]] | None = None
+        #: Called with this WebSocket once it is closed (a server forgets it).
+        self._untrack: Callable[[WebSocket], None] | None = None
+
+    def _start(self) -> None:
+        """Take over the transport: parse what came with the handshake, start the timer."""
+        self._protocol.opened(self)
+        if self._listener is not None:
+            self._call_listener(self._listener.on_open)
         self._set_timer()
-        # Bytes that came with the handshake may hold frames, and the stream
-        # may have ended during it.
         self._parse()
         self._after_parse()
-        if reader.at_eof() or reader.exception() is not None:
-            self._received(None)
 
     # ------------------------------------------------------------- application
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
-        """Send a text (``str``) or binary message; wait until the transport drained."""
-        self._raise_if_closed()
-        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
+        """Send a text (``str``) or binary message; wait only while the transport's buffer is full."""
+        if self._closed or self._managed.state is not ConnectionState.OPEN:
+            self._raise_if_closed()
         managed = self._managed
-        managed.send(event, self._loop.time())
+        managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message), self._loop.time())  # type: ignore[arg-type]
         if (self._messages or self._parse_pending) and (
             managed.bytes_to_send + self._transport.get_write_buffer_size() < _COALESCE_LIMIT
         ):
@@ -181,14 +282,33 @@ class WebSocket:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._scheduled_flush)
             return
-        await self._flush()
+        self._write_queued()
+        if self._protocol.writing_paused:
+            await self._drain()
+
+    def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Queue a message without waiting; it is written at the end of the current callback.
+
+        For :class:`Listener` callbacks (and anything else that must not
+        await). It never waits for the transport to drain: the connection
+        stops reading while the transport's buffer is above its high-water
+        mark, which slows an echoing peer down.
+        """
+        if self._closed or self._managed.state is not ConnectionState.OPEN:
+            self._raise_if_closed()
+        self._managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message))  # type: ignore[arg-type]
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
         messages = self._messages
         while not messages:
-            if self._closed.is_set():
+            if self._closed:
                 raise self._closed_error()
+            if self._listener is not None:
+                raise LocalProtocolError("This connection hands its messages to its Listener; recv() gets none.")
             if self._parse_pending and not self._closing:
                 # The application took every message before the rest of the
                 # read: parse on, here (see the ordering rule above).
@@ -197,8 +317,11 @@ class WebSocket:
                     self._after_parse()
                 continue
             self._write_queued()
-            self._message_ready.clear()
-            await self._message_ready.wait()
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         message = messages.popleft()
         if self._reading_paused:
             self._update_reading()
@@ -222,6 +345,8 @@ class WebSocket:
         self._raise_if_closed()
         payload = self._managed.ping(payload, self._loop.time())
         waiter: asyncio.Future[None] = self._loop.create_future()
+        if self._pong_waiters is None:
+            self._pong_waiters = {}
         self._pong_waiters[payload] = waiter
         self._set_timer()
         await self._flush()
@@ -232,16 +357,7 @@ class WebSocket:
 
         Cancelling this wait drops the connection at once (code 1006).
         """
-        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            self._managed.close(code, reason or None, self._loop.time())
-            self._set_timer()
-            await self._flush()
-        # The peer's Close must be read even if unread messages fill the queue.
-        self._closing = True
-        if not self._closed.is_set():
-            if self._parse_pending:
-                self._parse()
-            self._after_parse()
+        self._start_closing(code, reason)
         try:
             await self.wait_closed()
         except asyncio.CancelledError:
@@ -249,24 +365,40 @@ class WebSocket:
             self._abort()
             raise
 
+    def _start_closing(self, code: int, reason: str) -> None:
+        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._managed.close(code, reason or None, self._loop.time())
+            self._set_timer()
+            self._write_queued()
+        # The peer's Close must be read even if unread messages fill the queue.
+        self._closing = True
+        if not self._closed:
+            if self._parse_pending:
+                self._parse()
+            self._after_parse()
+
     async def wait_closed(self) -> None:
         """Wait until the transport is closed."""
+        if self._closed:
+            return
+        if self._done is None:
+            self._done = self._loop.create_future()
         await asyncio.shield(self._done)
 
     @property
     def closed(self) -> bool:
         """Whether the connection is closed."""
-        return self._closed.is_set()
+        return self._closed
 
     @property
     def remote_address(self) -> Any:
         """The peer's address, as the socket reports it."""
-        return self._writer.get_extra_info("peername")
+        return self._transport.get_extra_info("peername")
 
     # ----------------------------------------------------------------- plumbing
 
     def _raise_if_closed(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             raise self._closed_error()
         if self._managed.state is not ConnectionState.OPEN:
             close = self._managed.close_event
@@ -278,9 +410,9 @@ class WebSocket:
     def _write_queued(self) -> bool:
         """Hand what the connection queued to the transport; return whether there was any."""
         data = self._managed.data_to_send()
-        if not data or self._writer.is_closing():
+        if not data or self._transport.is_closing():
             return False
-        self._writer.write(data)
+        self._transport_write(data)
         return True
 
     def _scheduled_flush(self) -> None:
@@ -288,21 +420,37 @@ class WebSocket:
         self._write_queued()
 
     async def _flush(self) -> None:
-        if not self._write_queued():
-            return
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError):
-            self._writer.transport.abort()
+        self._write_queued()
+        if self._protocol.writing_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait until the transport's buffer is below its low-water mark, or the connection ended."""
+        while self._protocol.writing_paused and not self._closed:
+            if self._drain_waiter is None:
+                self._drain_waiter = self._loop.create_future()
+            await asyncio.shield(self._drain_waiter)
+
+    def _writing_resumed(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._update_reading()
 
     def _parse(self) -> None:
-        """Queue received messages; stop after one that has more bytes behind it (the ordering rule)."""
+        """Deliver received messages; with the handler API, stop after one that has more bytes behind it."""
         managed = self._managed
+        listener = self._listener
         self._parse_pending = False
         for event in managed.events(self._loop.time()):
             if isinstance(event, Message):
+                if listener is not None:
+                    self._call_listener(listener.on_message, event.data)
+                    continue
                 self._messages.append(event.data)
-                self._message_ready.set()
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
                 if managed.buffered_bytes and not self._closing:
                     # A Close (or a violation) further in the buffer would
                     # otherwise be answered before the application could reply
@@ -314,9 +462,16 @@ class WebSocket:
                 self._pong_arrived(event.payload)
         self._set_timer()
 
+    def _call_listener(self, callback: Callable[..., None], *arguments: Any) -> None:
+        try:
+            callback(self, *arguments)
+        except Exception:
+            logger.exception("WebSocket listener failed")
+            self._start_closing(1011, "internal error")
+
     def _received(self, data: bytes | None) -> None:
         """The protocol's callback: ``data`` read, or ``None`` once the stream ended."""
-        if self._ended or self._closed.is_set():
+        if self._ended or self._closed:
             return
         if data is None:
             self._ended = True
@@ -331,6 +486,11 @@ class WebSocket:
             logger.exception("WebSocket connection failed")
             self._abort()
 
+    def _connection_lost(self) -> None:
+        if not self._closed:
+            self._closing = True
+            self._finish()
+
     def _after_parse(self) -> None:
         self._write_queued()
         if self._managed.should_close_transport and (self._closing or not self._parse_pending):
@@ -340,12 +500,12 @@ class WebSocket:
 
     def _update_reading(self) -> None:
         """Pause or resume reading: backpressure from the application, and from the peer."""
-        if self._closed.is_set():
+        if self._closed:
             return
         pause = not self._closing and (
             len(self._messages) >= self._settings.max_queue
             or self._protocol.writing_paused
-            or (self._parse_pending and self._managed.buffered_bytes >= _STREAM_LIMIT)
+            or (self._parse_pending and self._managed.buffered_bytes >= _PARSE_HOLD_LIMIT)
         )
         if pause is not self._reading_paused:
             self._reading_paused = pause
@@ -363,7 +523,7 @@ class WebSocket:
             self._timer.cancel()
             self._timer = None
         self._timer_deadline = deadline
-        if deadline is not None and not self._closed.is_set():
+        if deadline is not None and not self._closed:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -375,7 +535,7 @@ class WebSocket:
         # The loop runs a timer up to its clock resolution early; it is due.
         managed.handle_timers(now if deadline is None else max(now, deadline))
         self._write_queued()
-        if managed.should_close_transport and not self._closed.is_set():
+        if managed.should_close_transport and not self._closed:
             self._abort()
         else:
             self._set_timer()
@@ -385,17 +545,18 @@ class WebSocket:
         self._closing = True
         self._transport.abort()
         self._received(None)
-        if not self._closed.is_set():
+        if not self._closed:
             self._finish()
 
     def _pong_arrived(self, payload: bytes) -> None:
         # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
         # 5.5.3 lets a peer answer only the latest Ping); an unsolicited Pong
         # acknowledges nothing.
-        if payload not in self._pong_waiters:
+        waiters = self._pong_waiters
+        if not waiters or payload not in waiters:
             return
-        for key in list(self._pong_waiters):
-            waiter = self._pong_waiters.pop(key)
+        for key in list(waiters):
+            waiter = waiters.pop(key)
             if not waiter.done():
                 waiter.set_result(None)
             if key == payload:
@@ -405,22 +566,88 @@ class WebSocket:
         close = self._managed.close_event
         self.close_code = close.code if close is not None else 1006
         self.close_reason = close.reason if close is not None else None
-        self._closed.set()
-        self._message_ready.set()
+        self._closed = True
+        for waiter in (self._waiter, self._drain_waiter, self._done):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiter = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        error = self._closed_error()
-        for waiter in self._pong_waiters.values():
-            if not waiter.done():
-                waiter.set_exception(error)
-                # Nobody may be awaiting it; do not warn about an unretrieved error.
-                waiter.exception()
-        self._pong_waiters.clear()
-        if not self._writer.is_closing():
-            self._writer.close()
-        if not self._done.done():
-            self._done.set_result(None)
+        if self._pong_waiters:
+            error = self._closed_error()
+            for waiter in self._pong_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(error)
+                    # Nobody may be awaiting it; do not warn about an unretrieved error.
+                    waiter.exception()
+            self._pong_waiters.clear()
+        if not self._transport.is_closing():
+            self._transport.close()
+        if self._untrack is not None:
+            self._untrack(self)
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                listener.on_close(self)
+            except Exception:
+                logger.exception("WebSocket listener failed")
+
+
+def _bytes_message(message: bytes | bytearray | memoryview) -> BytesMessage:
+    return BytesMessage(message if message.__class__ is bytes else bytes(message))
+
+
+# ------------------------------------------------------------------------- client
+
+
+class _ClientOpening(_Opening):
+    """The client's handshake, fed from the protocol's callbacks; resolves ``opened``."""
+
+    def __init__(self, connection: WSConnection, request: bytes, settings: Settings, listener: Listener | None) -> None:
+        self._opening = ClientOpening(connection)
+        self._request = request
+        self._settings = settings
+        self._listener = listener
+        self._protocol: _Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[WebSocket] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, protocol: _Protocol, transport: asyncio.Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        self._receive(data)
+
+    def ended(self) -> None:
+        self._receive(b"")
+
+    def _receive(self, data: bytes) -> None:
+        if self.opened.done():
+            return
+        try:
+            accepted = self._opening.receive(data)
+        except Exception as error:  # noqa: BLE001 - handed to the task waiting in connect()
+            self.opened.set_exception(error)
+            return
+        if accepted is None:
+            return
+        assert self._transport is not None and self._protocol is not None
+        loop = asyncio.get_running_loop()
+        managed = managed_connection(self._opening.connection, self._settings, client=True, now=loop.time())
+        websocket = WebSocket(
+            self._transport,
+            self._protocol,
+            managed,
+            self._settings,
+            subprotocol=accepted.subprotocol,
+            listener=self._listener,
+        )
+        self.opened.set_result(websocket)
+        # Frames that came with the 101 are parsed now, before the next read.
+        websocket._start()
 
 
 class _Connect:
@@ -451,11 +678,13 @@ def connect(
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    listener: Listener | None = None,
     http2: bool = False,
     **options: Any,
 ) -> _Connect:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``).
 
+    With a ``listener``, messages go to its callbacks instead of ``recv()``.
     Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
     server answers with plain HTTP, ``InvalidURL`` for a bad URL, and ``OSError``
@@ -487,6 +716,7 @@ def connect(
             extra_headers=extra_headers,
             ssl=ssl,
             open_timeout=open_timeout,
+            listener=listener,
         )
     )
 
@@ -499,30 +729,27 @@ async def _open(
     extra_headers: Sequence[tuple[bytes, bytes]],
     ssl: ssl_module.SSLContext | None,
     open_timeout: float | None,
+    listener: Listener | None,
 ) -> WebSocket:
     target = parse_url(url)
     context = (ssl or ssl_module.create_default_context()) if target.secure else None
-    async with asyncio.timeout(open_timeout):
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop)
-        protocol = _Protocol(reader, loop=loop)
-        transport, _ = await loop.create_connection(lambda: protocol, target.host, target.port, ssl=context)
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        try:
-            connection = WSConnection(
-                ConnectionType.CLIENT,
-                max_frame_size=settings.max_frame_size,
-                max_message_size=settings.max_message_size,
+    connection = WSConnection(
+        ConnectionType.CLIENT, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+    )
+    request = connection.send(request_for(target, settings, subprotocols, extra_headers))
+    opening = _ClientOpening(connection, request, settings, listener)
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport | None = None
+    try:
+        async with asyncio.timeout(open_timeout):
+            transport, _ = await loop.create_connection(
+                lambda: _Protocol(opening), target.host, target.port, ssl=context
             )
-            writer.write(connection.send(request_for(target, settings, subprotocols, extra_headers)))
-            opening = ClientOpening(connection)
-            while (accepted := opening.receive(await reader.read(_STREAM_READ_SIZE))) is None:
-                pass
-        except BaseException:
-            writer.transport.abort()
-            raise
-    managed = managed_connection(connection, settings, client=True, now=asyncio.get_running_loop().time())
-    return WebSocket(reader, writer, managed, settings, subprotocol=accepted.subprotocol)
+            return await opening.opened
+    except BaseException:
+        if transport is not None:
+            transport.abort()
+        raise
 
 
 async def _open_http2(
@@ -542,6 +769,8 @@ async def _open_http2(
         )
 
 
+# ------------------------------------------------------------------------- server
+
 Handler = Callable[[WebSocket], Awaitable[None]]
 
 
@@ -552,10 +781,137 @@ class _Tracked:
         #: Open WebSockets, and HTTP/2 connections (which close theirs): each has ``close(code, reason)``.
         self.open: set[Any] = set()
         #: Connections still in the opening handshake (or answering with plain HTTP).
-        self.handshaking: set[asyncio.StreamWriter] = set()
-        #: Every connection's task, from accept to the handler's end.
+        self.handshaking: set[asyncio.Transport] = set()
+        #: Every handler's task.
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+
+
+class _ServerOpening(_Opening):
+    """The server's handshake, fed from the protocol's callbacks, under ``open_timeout``."""
+
+    __slots__ = ("_opening", "_protocol", "_server", "_timer", "_transport")
+
+    def __init__(self, server: _ServerConfig) -> None:
+        self._server = server
+        self._opening = ServerOpening(server.settings, server.process_request)
+        self._protocol: _Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, protocol: _Protocol, transport: asyncio.Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self._server.tracked.handshaking.add(transport)
+        if self._server.open_timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._server.open_timeout, self._give_up)
+
+    def _give_up(self) -> None:
+        self._timer = None
+        self._done()
+        assert self._transport is not None
+        self._transport.abort()
+
+    def _done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._server.tracked.handshaking.discard(self._transport)
+
+    def ended(self) -> None:
+        self._done()
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None and self._protocol is not None
+        try:
+            decided = self._opening.receive(data)
+        except Exception:
+            logger.exception("WebSocket opening handshake failed")
+            decided = False
+            self.ended()
+        if not decided:
+            return
+        self._done()
+        opening = self._opening
+        request = opening.request
+        if opening.response:
+            transport.write(opening.response)
+        if request is None:
+            # Answered with plain HTTP, or rejected: close once that is written.
+            self._protocol._opening = None
+            transport.close()
+            return
+        server = self._server
+        if server.tracked.closing:
+            transport.abort()
+            return
+        accept = accept_for(request, server.settings, server.subprotocols)
+        transport.write(opening.connection.send(accept))
+        loop = asyncio.get_running_loop()
+        websocket = WebSocket(
+            transport,
+            self._protocol,
+            managed_connection(opening.connection, server.settings, client=False, now=loop.time()),
+            server.settings,
+            subprotocol=accept.subprotocol,
+            request=request,
+            listener=server.listener_factory() if server.listener_factory is not None else None,
+        )
+        server.open(websocket)
+
+
+class _ServerConfig:
+    """A listening server's settings and callbacks, shared by its connections."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        subprotocols: Sequence[str],
+        process_request: ProcessRequest | None,
+        open_timeout: float | None,
+        handler: Handler | None,
+        listener_factory: Callable[[], Listener] | None,
+    ) -> None:
+        self.settings = settings
+        self.subprotocols = subprotocols
+        self.process_request = process_request
+        self.open_timeout = open_timeout
+        self.handler = handler
+        self.listener_factory = listener_factory
+        self.tracked = _Tracked()
+
+    def protocol(self) -> _Protocol:
+        return _Protocol(_ServerOpening(self))
+
+    def open(self, websocket: WebSocket) -> None:
+        tracked = self.tracked
+        tracked.open.add(websocket)
+        websocket._untrack = tracked.open.discard
+        if self.handler is not None:
+            task = asyncio.get_running_loop().create_task(self._run_handler(websocket))
+            tracked.tasks.add(task)
+            task.add_done_callback(tracked.tasks.discard)
+        websocket._start()
+
+    async def _run_handler(self, websocket: WebSocket) -> None:
+        assert self.handler is not None
+        try:
+            await self.handler(websocket)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("WebSocket handler failed")
+            with contextlib.suppress(Exception):
+                await websocket.close(1011, "internal error")
+        finally:
+            with contextlib.suppress(Exception):
+                await websocket.close()
+            self.tracked.open.discard(websocket)
 
 
 class Server:
@@ -587,12 +943,12 @@ class Server:
         tracked = self._tracked
         tracked.closing = True
         self._server.close()
-        for writer in list(tracked.handshaking):
-            writer.transport.abort()
+        for transport in list(tracked.handshaking):
+            transport.abort()
         await asyncio.gather(
             *(websocket.close(code, reason) for websocket in list(tracked.open)), return_exceptions=True
         )
-        # asyncio.wait, not gather: if this wait is cancelled, the connections' tasks are not.
+        # asyncio.wait, not gather: if this wait is cancelled, the handlers' tasks are not.
         others = tracked.tasks - {asyncio.current_task()}
         if others:
             await asyncio.wait(others)
@@ -633,83 +989,52 @@ async def serve(
     prior knowledge). See :mod:`wsproto_core.drivers.http2`.
     """
     settings = Settings.from_options(options)
-    tracked = _Tracked()
-
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tracked.tasks.add(task)
-        try:
-            await connection_task(reader, writer)
-        finally:
-            tracked.tasks.discard(task)
-
-    async def connection_task(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tracked.handshaking.add(writer)
-        try:
-            async with asyncio.timeout(open_timeout):
-                connection, request = await _server_handshake(reader, writer, settings, process_request)
-        except (TimeoutError, ConnectionError, OSError, RemoteProtocolError):
-            writer.transport.abort()
-            return
-        finally:
-            tracked.handshaking.discard(writer)
-        if request is None:
-            writer.close()
-            return
-        if tracked.closing:
-            writer.transport.abort()
-            return
-        accept = accept_for(request, settings, subprotocols)
-        writer.write(connection.send(accept))
-        websocket = WebSocket(
-            reader,
-            writer,
-            managed_connection(connection, settings, client=False, now=asyncio.get_running_loop().time()),
-            settings,
-            subprotocol=accept.subprotocol,
-            request=request,
-        )
-        tracked.open.add(websocket)
-        try:
-            await handler(websocket)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-            with contextlib.suppress(Exception):
-                await websocket.close(1011, "internal error")
-        finally:
-            with contextlib.suppress(Exception):
-                await websocket.close()
-            tracked.open.discard(websocket)
-
-    loop = asyncio.get_running_loop()
-
-    http2_server = None
+    config = _ServerConfig(
+        settings,
+        subprotocols=subprotocols,
+        process_request=process_request,
+        open_timeout=open_timeout,
+        handler=handler,
+        listener_factory=None,
+    )
+    protocol: Callable[[], asyncio.BaseProtocol] = config.protocol
     if http2:
         from .http2 import H2Server  # noqa: PLC0415 (the h2 library is the optional extra "http2")
 
-        http2_server = H2Server(handler, settings, subprotocols, process_request, tracked)  # type: ignore[arg-type]
+        http2_server = H2Server(handler, settings, subprotocols, process_request, config.tracked)  # type: ignore[arg-type]
         if ssl is not None:
             ssl.set_alpn_protocols(["h2", "http/1.1"])
 
-    def protocol() -> asyncio.BaseProtocol:
-        http1 = _Protocol(asyncio.StreamReader(limit=_STREAM_LIMIT, loop=loop), on_client, loop=loop)
-        return http1 if http2_server is None else http2_server.protocol(http1)
+        def protocol() -> asyncio.BaseProtocol:
+            return http2_server.protocol(config.protocol())
 
-    server = await loop.create_server(protocol, host, port, ssl=ssl)
-    return Server(server, tracked)
+    server = await asyncio.get_running_loop().create_server(protocol, host, port, ssl=ssl)
+    return Server(server, config.tracked)
 
 
-async def _server_handshake(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    settings: Settings,
-    process_request: ProcessRequest | None,
-) -> tuple[WSConnection, Request | None]:
-    opening = ServerOpening(settings, process_request)
-    while not opening.receive(await reader.read(_STREAM_READ_SIZE)):
-        pass
-    writer.write(opening.response)
-    return opening.connection, opening.request
+async def serve_listener(
+    listener_factory: Callable[[], Listener],
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    subprotocols: Sequence[str] = (),
+    process_request: ProcessRequest | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    **options: Any,
+) -> Server:
+    """Listen on ``host:port`` with the callback API: ``listener_factory()`` makes each connection's :class:`Listener`.
+
+    No task per connection: the listener's methods run in the read callbacks.
+    The other arguments are those of :func:`serve`.
+    """
+    config = _ServerConfig(
+        Settings.from_options(options),
+        subprotocols=subprotocols,
+        process_request=process_request,
+        open_timeout=open_timeout,
+        handler=None,
+        listener_factory=listener_factory,
+    )
+    server = await asyncio.get_running_loop().create_server(config.protocol, host, port, ssl=ssl)
+    return Server(server, config.tracked)

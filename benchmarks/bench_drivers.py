@@ -1,0 +1,588 @@
+"""Drivers benchmark with picows' methodology: echo round trips, every library as server and as client.
+
+Run from the repository root (``pip install -e '.[bench]'`` for picows, aiohttp and uvloop)::
+
+    python benchmarks/bench_drivers.py [--rounds N] [--duration S] [--loops asyncio,uvloop]
+                                       [--filter TEXT] [--json out.json] [--markdown] [-q]
+
+What is measured: a client sends a binary message, the server echoes it, the client checks that the
+echo is byte for byte what it sent (a mismatch fails the run, exit status 1) and sends the next
+one. Cases: one message in flight on one connection with 256 B, 8 KiB and 100 KB payloads (picows'
+own benchmark), 256 B with 100 messages in flight on one connection (a pipelining peer), and 256 B
+with one in flight on each of 100 concurrent connections. Compression is off everywhere.
+
+- **server** rows: each library's echo server (``picows``, ``websockets``, ``aiohttp`` and ours, with
+  ``async for`` and with the callback API, ``wsproto_core-callbacks``) is
+  driven by the same client, picows' (the fastest here, so the server is what is measured);
+- **client** rows: each library's client drives the same server, picows'.
+
+The asyncio libraries run on asyncio's own loop and on uvloop (``--loops``). Every server and every
+client runs in its own process (a server stays up for a round; each measurement starts a fresh
+client process). Each round runs every case for every library, in an order that rotates from
+round to round; rates and latency percentiles are medians over rounds, and the ratios to picows and
+to websockets are medians of the per-round ratios, so that the machine's drift between rounds
+cancels out. Latency is the time from a message's send to its echo, measured in the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+CALLBACKS = "wsproto_core-callbacks"
+ASYNCIO_LIBRARIES = ("picows", "websockets", "aiohttp", "wsproto_core", CALLBACKS)
+REFERENCE, BASELINE = "picows", "websockets"
+POOL = 16  # distinct payloads per case, so that an echo of the wrong message is noticed
+KB = 1000
+KiB = 1024
+
+
+class EchoMismatch(AssertionError):
+    """An echo differed from what was sent, or the connection closed during the run."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """What one measurement sends: payload size, messages in flight per connection, connections."""
+
+    size: int
+    in_flight: int = 1
+    connections: int = 1
+
+    @property
+    def name(self) -> str:
+        size = f"{self.size // KiB} KiB" if self.size % KiB == 0 and self.size >= KiB else f"{self.size} B"
+        if self.size % KB == 0 and self.size >= KB and self.size % KiB:
+            size = f"{self.size // KB} KB"
+        extra = ""
+        if self.in_flight > 1:
+            extra = f", {self.in_flight} in flight"
+        if self.connections > 1:
+            extra += f", {self.connections} connections"
+        return size + extra
+
+
+CASES = (Case(256), Case(8 * KiB), Case(100 * KB), Case(256, in_flight=100), Case(256, connections=100))
+
+
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop  # noqa: PLC0415
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run_on(kind: str, main: Awaitable[Any]) -> Any:
+    with asyncio.Runner(loop_factory=lambda: new_loop(kind)) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------- servers
+
+
+async def serve_picows(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+    from picows import WSListener, WSMsgType, ws_create_server  # noqa: PLC0415
+
+    class Echo(WSListener):  # type: ignore[misc]
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+            elif frame.msg_type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                transport.send(frame.msg_type, frame.get_payload_as_memoryview())
+
+    server = await ws_create_server(lambda request: Echo(), "127.0.0.1", 0)
+    port_out(server.sockets[0].getsockname()[1])
+    await stop
+    server.close()
+
+
+async def serve_websockets(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+    from websockets.asyncio.server import serve  # noqa: PLC0415
+
+    async def echo(websocket: Any) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async with serve(echo, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None) as server:
+        port_out(server.sockets[0].getsockname()[1])
+        await stop
+
+
+async def serve_aiohttp(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+    from aiohttp import WSMsgType, web  # noqa: PLC0415
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        websocket = web.WebSocketResponse(max_msg_size=0, compress=False, autoping=True)
+        await websocket.prepare(request)
+        async for message in websocket:
+            if message.type == WSMsgType.BINARY:
+                await websocket.send_bytes(message.data)
+            elif message.type == WSMsgType.TEXT:
+                await websocket.send_str(message.data)
+        return websocket
+
+    application = web.Application()
+    application.router.add_get("/", echo)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port_out(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    await stop
+    await runner.cleanup()
+
+
+async def serve_wsproto_core(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+    from wsproto_core.drivers.asyncio import serve  # noqa: PLC0415
+
+    async def echo(websocket: Any) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    server = await serve(echo, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
+    port_out(server.port)
+    await stop
+    await server.close()
+
+
+async def serve_wsproto_core_callbacks(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+    from wsproto_core.drivers.asyncio import Listener, serve_listener  # noqa: PLC0415
+
+    class Echo(Listener):
+        def on_message(self, websocket: Any, message: str | bytes) -> None:
+            websocket.send_nowait(message)
+
+    server = await serve_listener(Echo, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
+    port_out(server.port)
+    await stop
+    await server.close()
+
+
+SERVERS: dict[str, Callable[[Callable[[int], None], asyncio.Future[None]], Awaitable[None]]] = {
+    "picows": serve_picows,
+    "websockets": serve_websockets,
+    "aiohttp": serve_aiohttp,
+    "wsproto_core": serve_wsproto_core,
+    CALLBACKS: serve_wsproto_core_callbacks,
+}
+
+
+async def server_main(library: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def port_out(port: int) -> None:
+        print(f"PORT {port}", flush=True)
+
+    def wait_for_eof() -> None:
+        # The parent closes our stdin to stop us (or dies, which closes it too).
+        sys.stdin.read()
+        loop.call_soon_threadsafe(stop.set_result, None)
+
+    reader = loop.run_in_executor(None, wait_for_eof)
+    await SERVERS[library](port_out, stop)
+    await reader
+
+
+class ServerProcess:
+    """A server subprocess, stopped when its ``with`` block ends."""
+
+    def __init__(self, library: str, loop: str) -> None:
+        command = [sys.executable, __file__, "--serve", library, "--loop", loop]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"{library} server did not start (said {line!r})")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------------------------- clients
+
+
+class Tally:
+    """What a client counted: messages echoed and checked, and each one's round trip."""
+
+    def __init__(self, payloads: list[bytes], stop_at: float) -> None:
+        self.payloads = payloads
+        self.stop_at = stop_at
+        self.messages = 0
+        self.latencies: list[float] = []
+
+    def next_payload(self, index: int) -> bytes:
+        return self.payloads[index % POOL]
+
+
+async def echo_loop(
+    send: Callable[[bytes], Awaitable[Any]], recv: Callable[[], Awaitable[Any]], tally: Tally, in_flight: int, seed: int
+) -> None:
+    """Keep ``in_flight`` messages outstanding until the deadline; check every echo in order."""
+    clock = time.perf_counter
+    pending: deque[tuple[bytes, float]] = deque()
+    index = seed
+    for _ in range(in_flight):
+        payload = tally.next_payload(index)
+        index += 1
+        pending.append((payload, clock()))
+        await send(payload)
+    while pending:
+        echoed = await recv()
+        payload, sent_at = pending.popleft()
+        if echoed != payload:
+            raise EchoMismatch(f"echo {tally.messages} differs from what was sent")
+        now = clock()
+        tally.messages += 1
+        tally.latencies.append(now - sent_at)
+        if now < tally.stop_at:
+            payload = tally.next_payload(index)
+            index += 1
+            pending.append((payload, now))
+            await send(payload)
+
+
+async def client_websockets(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from websockets.asyncio.client import connect  # noqa: PLC0415
+
+    async with connect(url, compression=None, max_size=None, ping_interval=None, proxy=None) as websocket:
+        await echo_loop(websocket.send, websocket.recv, tally, case.in_flight, seed)
+
+
+async def client_aiohttp(url: str, tally: Tally, case: Case, seed: int) -> None:
+    import aiohttp  # noqa: PLC0415
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0, compress=0) as websocket:
+
+        async def recv() -> bytes:
+            message = await websocket.receive()
+            if message.type != aiohttp.WSMsgType.BINARY:
+                raise EchoMismatch(f"received {message.type!r}")
+            return message.data  # type: ignore[no-any-return]
+
+        await echo_loop(websocket.send_bytes, recv, tally, case.in_flight, seed)
+
+
+async def client_wsproto_core(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from wsproto_core.drivers.asyncio import connect  # noqa: PLC0415
+
+    async with connect(url, compression=False, max_message_size=None, ping_interval=None) as websocket:
+        await echo_loop(websocket.send, websocket.recv, tally, case.in_flight, seed)
+
+
+async def client_picows(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from picows import WSCloseCode, WSListener, WSMsgType, ws_connect  # noqa: PLC0415
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    clock = time.perf_counter
+
+    class Client(WSListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.pending: deque[tuple[bytes, float]] = deque()
+            self.index = seed
+
+        def send_next(self, transport: Any, now: float) -> None:
+            payload = tally.next_payload(self.index)
+            self.index += 1
+            self.pending.append((payload, now))
+            transport.send(WSMsgType.BINARY, payload)
+
+        def on_ws_connected(self, transport: Any) -> None:
+            for _ in range(case.in_flight):
+                self.send_next(transport, clock())
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if done.done():
+                return
+            if frame.msg_type != WSMsgType.BINARY or not frame.fin:
+                done.set_exception(EchoMismatch(f"received {frame.msg_type!r}"))
+                return
+            payload, sent_at = self.pending.popleft()
+            if frame.get_payload_as_memoryview() != payload:
+                done.set_exception(EchoMismatch(f"echo {tally.messages} differs from what was sent"))
+                return
+            now = clock()
+            tally.messages += 1
+            tally.latencies.append(now - sent_at)
+            if now < tally.stop_at:
+                self.send_next(transport, now)
+            elif not self.pending:
+                done.set_result(None)
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            if not done.done():
+                done.set_exception(EchoMismatch("the server closed the connection during the run"))
+
+    transport, _ = await ws_connect(Client, url, max_frame_size=1 << 30)
+    try:
+        await done
+    finally:
+        transport.send_close(WSCloseCode.OK)
+        transport.disconnect()
+        await transport.wait_disconnected()
+
+
+async def client_wsproto_core_callbacks(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from wsproto_core.drivers.asyncio import Listener, connect  # noqa: PLC0415
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    clock = time.perf_counter
+
+    class Client(Listener):
+        def __init__(self) -> None:
+            self.pending: deque[tuple[bytes, float]] = deque()
+            self.index = seed
+
+        def send_next(self, websocket: Any, now: float) -> None:
+            payload = tally.next_payload(self.index)
+            self.index += 1
+            self.pending.append((payload, now))
+            websocket.send_nowait(payload)
+
+        def on_message(self, websocket: Any, message: str | bytes) -> None:
+            if done.done():
+                return
+            payload, sent_at = self.pending.popleft()
+            if message != payload:
+                done.set_exception(EchoMismatch(f"echo {tally.messages} differs from what was sent"))
+                return
+            now = clock()
+            tally.messages += 1
+            tally.latencies.append(now - sent_at)
+            if now < tally.stop_at:
+                self.send_next(websocket, now)
+            elif not self.pending:
+                done.set_result(None)
+
+        def on_close(self, websocket: Any) -> None:
+            if not done.done():
+                done.set_exception(EchoMismatch("the server closed the connection during the run"))
+
+    client = Client()
+    options = {"compression": False, "max_message_size": None, "ping_interval": None}
+    async with connect(url, listener=client, **options) as websocket:
+        for _ in range(case.in_flight):
+            client.send_next(websocket, clock())
+        await done
+
+
+CLIENTS: dict[str, Callable[[str, Tally, Case, int], Awaitable[None]]] = {
+    "picows": client_picows,
+    "websockets": client_websockets,
+    "aiohttp": client_aiohttp,
+    "wsproto_core": client_wsproto_core,
+    CALLBACKS: client_wsproto_core_callbacks,
+}
+
+
+async def client_main(library: str, port: int, case: Case, duration: float, warmup: float) -> dict[str, Any]:
+    rng = random.Random(case.size)
+    payloads = [rng.randbytes(case.size) for _ in range(POOL)]
+    url = f"ws://127.0.0.1:{port}/"
+    client = CLIENTS[library]
+    # Warm up (connections, allocator, the server's caches), then measure on fresh connections.
+    await asyncio.gather(
+        *(client(url, Tally(payloads, time.perf_counter() + warmup), case, n) for n in range(case.connections))
+    )
+    started = time.perf_counter()
+    tallies = [Tally(payloads, started + duration) for _ in range(case.connections)]
+    await asyncio.gather(*(client(url, tally, case, n) for n, tally in enumerate(tallies)))
+    seconds = time.perf_counter() - started
+    latencies = sorted(latency for tally in tallies for latency in tally.latencies)
+    messages = sum(tally.messages for tally in tallies)
+    return {
+        "messages": messages,
+        "verified": messages,
+        "seconds": seconds,
+        "msgs_per_s": messages / seconds,
+        "p50_us": 1e6 * latencies[len(latencies) // 2],
+        "p99_us": 1e6 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+def measure(library: str, loop: str, port: int, case: Case, duration: float) -> dict[str, Any]:
+    """Run one client process; return its figures or raise what went wrong."""
+    command = [sys.executable, __file__, "--drive", library, "--loop", loop, "--port", str(port)]
+    command += ["--case", json.dumps(asdict(case)), "--duration", str(duration)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120 + 4 * duration, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "client failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------------------- the run
+
+
+def metadata(args: argparse.Namespace) -> dict[str, Any]:
+    versions = {}
+    for name in ("picows", "websockets", "aiohttp", "uvloop", "wsproto_core"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions,
+        "revision": revision.stdout.strip(),
+        "rounds": args.rounds,
+        "duration": args.duration,
+    }
+
+
+def summarise(rounds: list[dict[str, dict[str, Any]]], keys: list[str]) -> dict[str, Any]:
+    """Medians over rounds of rates and percentiles; medians of per-round ratios."""
+    summary: dict[str, Any] = {}
+    for key in keys:
+        rows = [round_[key] for round_ in rounds if key in round_]
+        libraries = list(rows[0]) if rows else []
+        row: dict[str, Any] = {"msgs_per_s": {}, "p50_us": {}, "p99_us": {}, "ratio_picows": {}, "ratio_websockets": {}}
+        for library in libraries:
+            results = [r[library] for r in rows if r.get(library)]
+            ok = len(results) == len(rows)
+            for field in ("msgs_per_s", "p50_us", "p99_us"):
+                row[field][library] = statistics.median(r[field] for r in results) if ok else None
+            for reference, name in ((REFERENCE, "ratio_picows"), (BASELINE, "ratio_websockets")):
+                ratios = [
+                    r[library]["msgs_per_s"] / r[reference]["msgs_per_s"]
+                    for r in rows
+                    if r.get(library) and r.get(reference)
+                ]
+                row[name][library] = statistics.median(ratios) if ok and len(ratios) == len(rows) else None
+        summary[key] = row
+    return summary
+
+
+def print_tables(summary: dict[str, Any], markdown: bool) -> None:
+    def cell(value: float | None, form: str) -> str:
+        return "FAILED" if value is None else format(value, form)
+
+    for key, row in summary.items():
+        print(f"\n{key}" if not markdown else f"\n**{key}**\n")
+        header = ("library", "msgs/s", "/picows", "/websockets", "p50 us", "p99 us")
+        lines = [header]
+        for library in row["msgs_per_s"]:
+            lines.append(
+                (
+                    library,
+                    cell(row["msgs_per_s"][library], ",.0f"),
+                    cell(row["ratio_picows"][library], ".2f"),
+                    cell(row["ratio_websockets"][library], ".2f"),
+                    cell(row["p50_us"][library], ".0f"),
+                    cell(row["p99_us"][library], ".0f"),
+                )
+            )
+        if markdown:
+            print("| " + " | ".join(header) + " |")
+            print("|" + "---|" * len(header))
+            for line in lines[1:]:
+                print("| " + " | ".join(line) + " |")
+        else:
+            widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+            for line in lines:
+                print("  ".join(value.rjust(width) for value, width in zip(line, widths, strict=True)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
+    parser.add_argument("--loops", default="asyncio,uvloop")
+    parser.add_argument("--libraries", default=",".join(ASYNCIO_LIBRARIES))
+    parser.add_argument("--roles", default="server,client")
+    parser.add_argument("--filter", default="", help="only the cases whose name contains this")
+    parser.add_argument("--json", help="also write every result and the metadata here")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--drive", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.serve:
+        run_on(args.loop, server_main(args.serve))
+        return 0
+    if args.drive:
+        case = Case(**json.loads(args.case))
+        warmup = min(0.5, args.duration / 4)
+        print(json.dumps(run_on(args.loop, client_main(args.drive, args.port, case, args.duration, warmup))))
+        return 0
+
+    libraries = args.libraries.split(",")
+    loops = args.loops.split(",")
+    cases = [case for case in CASES if args.filter in case.name]
+    report: dict[str, Any] = {"metadata": metadata(args), "rounds": [], "errors": []}
+    keys: list[str] = []
+    for number in range(args.rounds):
+        results: dict[str, dict[str, Any]] = {}
+        order = libraries[number % len(libraries) :] + libraries[: number % len(libraries)]
+        for loop in loops:
+            for role in args.roles.split(","):
+                servers = order if role == "server" else [REFERENCE]
+                with contextlib.ExitStack() as stack:
+                    ports = {name: stack.enter_context(ServerProcess(name, loop)).port for name in servers}
+                    for case in cases:
+                        key = f"{role}, {loop}, {case.name}"
+                        if key not in keys:
+                            keys.append(key)
+                        results[key] = {}
+                        for library in order:
+                            client = REFERENCE if role == "server" else library
+                            port = ports[library if role == "server" else REFERENCE]
+                            if not args.quiet:
+                                print(f"round {number + 1}: {key}: {library}", file=sys.stderr)
+                            try:
+                                results[key][library] = measure(client, loop, port, case, args.duration)
+                            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
+                                results[key][library] = None
+                                report["errors"].append(f"{key}: {library}: {error}")
+        report["rounds"].append(results)
+    report["summary"] = summarise(report["rounds"], keys)
+    print_tables(report["summary"], args.markdown)
+    for error in report["errors"]:
+        print(f"FAILED {error}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=1)
+    return 1 if report["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
