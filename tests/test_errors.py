@@ -112,10 +112,14 @@ def test_extension_refusal_keeps_the_extension_code() -> None:
 
 @pytest.mark.parametrize("kind", list(Violation))
 def test_violation_error_carries_kind_and_code(kind: Violation) -> None:
-    error = kind.error(kind="data", opcode=3, name="Ping", length=1, limit=2, size=3, code_value=4, cause=None)
+    error = kind.error(
+        kind="data", opcode=3, name="Ping", length=1, limit=2, size=3, code_value=4, cause=None, unclaimed=""
+    )
     assert error.kind is kind
     assert error.code == kind.code
     assert (
-        kind.error(code=1008, kind="x", opcode=3, name="n", length=1, limit=2, size=3, code_value=4, cause=0).code
+        kind.error(
+            code=1008, kind="x", opcode=3, name="n", length=1, limit=2, size=3, code_value=4, cause=0, unclaimed=""
+        ).code
         == 1008
     )

@@ -513,7 +513,7 @@ class Connection:
         if first & 0x70 and not self.extensions:
             # Section 5.2: "MUST be 0 unless an extension is negotiated that
             # defines meanings for non-zero values".
-            raise Violation.RESERVED_BITS.error()
+            raise Violation.RESERVED_BITS.error(unclaimed="without a negotiated extension")
         if second & 0x80:
             if self.client:
                 # Section 5.1: "A client MUST close a connection if it detects a
@@ -692,7 +692,7 @@ class Connection:
         if isinstance(inflated, CloseReason):
             if inflated == CloseReason.PROTOCOL_ERROR:
                 # The hook path's failure for the same refusal, from _inbound_header.
-                raise Violation.RESERVED_BITS.error()
+                raise Violation.RESERVED_BITS.error(unclaimed="that no negotiated extension uses")
             raise Violation.EXTENSION_REFUSED_PAYLOAD.error(code=int(inflated), name="permessage-deflate")
         if first == 0xC2:
             return BytesMessage(inflated, True, True)
@@ -710,7 +710,7 @@ class Connection:
                 raise Violation.EXTENSION_REFUSED_FRAME.error(code=int(result), name=extension.name)
             claimed |= (result.rsv1 << 6) | (result.rsv2 << 5) | (result.rsv3 << 4)
         if first & 0x70 & ~claimed:
-            raise Violation.RESERVED_BITS.error()
+            raise Violation.RESERVED_BITS.error(unclaimed="that no negotiated extension uses")
 
     def _inbound_payload(self, chunk: bytes, frame_finished: bool) -> bytes:
         for extension in self.extensions:

@@ -65,7 +65,7 @@ class Violation(enum.Enum):
 
     #: Section 5.2: RSV bits "MUST be 0 unless an extension is negotiated that
     #: defines meanings for non-zero values".
-    RESERVED_BITS = (1002, "Reserved bits set that no negotiated extension uses")
+    RESERVED_BITS = (1002, "Reserved bits set {unclaimed}")
     #: Section 5.1: a server MUST fail on an unmasked frame.
     UNMASKED_FROM_CLIENT = (1002, "Unmasked frame from the client")
     #: Section 5.1: a client MUST fail on a masked frame.
