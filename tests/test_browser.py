@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium, chromium-
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, log: Path) -> Iterator[tuple[int, str]]:
+def chromium(profile: Path, log: Path, extra_arguments: Sequence[str] = ()) -> Iterator[tuple[int, str]]:
     """Start headless Chromium; yield the DevTools port and the browser target's path."""
     assert CHROMIUM is not None
     arguments = [
@@ -58,6 +58,7 @@ def chromium(profile: Path, log: Path) -> Iterator[tuple[int, str]]:
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
         "--remote-debugging-port=0",
+        *extra_arguments,
         "about:blank",
     ]
     with log.open("wb") as output:
