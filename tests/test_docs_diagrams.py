@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from wsproto_core import state as state_module
 from wsproto_core.frames import Opcode, build_close_payload, build_frame_header
+from wsproto_core.http2 import connect_request_headers
 from wsproto_core.state import ConnectionState, Trigger
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -182,7 +183,7 @@ def test_committed_guide_diagram_is_up_to_date(name: str) -> None:
 
 def test_every_guide_diagram_is_shown_with_a_text_alternative() -> None:
     shown: dict[str, str] = {}
-    for page in (DOCS / "explanation").rglob("*.md"):
+    for page in DOCS.rglob("*.md"):
         for alt, target in re.findall(r"!\[([^\]]*)\]\(([^)]*_static/diagrams/[^)]*\.svg)\)", page.read_text("utf-8")):
             assert (page.parent / target).resolve().is_file(), f"{page}: {target} does not exist"
             shown[Path(target).stem] = alt
@@ -294,3 +295,18 @@ def test_closing_handshake_shows_the_close_payload_and_states() -> None:
     assert state_module.next_state(S.OPEN, T.RECEIVE_CLOSE) is S.REMOTE_CLOSING
     assert state_module.next_state(S.LOCAL_CLOSING, T.RECEIVE_CLOSE) is S.CLOSED
     assert state_module.next_state(S.REMOTE_CLOSING, T.SEND_CLOSE) is S.CLOSED
+
+
+def test_http2_picture_shows_the_header_list_the_library_sends() -> None:
+    """RFC 8441 sections 3 and 4: the setting's identifier and the extended CONNECT, as the library builds them."""
+    shown = texts(parse(guide_diagrams.http2_streams()))
+    sent = [
+        f"{name.decode()}: {value.decode()}" for name, value in connect_request_headers(guide_diagrams.HTTP2_REQUEST)
+    ]
+    start = shown.index(sent[0])
+    assert shown[start : start + len(sent)] == sent
+    assert sent[:2] == [":method: CONNECT", ":protocol: websocket"]
+    assert "ENABLE_CONNECT_PROTOCOL (0x8) = 1" in shown
+    # Client-initiated streams have odd identifiers (RFC 9113 section 5.1.1); stream 0 is the connection's.
+    streams = [int(text.split()[1]) for text in shown if re.fullmatch(r"stream \d+", text)]
+    assert streams == [0, 1, 3, 5]

@@ -29,7 +29,9 @@ if __name__ == "__main__":  # run as a script: make the package and the helper i
 
 from svgdraw import arrow, document, element, text_width
 
+from wsproto_core.events import Request
 from wsproto_core.frames import Opcode, build_frame_header
+from wsproto_core.http2 import SETTINGS_ENABLE_CONNECT_PROTOCOL, connect_request_headers
 from wsproto_core.masking import apply_mask
 from wsproto_core.utilities import generate_accept_token
 
@@ -644,6 +646,100 @@ def fan_out() -> str:
     return _svg(width, height, "Fan-out across processes and machines", description, body, name="fan-out")
 
 
+# --- WebSockets over HTTP/2 (RFC 8441) -------------------------------------------------------------
+
+#: The request drawn on the HTTP/2 picture; its header list comes from the library.
+HTTP2_REQUEST = Request(host="example.com", target="/chat")
+
+
+def http2_streams() -> str:
+    """Streams of one HTTP/2 connection: the page, and WebSockets opened by extended CONNECT."""
+    body: list[str] = []
+    width = 780.0
+    left, right = 24.0, 600.0
+    column = 156.0
+    middle_x, middle_width = left + column + 22, right - left - column - 44
+    headers = [f"{name.decode()}: {value.decode()}" for name, value in connect_request_headers(HTTP2_REQUEST)]
+    rows: list[tuple[str, list[str], str, str]] = [
+        (
+            "stream 0",
+            ["SETTINGS from the server:", f"ENABLE_CONNECT_PROTOCOL ({SETTINGS_ENABLE_CONNECT_PROTOCOL:#x}) = 1"],
+            "",
+            "the connection",
+        ),
+        (
+            "stream 1",
+            ["HEADERS  :method: GET  :path: /", "response :status: 200, DATA: the page"],
+            "page",
+            "process_request",
+        ),
+        (
+            "stream 3",
+            ["HEADERS, an extended CONNECT:", *headers, "response :status: 200", "DATA both ways: WebSocket frames"],
+            "WebSocket /chat",
+            "own Connection",
+        ),
+        (
+            "stream 5",
+            ["the same, for a second WebSocket:", "its own frames, window and close"],
+            "WebSocket /feed",
+            "own Connection",
+        ),
+    ]
+    body.append(_box(left, 20, column, 34))
+    body.append(_text(left + column / 2, 42, "Browser tab", "t b", "middle"))
+    body.append(_box(right, 20, column, 34))
+    body.append(_text(right + column / 2, 42, "Server", "t b", "middle"))
+    body.append(_text(middle_x + middle_width / 2, 36, "one TCP connection, TLS with ALPN h2", "t b", "middle"))
+    body.append(_text(middle_x + middle_width / 2, 52, "HTTP/2 frames of every stream, interleaved", "t s", "middle"))
+    y = 72.0
+    top = y
+    step = 16.0
+    for stream, lines, client_part, server_part in rows:
+        height = len(lines) * step + 34
+        body.append(_box(middle_x, y, middle_width, height, "card", rx=6))
+        body.append(_text(middle_x + 12, y + 20, stream, "t b"))
+        body += _lines(middle_x + 84, y + 20, lines, "t m", "start", step=step)
+        centre = y + height / 2
+        if client_part:
+            body.append(_box(left, centre - 16, column, 32))
+            body.append(_text(left + column / 2, centre + 5, client_part, "t", "middle"))
+            body.append(arrow(left + column + 2, centre, middle_x - 2, centre, line_class="ac", head_class="ach"))
+        body.append(_box(right, centre - 16, column, 32))
+        body.append(_text(right + column / 2, centre + 5, server_part, "t", "middle"))
+        body.append(arrow(right - 2, centre, middle_x + middle_width + 2, centre, line_class="as", head_class="ash"))
+        y += height + 12
+    body.append(
+        element("rect", x=middle_x - 10, y=top - 8, width=middle_width + 20, height=y - top + 4, rx=10, class_="group")
+    )
+    body += _lines(
+        width / 2,
+        y + 18,
+        [
+            "Each WebSocket stream has its own flow-control window, reopened as its application reads:",
+            "a stalled WebSocket stops only its own stream. A failure resets that stream (RST_STREAM);",
+            "a closing handshake ends it (END_STREAM). The connection and the other streams go on.",
+        ],
+        "t s",
+        "middle",
+        step=16,
+    )
+    height = y + 74
+    description = (
+        "WebSockets over HTTP/2 (RFC 8441). One TCP connection with TLS, where ALPN chose h2, carries several "
+        "streams. On stream 0 the server's SETTINGS enable extended CONNECT (setting 0x8 = 1). Stream 1 carries "
+        "the page: a GET answered with status 200 by process_request. Stream 3 is a WebSocket: the browser sends "
+        "an extended CONNECT (" + ", ".join(headers) + "), the server answers status 200, and WebSocket frames "
+        "then travel in DATA frames both ways, to a Connection and a handler of its own. Stream 5 is a second "
+        "WebSocket with its own frames, window and close. Each stream's flow-control window is reopened as its "
+        "application reads, so a stalled WebSocket stops only its own stream; a failure resets that stream and a "
+        "closing handshake ends it, while the connection and the other streams go on."
+    )
+    return _svg(
+        width, height, "WebSockets as streams of one HTTP/2 connection", description, body, name="http2-streams"
+    )
+
+
 #: Every diagram of the guide, by file name (without ``.svg``).
 DIAGRAMS: dict[str, Callable[[], str]] = {
     "opening-handshake": opening_handshake,
@@ -652,6 +748,7 @@ DIAGRAMS: dict[str, Callable[[], str]] = {
     "closing-handshake": closing_handshake,
     "end-to-end": end_to_end,
     "fan-out": fan_out,
+    "http2-streams": http2_streams,
 }
 
 
