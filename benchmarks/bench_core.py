@@ -12,8 +12,9 @@ that takes about ``--target`` seconds; the reported time is the median over the
 repetitions. Ratios are throughput ratios: ``core/websockets = 2.00x`` means
 wsproto_core handled twice as many messages per second.
 
-Frames are built once, outside the timed loops, by the tiny builder below (not
-by any of the libraries under test), and every library parses the same bytes.
+Frames are built once, outside the timed loops, with wsproto_core's frame codec
+(``frames.frame_header``; masking by the independent big-int XOR below), and every
+library parses the same bytes, so a codec bug fails wsproto's and websockets' rows.
 After each timed batch the result is checked (event count, type, and payload of
 the last event; the bytes of the last frame sent), so a broken fast path fails
 loudly instead of looking fast. See benchmarks/README.md for what each case means.
@@ -56,6 +57,7 @@ import wsproto_core.masking
 from wsproto_core import events as core_events
 from wsproto_core.connection import Connection as CoreConnection
 from wsproto_core.connection import ConnectionType as CoreType
+from wsproto_core.frames import frame_header, read_frame_header
 from wsproto_core.permessage_deflate import PerMessageDeflate as CorePerMessageDeflate
 
 CORE, WSPROTO, WEBSOCKETS = "wsproto_core", "wsproto", "websockets"
@@ -95,39 +97,20 @@ def xor_mask(data: bytes, mask: bytes) -> bytes:
 
 def build_frame(opcode: int, payload: bytes, mask: bytes | None, fin: bool = True) -> bytes:
     """Serialise one frame: a client (masked) frame when ``mask`` is given, else a server frame."""
-    length = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    mask_bit = 0x80 if mask is not None else 0
-    if length < 126:
-        header = bytes((first, mask_bit | length))
-    elif length < 65536:
-        header = bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
-    if mask is None:
-        return header + payload
-    return header + mask + xor_mask(payload, mask)
+    header = frame_header((0x80 if fin else 0) | opcode, len(payload), mask)
+    return header + (payload if mask is None else xor_mask(payload, mask))
 
 
 def parse_frame(wire: bytes) -> tuple[int, bool, bytes]:
     """Parse exactly one frame: ``(first header byte, masked, unmasked payload)``."""
-    first, second = wire[0], wire[1]
-    length = second & 0x7F
-    position = 2
-    if length == 126:
-        length = int.from_bytes(wire[2:4], "big")
-        position = 4
-    elif length == 127:
-        length = int.from_bytes(wire[2:10], "big")
-        position = 10
-    mask = None
-    if second & 0x80:
-        mask = wire[position : position + 4]
-        position += 4
+    header = read_frame_header(wire)
+    check(header is not None, f"{len(wire)} bytes do not hold a frame header")
+    assert header is not None
+    first, length, mask, position = header
     payload = wire[position:]
     check(len(payload) == length, f"frame says {length} payload bytes, {len(payload)} follow")
     if mask is not None:
-        payload = xor_mask(payload, mask)
+        payload = xor_mask(payload, bytes(mask))
     return first, mask is not None, payload
 
 

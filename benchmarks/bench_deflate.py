@@ -34,6 +34,7 @@ from websockets.protocol import Protocol, Side, State
 from wsproto_core.connection import Connection, ConnectionType
 from wsproto_core.events import TextMessage
 from wsproto_core.extensions import PerMessageDeflate
+from wsproto_core.frames import read_frame_header
 
 
 def json_message(index: int) -> str:
@@ -108,8 +109,10 @@ def check_same_work(messages: list[str]) -> None:
     for message in messages:
         frame = server.send(TextMessage(message))
         expected = compressor.compress(message.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        header = 2 if frame[1] < 126 else 4
-        assert frame[0] == 0xC1 and frame[header:] == expected[:-4], "the send comparison is not like for like"
+        parsed = read_frame_header(frame)
+        assert parsed is not None, "not a frame"
+        first, _length, _mask, header = parsed
+        assert first == 0xC1 and frame[header:] == expected[:-4], "the send comparison is not like for like"
 
 
 def spread(ratios: list[float]) -> str:

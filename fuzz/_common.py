@@ -39,7 +39,7 @@ from wsproto_core.events import (  # noqa: E402
     Pong,
     TextMessage,
 )
-from wsproto_core.frames import MAX_CONTROL_PAYLOAD, is_valid_close_code  # noqa: E402
+from wsproto_core.frames import MAX_CONTROL_PAYLOAD, frame_header, is_valid_close_code  # noqa: E402
 from wsproto_core.masking import python_apply_mask  # noqa: E402
 
 CLIENT = ConnectionType.CLIENT
@@ -117,18 +117,15 @@ def build_frame(
 ) -> bytes:
     """One raw frame (RFC 6455 section 5.2), valid or not (as tests/helpers.py's builder)."""
     declared = len(payload) if length is None else length
-    if length_size is None:
+    # The form asked for, or the next one that holds the length.
+    if length_size is None or length_size == 7:
         length_size = 7 if declared < 126 else 16 if declared < 0x10000 else 64
+    elif length_size == 16 and declared >= 0x10000:
+        length_size = 64
     first = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
-    mask_bit = 0x80 if mask is not None else 0
-    if length_size == 7 and declared < 126:
-        header = bytes((first, mask_bit | declared))
-    elif length_size in (7, 16) and declared < 0x10000:
-        header = bytes((first, mask_bit | 126)) + declared.to_bytes(2, "big")
-    else:
-        header = bytes((first, mask_bit | 127)) + (declared & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+    header = frame_header(first, declared & 0xFFFFFFFFFFFFFFFF, mask, length_size)
     if mask is not None:
-        return header + mask + python_apply_mask(payload, mask)
+        return header + python_apply_mask(payload, mask)
     return header + payload
 
 

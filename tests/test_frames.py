@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from helpers import parse_frame
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
 from wsproto_core.frames import (
@@ -14,10 +18,16 @@ from wsproto_core.frames import (
     RsvBits,
     build_close_payload,
     build_frame_header,
+    frame_header,
     is_sendable_close_code,
     is_valid_close_code,
     parse_close_payload,
+    python_read_frame_header,
+    python_write_frame,
+    read_frame_header,
+    write_frame,
 )
+from wsproto_core.masking import python_apply_mask
 
 
 def spec_close_code_is_valid(code: int) -> bool:
@@ -203,3 +213,64 @@ def test_rsvbits_is_a_named_tuple() -> None:
     bits = RsvBits(True, False, True)
     assert bits == (True, False, True)
     assert (bits.rsv1, bits.rsv2, bits.rsv3) == (True, False, True)
+
+
+# ------------------------------------------------------------------ the codec
+
+MASKS = st.none() | st.binary(min_size=4, max_size=4)
+FORMS = {7: 125, 16: 0xFFFF, 64: (1 << 64) - 1}
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> tuple[int, int, bytes | None, int | None]:
+    """A first byte, a declared length, a key and a length form that holds the length."""
+    form = draw(st.sampled_from([None, 7, 16, 64]))
+    length = draw(st.integers(0, FORMS[form or 64]))
+    if form is None:
+        length = draw(st.sampled_from([length, length % 126, length % 0x10000]))
+    return draw(st.integers(0, 255)), length, draw(MASKS), form
+
+
+# The compiled codec (when built) and the Python one must give the same answers.
+READERS = [python_read_frame_header, read_frame_header]
+WRITERS = [python_write_frame, write_frame]
+
+
+class TestCodec:
+    @pytest.mark.parametrize("read", READERS)
+    @given(header=headers(), rest=st.binary(max_size=8))
+    def test_read_returns_what_was_written(
+        self, read: Callable[..., object], header: tuple[int, int, bytes | None, int | None], rest: bytes
+    ) -> None:
+        first, length, mask, form = header
+        data = frame_header(first, length, mask, form)
+        size = {7: 2, 16: 4, 64: 10}[form or (7 if length < 126 else 16 if length < 0x10000 else 64)]
+        assert len(data) == size + (4 if mask else 0)
+        assert read(data + rest) == (first, length, mask, len(data))
+        # Any cut before the header's end is "need more bytes"; an offset reads in place.
+        for cut in range(len(data)):
+            assert read(data[:cut]) is None
+        assert read(bytearray(b"xyz" + data), 3) == (first, length, mask, len(data))
+
+    @pytest.mark.parametrize("read", READERS)
+    def test_fields_match_section_5_2(self, read: Callable[..., object]) -> None:
+        # FIN + TEXT, masked, 16-bit length 300: the layout drawn in RFC 6455 section 5.2.
+        data = frame_header(0x81, 300, b"abcd")
+        assert data == b"\x81\xfe\x01\x2cabcd"
+        assert read(data) == (0x81, 300, b"abcd", 8)
+        assert read(b"\x82\x7f" + (1 << 63).to_bytes(8, "big")) == (0x82, 1 << 63, None, 10)
+        assert read(b"\x82\x7f" + bytes([255] * 8)) == (0x82, (1 << 64) - 1, None, 10)
+
+    @pytest.mark.parametrize("write", WRITERS)
+    @given(first=st.integers(0, 255), payload=st.binary(max_size=70000), mask=MASKS)
+    def test_write_frame_is_header_and_masked_payload(
+        self, write: Callable[..., bytes], first: int, payload: bytes, mask: bytes | None
+    ) -> None:
+        wire = write(first, payload, mask)
+        header = read_frame_header(wire)
+        assert header is not None
+        assert header[:3] == (first, len(payload), mask)
+        body = wire[header[3] :]
+        assert (python_apply_mask(body, mask) if mask else body) == payload
+        # The minimal length form (section 5.2: "the minimal number of bytes MUST be used").
+        assert wire[: header[3]] == frame_header(first, len(payload), mask)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -41,8 +40,10 @@ from .frames import (
     build_close_payload,
     is_sendable_close_code,
     parse_close_payload,
+    read_frame_header,
+    write_frame,
 )
-from .masking import apply_mask, masked_frame
+from .masking import apply_mask
 from .permessage_deflate import PerMessageDeflate
 from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
 
@@ -85,11 +86,6 @@ DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 DEFAULT_MIN_PARTIAL_SIZE: Final = 64 * 1024
 
 _OPEN = ConnectionState.OPEN
-# The two-byte headers of unmasked, unfragmented text and binary frames with a
-# 7-bit length: looked up rather than built on every send (hot path).
-_pack_header_16 = struct.Struct("!BBH").pack
-_pack_header_64 = struct.Struct("!BBQ").pack
-_SHORT_HEADERS = {first: tuple(bytes((first, length)) for length in range(126)) for first in (0x81, 0x82, 0xC1, 0xC2)}
 # First header bytes of the frames the receive fast path takes: unfragmented
 # text and binary without RSV bits.
 _PLAIN_FIRSTS = frozenset((0x81, 0x82))
@@ -99,7 +95,8 @@ _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
 _RSV_BITS = RSV_BITS_BY_VALUE
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
-_from_bytes = int.from_bytes
+_read_frame_header = read_frame_header
+_write_frame = write_frame
 # Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
 # derived from a strong source of entropy") in batches, because one getrandom()
 # call per frame would cost more than building the frame.
@@ -208,7 +205,7 @@ class Connection:
         # but not all of its payload has arrived.
         self._frame_remaining = -1
         self._frame_fin = False
-        self._frame_mask: bytes | None = None
+        self._frame_mask: bytes | bytearray | None = None
         self._frame_position = 0
         # While the frame above streams in: how many bytes must be buffered
         # before _continue_frame has something to hand out; 0 when unknown.
@@ -373,9 +370,9 @@ class Connection:
     def _parse(self) -> Event | None:
         """Parse the next event from the buffer, or return ``None`` for "need more".
 
-        Hot path: this runs once per received frame. It reads the header with
-        plain indexing (no struct, no intermediate objects) and, when the whole
-        frame is buffered, slices the payload exactly once.
+        Hot path: this runs once per received frame. The header is read by the
+        codec (``frames.read_frame_header``) and, when the whole frame is
+        buffered, the payload is sliced exactly once.
         """
         while True:
             if self._frame_remaining >= 0:
@@ -385,79 +382,54 @@ class Connection:
 
             buffer = self._buffer
             position = self._offset
-            available = len(buffer) - position
-            if available < 2:
+            header = _read_frame_header(buffer, position)
+            if header is None:
+                if len(buffer) - position >= 2:
+                    # Fail on the first two bytes without waiting for the rest.
+                    first = buffer[position]
+                    self._check_header(first, buffer[position + 1] & 0x80, first & 0x0F, first & 0x80)
                 return None
-            first = buffer[position]
-            second = buffer[position + 1]
+            first, length, mask, header_size = header
+            start = position + header_size
+            end = start + length
 
-            if first in self._plain_firsts and not self._message_opcode:
+            if (
+                first in self._plain_firsts
+                and length <= self._whole_frame_limit
+                and end <= len(buffer)
+                and (mask is None) is self.client
+                and not self._message_opcode
+            ):
                 # Fast path: a whole unfragmented message in one frame with a
-                # 7- or 16-bit length, no RSV bits, masked as our role expects.
-                length = second & 0x7F
-                start = position + 2
-                if length == 126:
-                    if available >= 4:
-                        length = (buffer[position + 2] << 8) | buffer[position + 3]
-                        start = position + 4
-                    else:
-                        length = -1
-                elif length == 127:
-                    length = -1
-                if 0 <= length <= self._whole_frame_limit and (second & 0x80) == self._incoming_mask_bit:
-                    if second & 0x80:
-                        end = start + 4 + length
-                        if end <= len(buffer):
-                            self._offset = end
-                            payload = apply_mask(buffer[start + 4 : end], buffer[start : start + 4])
-                            if first == 0x82:
-                                return BytesMessage(payload, True, True)
-                            try:
-                                return TextMessage(payload.decode("utf-8"), True, True)
-                            except UnicodeDecodeError:
-                                raise Violation.INVALID_UTF8.error() from None
-                    else:
-                        end = start + length
-                        if end <= len(buffer):
-                            self._offset = end
-                            payload = bytes(buffer[start:end])
-                            if first == 0x82:
-                                return BytesMessage(payload, True, True)
-                            try:
-                                return TextMessage(payload.decode("utf-8"), True, True)
-                            except UnicodeDecodeError:
-                                raise Violation.INVALID_UTF8.error() from None
-            elif (first == 0xC2 or first == 0xC1) and self._deflate is not None and not self._message_opcode:  # noqa: PLR1714
-                event = self._parse_compressed_whole(buffer, position, first, second)
-                if event is not None:
-                    return event
+                # small length, no RSV bits, masked as our role expects.
+                self._offset = end
+                if mask is not None:
+                    payload = apply_mask(buffer[start:end], mask)
+                elif buffer.__class__ is bytes:
+                    payload = buffer[start:end]
+                else:
+                    payload = bytes(buffer[start:end])
+                if first == 0x82:
+                    return BytesMessage(payload, True, True)
+                try:
+                    return TextMessage(payload.decode("utf-8"), True, True)
+                except UnicodeDecodeError:
+                    raise Violation.INVALID_UTF8.error() from None
+            if (
+                (first == 0xC2 or first == 0xC1)  # noqa: PLR1714
+                and self._deflate is not None
+                and length <= self._whole_frame_limit
+                and end <= len(buffer)
+                and (mask is None) is self.client
+                and not self._message_opcode
+            ):
+                return self._parse_compressed_whole(buffer, first, start, end, mask)
 
             opcode = first & 0x0F
             fin = first & 0x80
-            length = second & 0x7F
-            self._check_header(first, second, opcode, fin, length)
-
-            if length < 126:
-                header_size = 2
-            elif length == 126:
-                header_size = 4
-                if available < 4:
-                    return None
-                length = (buffer[position + 2] << 8) | buffer[position + 3]
-            else:
-                header_size = 10
-                if available < 10:
-                    return None
-                length = _from_bytes(buffer[position + 2 : position + 10], "big")
-                if length >> 63:
-                    raise Violation.LENGTH_TOP_BIT.error()
-            if second & 0x80:
-                mask: bytes | None = bytes(buffer[position + header_size : position + header_size + 4])
-                header_size += 4
-                if available < header_size:
-                    return None
-            else:
-                mask = None
+            self._check_header(first, mask is not None, opcode, fin)
+            if length >> 63:
+                raise Violation.LENGTH_TOP_BIT.error()
 
             if opcode & 0x08:
                 # Control frame: at most 125 bytes, handled whole (section 5.5).
@@ -465,10 +437,9 @@ class Connection:
                     raise Violation.CONTROL_TOO_LONG.error(
                         name=_CONTROL_NAMES[opcode], length=length, limit=MAX_CONTROL_PAYLOAD
                     )
-                end = position + header_size + length
                 if len(buffer) < end:
                     return None
-                payload = bytes(buffer[position + header_size : end])
+                payload = bytes(buffer[start:end])
                 self._offset = end
                 if mask is not None:
                     payload = apply_mask(payload, mask)
@@ -477,18 +448,17 @@ class Connection:
                 return self._control_event(opcode, payload)
 
             self._start_data_frame(opcode, fin, length, first)
-            end = position + header_size + length
             if end <= len(buffer):
                 # The whole frame is here: the common case for small messages.
                 # Each branch copies the payload once: unmasking reads straight
                 # from the buffer through a view (the view is gone before the
                 # buffer can be resized), and a bytes slice is one copy.
                 if mask is not None:
-                    payload = apply_mask(memoryview(buffer)[position + header_size : end], mask)
+                    payload = apply_mask(memoryview(buffer)[start:end], mask)
                 elif buffer.__class__ is bytes:
-                    payload = buffer[position + header_size : end]
+                    payload = buffer[start:end]
                 else:
-                    payload = bytes(memoryview(buffer)[position + header_size : end])
+                    payload = bytes(memoryview(buffer)[start:end])
                 self._offset = end
                 if self.extensions:
                     self._frame_fin = bool(fin)
@@ -501,20 +471,20 @@ class Connection:
                     return BytesMessage(payload, True, bool(fin))
                 return self._text_event(payload, True, bool(fin))
 
-            self._offset = position + header_size
+            self._offset = start
             self._frame_remaining = length
             self._frame_fin = bool(fin)
             self._frame_mask = mask
             self._frame_position = 0
             self._frame_wait = 0
 
-    def _check_header(self, first: int, second: int, opcode: int, fin: int, length: int) -> None:
+    def _check_header(self, first: int, masked: object, opcode: int, fin: int) -> None:
         """Enforce the framing rules that the first two header bytes decide."""
         if first & 0x70 and not self.extensions:
             # Section 5.2: "MUST be 0 unless an extension is negotiated that
             # defines meanings for non-zero values".
             raise Violation.RESERVED_BITS.error(unclaimed="without a negotiated extension")
-        if second & 0x80:
+        if masked:
             if self.client:
                 # Section 5.1: "A client MUST close a connection if it detects a
                 # masked frame."
@@ -656,36 +626,16 @@ class Connection:
     # ----------------------------------------------------------- extension hooks
 
     def _parse_compressed_whole(
-        self, buffer: bytes | bytearray, position: int, first: int, second: int
-    ) -> TextMessage | BytesMessage | None:
+        self, buffer: bytes | bytearray, first: int, start: int, end: int, mask: bytes | bytearray | None
+    ) -> TextMessage | BytesMessage:
         """The receive fast path for a message that permessage-deflate compressed.
 
         Takes a whole unfragmented frame with RSV1 (section 6 of RFC 7692: a
-        compressed message) and a 7- or 16-bit length, inflates it with one
-        call, within ``max_message_size``, and returns its event; returns
-        ``None``, consuming nothing, for anything else.
+        compressed message) whose payload is ``buffer[start:end]`` and a small
+        length, inflates it with one call, within ``max_message_size``, and
+        returns its event.
         """
-        length = second & 0x7F
-        start = position + 2
-        if length == 126:
-            if len(buffer) - position < 4:
-                return None
-            length = (buffer[position + 2] << 8) | buffer[position + 3]
-            start = position + 4
-        elif length == 127:
-            return None
-        if length > self._whole_frame_limit or (second & 0x80) != self._incoming_mask_bit:
-            return None
-        if second & 0x80:
-            end = start + 4 + length
-            if end > len(buffer):
-                return None
-            payload = apply_mask(buffer[start + 4 : end], buffer[start : start + 4])
-        else:
-            end = start + length
-            if end > len(buffer):
-                return None
-            payload = bytes(buffer[start:end])
+        payload = apply_mask(buffer[start:end], mask) if mask is not None else bytes(buffer[start:end])
         self._offset = end
         # _parse calls this only when _deflate is set.
         inflated = self._deflate._inflate_whole(payload, self._max_message_size)  # type: ignore[union-attr]
@@ -749,19 +699,7 @@ class Connection:
                     data = data.encode()  # type: ignore[attr-defined]
                 except UnicodeEncodeError:
                     return self._send_message(event)  # type: ignore[arg-type]  # raises the explanation
-            length = len(data)
-            if self.client:
-                mask = self._next_mask()
-                if length < 126:
-                    return masked_frame(bytes((first, 0x80 | length)) + mask, data, mask)
-                if length < 0x10000:
-                    return masked_frame(_pack_header_16(first, 0xFE, length) + mask, data, mask)
-                return masked_frame(_pack_header_64(first, 0xFF, length) + mask, data, mask)
-            if length < 126:
-                return _SHORT_HEADERS[first][length] + data
-            if length < 0x10000:
-                return _pack_header_16(first, 126, length) + data
-            return _pack_header_64(first, 127, length) + data
+            return _write_frame(first, data, self._next_mask() if self.client else None)
         if self._deflate_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
             return self._send_compressible_whole(event)  # type: ignore[arg-type]
         if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
@@ -904,21 +842,5 @@ class Connection:
         return masks[index : index + 4]
 
     def _frame(self, first: int, payload: bytes) -> bytes:
-        """Serialise one frame whose first header byte is ``first``.
-
-        Hot path: called once per message sent off the plain fast path (which
-        inlines the same steps to save the call).
-        """
-        length = len(payload)
-        if self.client:
-            mask = self._next_mask()
-            if length < 126:
-                return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
-            if length < 0x10000:
-                return masked_frame(_pack_header_16(first, 0xFE, length) + mask, payload, mask)
-            return masked_frame(_pack_header_64(first, 0xFF, length) + mask, payload, mask)
-        if length < 126:
-            return bytes((first, length)) + payload
-        if length < 0x10000:
-            return _pack_header_16(first, 126, length) + payload
-        return _pack_header_64(first, 127, length) + payload
+        """Serialise one frame whose first header byte is ``first``, masked if we are the client."""
+        return _write_frame(first, payload, self._next_mask() if self.client else None)

@@ -19,7 +19,7 @@ import enum
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-from .frames import MAX_CONTROL_PAYLOAD, Opcode
+from .frames import MAX_CONTROL_PAYLOAD, Opcode, frame_header
 from .masking import apply_mask
 
 __all__ = [
@@ -58,6 +58,15 @@ _LIMITS = {
     LengthEncoding.BITS_7: MAX_CONTROL_PAYLOAD,
     LengthEncoding.BITS_16: 0xFFFF,
     LengthEncoding.BITS_64: _MAX_64_BIT,
+}
+
+
+# The length field's width in bits for each encoding (None: the minimal one).
+_LENGTH_SIZES = {
+    LengthEncoding.MINIMAL: None,
+    LengthEncoding.BITS_7: 7,
+    LengthEncoding.BITS_16: 16,
+    LengthEncoding.BITS_64: 64,
 }
 
 
@@ -113,23 +122,7 @@ class CraftedFrame:
     def header(self) -> bytes:
         """The frame header: first byte, length field and masking key."""
         first = (0x80 if self.fin else 0) | self.rsv << 4 | self.opcode
-        mask_bit = 0x80 if self.mask is not None else 0
-        length = self.length
-        encoding = self.length_encoding
-        if encoding is LengthEncoding.MINIMAL:
-            if length <= MAX_CONTROL_PAYLOAD:
-                encoding = LengthEncoding.BITS_7
-            elif length <= 0xFFFF:
-                encoding = LengthEncoding.BITS_16
-            else:
-                encoding = LengthEncoding.BITS_64
-        if encoding is LengthEncoding.BITS_7:
-            header = bytes((first, mask_bit | length))
-        elif encoding is LengthEncoding.BITS_16:
-            header = bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
-        else:
-            header = bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
-        return header if self.mask is None else header + self.mask
+        return frame_header(first, self.length, self.mask, _LENGTH_SIZES[self.length_encoding])
 
     def to_bytes(self) -> bytes:
         """The frame on the wire: header, then the payload masked if a key is set."""

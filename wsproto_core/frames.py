@@ -3,17 +3,19 @@
 This module owns the wire format rules that do not depend on connection state:
 which opcodes and close codes exist, how a frame header is laid out (section
 5.2), and how a Close frame's payload is encoded and checked (sections 5.5.1 and
-7.4). The connection state machine in :mod:`wsproto_core.connection` parses
-headers inline for speed, but takes every constant and every close-payload rule
-from here.
+7.4). Its frame codec (:func:`read_frame_header`, :func:`write_frame`,
+:func:`frame_header`) is the only code that reads or writes a frame header:
+the connection, the crafting tools, the fuzzers and the benchmarks call it.
 """
 
 from __future__ import annotations
 
 import enum
+import struct
 from typing import NamedTuple
 
 from .errors import LocalProtocolError, Violation
+from .masking import SPEEDUPS, masked_frame
 
 __all__ = [
     "LOCAL_ONLY_CLOSE_REASONS",
@@ -24,9 +26,14 @@ __all__ = [
     "RsvBits",
     "build_close_payload",
     "build_frame_header",
+    "frame_header",
     "is_sendable_close_code",
     "is_valid_close_code",
     "parse_close_payload",
+    "python_read_frame_header",
+    "python_write_frame",
+    "read_frame_header",
+    "write_frame",
 ]
 
 #: RFC 6455 section 5.5: "All control frames MUST have a payload length of 125
@@ -179,20 +186,111 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     return code, reason
 
 
+# ------------------------------------------------------------------ the codec
+#
+# Section 5.2's header: byte 0 is FIN, RSV1-3 and the opcode; byte 1 is MASK
+# and a 7-bit length, where 126 announces a 16-bit length and 127 a 64-bit one
+# in the bytes that follow (network order); then the 4-byte masking key when
+# MASK is set. read_frame_header and write_frame (and frame_header, for every
+# form a test may want) are the only code that knows this layout; both run
+# once per frame (hot path): compiled in _speedups.c, and here in Python,
+# indexing bytes directly, for when no compiler was available.
+
+_pack_16 = struct.Struct("!BBH").pack
+_pack_64 = struct.Struct("!BBQ").pack
+_from_bytes = int.from_bytes
+# Two-byte headers of frames with a 7-bit length, for the first header bytes
+# sent most (unfragmented text and binary, plain or compressed), looked up
+# rather than built.
+_SHORT_HEADERS = {first: tuple(bytes((first, length)) for length in range(126)) for first in (0x81, 0x82, 0xC1, 0xC2)}
+
+
+def python_read_frame_header(data: bytes | bytearray, position: int = 0) -> tuple[int, int, bytes | None, int] | None:
+    """Read the frame header at ``data[position:]`` (RFC 6455 section 5.2).
+
+    Returns ``(first, length, mask, header_size)``: the first header byte
+    (FIN ``0x80``, RSV bits ``0x70``, opcode ``0x0F``), the payload length as
+    written (up to 2**64 - 1: the most significant bit that section 5.2
+    reserves is the caller's to check), the 4-byte masking key or ``None``,
+    and the size of the header including the key. Returns ``None`` when the
+    header has not fully arrived. Any length form is accepted, minimal or not.
+    """
+    available = len(data) - position
+    if available < 2:
+        return None
+    second = data[position + 1]
+    length = second & 0x7F
+    if length < 126:
+        size = 2
+    elif length == 126:
+        if available < 4:
+            return None
+        length = (data[position + 2] << 8) | data[position + 3]
+        size = 4
+    else:
+        if available < 10:
+            return None
+        length = _from_bytes(data[position + 2 : position + 10], "big")
+        size = 10
+    if second & 0x80:
+        if available < size + 4:
+            return None
+        return data[position], length, bytes(data[position + size : position + size + 4]), size + 4
+    return data[position], length, None, size
+
+
+def frame_header(first: int, length: int, mask: bytes | None = None, length_size: int | None = None) -> bytes:
+    """Write a frame header: ``first`` byte, length field, masking key.
+
+    ``length_size`` forces the form of the length field (7, 16 or 64 bits;
+    ``None``, the minimal form that section 5.2 requires of a sender), so
+    that tests can write every form a receiver must accept or refuse. The
+    length must fit the form; nothing else is checked.
+    """
+    mask_bit = 0x80 if mask is not None else 0
+    if length_size is None:
+        length_size = 7 if length < 126 else 16 if length < 0x10000 else 64
+    if length_size == 7:
+        header = bytes((first, mask_bit | length))
+    elif length_size == 16:
+        header = _pack_16(first, mask_bit | 126, length)
+    else:
+        header = _pack_64(first, mask_bit | 127, length)
+    return header if mask is None else header + mask
+
+
+def python_write_frame(first: int, payload: bytes, mask: bytes | None = None) -> bytes:
+    """One frame on the wire: its header (minimal length form) and payload, masked with ``mask`` if given.
+
+    Hot path: every frame that a ``Connection`` sends is written here.
+    """
+    length = len(payload)
+    if mask is not None:
+        if length < 126:
+            return masked_frame(bytes((first, 0x80 | length)) + mask, payload, mask)
+        if length < 0x10000:
+            return masked_frame(_pack_16(first, 0xFE, length) + mask, payload, mask)
+        return masked_frame(_pack_64(first, 0xFF, length) + mask, payload, mask)
+    if length < 126:
+        short = _SHORT_HEADERS.get(first)
+        return (short[length] if short is not None else bytes((first, length))) + payload
+    if length < 0x10000:
+        return _pack_16(first, 126, length) + payload
+    return _pack_64(first, 127, length) + payload
+
+
+# The compiled codec when the C extension is there (and not disabled by
+# WSPROTO_CORE_PURE_PYTHON), with the same results; the Python one otherwise.
+read_frame_header = python_read_frame_header
+write_frame = python_write_frame
+if SPEEDUPS:
+    from ._speedups import read_frame_header, write_frame
+
+
 def build_frame_header(opcode: int, length: int, fin: bool = True, rsv: int = 0, mask: bytes | None = None) -> bytes:
     """Serialise a frame header (section 5.2) with the minimal length encoding.
 
     ``rsv`` holds the RSV bits already in position (0x40 for RSV1, ...). The
     4-byte ``mask`` key, when given, sets the MASK bit and follows the length.
     """
-    first = (0x80 if fin else 0) | rsv | opcode
-    mask_bit = 0x80 if mask is not None else 0
-    if length < 126:
-        header = bytes((first, mask_bit | length))
-    elif length < 0x10000:
-        header = bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
-    if mask is not None:
-        header += mask
-    return header
+    return frame_header((0x80 if fin else 0) | rsv | opcode, length, mask)

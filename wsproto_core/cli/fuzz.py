@@ -39,7 +39,7 @@ from ..drivers import HandshakeRejected, InvalidURL, parse_url
 from ..drivers._common import ClientOpening, WebSocketURL
 from ..errors import RemoteProtocolError
 from ..events import BytesMessage, CloseConnection, Event, Ping, Pong, Request, TextMessage
-from ..frames import Opcode, RsvBits
+from ..frames import Opcode, RsvBits, read_frame_header
 from ..permessage_deflate import DeflateParameters, PerMessageDeflate
 from ._shared import error
 
@@ -275,12 +275,11 @@ def frame_spans(data: bytes) -> list[tuple[int, int, bool]]:
     spans: list[tuple[int, int, bool]] = []
     position = 0
     while position < len(data):
-        first = data[position]
-        second = data[position + 1] if position + 1 < len(data) else 0
-        width = {126: 2, 127: 8}.get(second & 0x7F, 0)
-        field = data[position + 2 : position + 2 + width].ljust(width, b"\0")
-        length = int.from_bytes(field, "big") if width else second & 0x7F
-        end = position + 2 + width + (4 if second & 0x80 else 0) + length
+        # A header cut short reads as if zeros followed (at most 13 bytes are missing).
+        header = read_frame_header(data[position : position + 14].ljust(14, b"\0"))
+        assert header is not None  # 14 bytes always hold a whole header
+        first, length, _mask, header_size = header
+        end = position + header_size + length
         spans.append((position, end, bool(first & 0x80)))
         position = end
     return spans
