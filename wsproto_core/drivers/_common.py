@@ -32,13 +32,25 @@ __all__ = [
     "Settings",
     "WebSocketURL",
     "accept_for",
+    "admission_refusal",
     "managed_connection",
     "parse_url",
     "request_for",
+    "send_buffer_full",
 ]
 
 #: Bytes read from the transport at a time.
 READ_SIZE = 65536
+
+#: Connections a server lets sit in the opening handshake at once. Each holds
+#: at most ``max_handshake_size`` (16 KiB) of request head, so the handshakes
+#: of trickling clients (slowloris) hold at most 64 MiB, and are dropped after
+#: ``open_timeout``.
+DEFAULT_MAX_HANDSHAKES = 4096
+
+#: Bytes a connection's outgoing buffer may hold before ``send_nowait``
+#: decides that the peer is not reading.
+DEFAULT_MAX_SEND_BUFFER = 4 * 1024 * 1024
 
 
 class ConnectionClosed(Exception):
@@ -124,6 +136,17 @@ class Settings:
     :param close_timeout: seconds to wait for the peer during the closing handshake.
     :param max_queue: received messages buffered for the application before
         the driver stops reading from the socket (backpressure).
+    :param max_handshakes: servers: connections allowed in the opening
+        handshake at once; beyond it a new connection is answered with HTTP
+        503 and ``Retry-After``. ``None``: no cap.
+    :param max_connections: servers: connections allowed at once, in the
+        handshake or open; beyond it, the same 503. ``None``: no cap.
+    :param retry_after: the seconds a 503 asks the client to wait.
+    :param max_send_buffer: bytes an outgoing buffer may already hold when a
+        message is queued without waiting (``send_nowait``); beyond it the peer
+        is not reading, and the connection is dropped (1006) rather than
+        buffering without bound. ``send`` waits for the buffer to drain
+        instead, so it never reaches this. ``None``: no limit.
     """
 
     compression: bool = True
@@ -133,6 +156,10 @@ class Settings:
     ping_timeout: float | None = 20.0
     close_timeout: float | None = 10.0
     max_queue: int = 16
+    max_handshakes: int | None = DEFAULT_MAX_HANDSHAKES
+    max_connections: int | None = None
+    retry_after: int = 10
+    max_send_buffer: int | None = DEFAULT_MAX_SEND_BUFFER
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Settings:
@@ -281,6 +308,43 @@ class ServerOpening:
 
     def _respond(self, answer: HttpResponse) -> bytes:
         return self.connection.send(answer.rejection()) + self.connection.send(RejectData(answer.body))
+
+
+def admission_refusal(settings: Settings, *, handshaking: int, connections: int) -> bytes | None:
+    """What a server answers a connection it just accepted, or ``None`` to admit it.
+
+    ``handshaking`` counts the connections already in the opening handshake,
+    ``connections`` every connection already accepted and not yet closed
+    (handshaking or open). Beyond :attr:`Settings.max_handshakes` or
+    :attr:`Settings.max_connections` the answer is an HTTP 503 with
+    ``Retry-After`` (RFC 9110 sections 15.6.4 and 10.2.3): the client learns
+    the server is busy, instead of being accepted and dropped. The driver
+    writes it, closes its side for writing, and drops the connection once
+    the client closed or after a short grace.
+    """
+    over_handshakes = settings.max_handshakes is not None and handshaking >= settings.max_handshakes
+    over_connections = settings.max_connections is not None and connections >= settings.max_connections
+    if not (over_handshakes or over_connections):
+        return None
+    body = b"The server is busy; retry later.\n"
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\n"
+        b"Retry-After: %d\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\n"
+        b"Connection: close\r\n\r\n%s"
+    ) % (settings.retry_after, len(body), body)
+
+
+#: Seconds a refused connection may stay open after its 503, for the client
+#: to read the answer before closing (closing with its request unread would
+#: make the kernel send an RST, which may destroy the answer on its way).
+REFUSAL_GRACE = 2.0
+
+
+def send_buffer_full(settings: Settings, buffered: int) -> bool:
+    """Whether a connection whose outgoing buffer holds ``buffered`` bytes must refuse more (``max_send_buffer``)."""
+    return settings.max_send_buffer is not None and buffered >= settings.max_send_buffer
 
 
 def managed_connection(connection: WSConnection, settings: Settings, *, client: bool, now: float) -> ManagedConnection:

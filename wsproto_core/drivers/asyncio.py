@@ -54,15 +54,18 @@ from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
+    REFUSAL_GRACE,
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
     ServerOpening,
     Settings,
     accept_for,
+    admission_refusal,
     managed_connection,
     parse_url,
     request_for,
+    send_buffer_full,
 )
 
 __all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener"]
@@ -292,10 +295,16 @@ class WebSocket:
         For :class:`Listener` callbacks (and anything else that must not
         await). It never waits for the transport to drain: the connection
         stops reading while the transport's buffer is above its high-water
-        mark, which slows an echoing peer down.
+        mark, which slows an echoing peer down. When the outgoing buffer
+        already holds ``max_send_buffer`` bytes (a peer that does not read),
+        the connection is dropped and :class:`ConnectionClosed` (1006) raised.
         """
         if self._closed or self._managed.state is not ConnectionState.OPEN:
             self._raise_if_closed()
+        if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
+            self._abort()
+            self.close_reason = "outgoing buffer full: the peer does not read"
+            raise self._closed_error()
         self._managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message))  # type: ignore[arg-type]
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -790,7 +799,7 @@ class _Tracked:
 class _ServerOpening(_Opening):
     """The server's handshake, fed from the protocol's callbacks, under ``open_timeout``."""
 
-    __slots__ = ("_opening", "_protocol", "_server", "_timer", "_transport")
+    __slots__ = ("_opening", "_protocol", "_refused", "_server", "_timer", "_transport")
 
     def __init__(self, server: _ServerConfig) -> None:
         self._server = server
@@ -798,13 +807,37 @@ class _ServerOpening(_Opening):
         self._protocol: _Protocol | None = None
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._refused = False
 
     def connection_made(self, protocol: _Protocol, transport: asyncio.Transport) -> None:
         self._protocol = protocol
         self._transport = transport
-        self._server.tracked.handshaking.add(transport)
+        tracked = self._server.tracked
+        refusal = admission_refusal(
+            self._server.settings,
+            handshaking=len(tracked.handshaking),
+            connections=len(tracked.handshaking) + len(tracked.open),
+        )
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        tracked.handshaking.add(transport)
         if self._server.open_timeout is not None:
             self._timer = asyncio.get_running_loop().call_later(self._server.open_timeout, self._give_up)
+
+    def _refuse(self, answer: bytes) -> None:
+        """Send ``answer``, then read and drop whatever comes until the client closes (or the grace ends).
+
+        Closing at once with the client's bytes unread would reset the
+        connection, and a reset can destroy the answer before the client reads it.
+        """
+        transport = self._transport
+        assert transport is not None
+        self._refused = True
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_GRACE, transport.abort)
 
     def _give_up(self) -> None:
         self._timer = None
@@ -827,6 +860,8 @@ class _ServerOpening(_Opening):
     def data_received(self, data: bytes) -> None:
         transport = self._transport
         assert transport is not None and self._protocol is not None
+        if self._refused:
+            return
         try:
             decided = self._opening.receive(data)
         except Exception:
@@ -838,13 +873,12 @@ class _ServerOpening(_Opening):
         self._done()
         opening = self._opening
         request = opening.request
+        if request is None:
+            # Answered with plain HTTP, or rejected: close once that is read.
+            self._refuse(opening.response)
+            return
         if opening.response:
             transport.write(opening.response)
-        if request is None:
-            # Answered with plain HTTP, or rejected: close once that is written.
-            self._protocol._opening = None
-            transport.close()
-            return
         server = self._server
         if server.tracked.closing:
             transport.abort()
