@@ -685,7 +685,7 @@ class Scale:
         return Scale(
             idle=count(self.idle),
             slowloris=count(self.slowloris),
-            slowloris_duration=max(3.0, self.slowloris_duration * factor),
+            slowloris_duration=max(12.0, self.slowloris_duration * factor),
             flood_duration=max(3.0, self.flood_duration * factor),
             soak_connections=count(self.soak_connections),
             soak_messages=count(self.soak_messages),
@@ -743,7 +743,7 @@ def markdown(outcomes: list[Outcome]) -> str:
     lines = ["| scenario | server | figures | failures |", "|---|---|---|---|"]
     for outcome in outcomes:
         figures = ", ".join(
-            f"{key}={value:.1f}" if isinstance(value, float) else f"{key}={value}"
+            f"{key}={value:.2f}" if isinstance(value, float) else f"{key}={value}"
             for key, value in outcome.figures.items()
             if key != "tracemalloc_growth"
         )
