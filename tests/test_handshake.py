@@ -669,6 +669,7 @@ def test_accept_extra_headers_are_the_servers_other_headers() -> None:
         pytest.param(lambda accept: [*_good_101(accept), (b"Sec-WebSocket-Accept", accept)], id="repeated-accept"),
         pytest.param(lambda accept: _good_101(accept)[1:], id="missing-upgrade"),
         pytest.param(lambda accept: [(b"Upgrade", b"h2c"), *_good_101(accept)[1:]], id="upgrade-h2c"),
+        pytest.param(lambda accept: [(b"Upgrade", b"websocket, h2c"), *_good_101(accept)[1:]], id="upgrade-list"),
         pytest.param(lambda accept: [_good_101(accept)[0], _good_101(accept)[2]], id="missing-connection"),
         pytest.param(
             lambda accept: [_good_101(accept)[0], (b"Connection", b"keep-alive"), _good_101(accept)[2]],

@@ -351,8 +351,11 @@ class H11Handshake:
         def fail(message: str) -> RemoteProtocolError:
             return RemoteProtocolError(message, event_hint=RejectConnection())
 
-        if "websocket" not in _tokens(fields.get(b"upgrade", [])):
-            raise fail("The 101 response lacks 'Upgrade: websocket'")
+        # Section 4.1 item 2: fail if Upgrade "contains a value that is not an
+        # ASCII case-insensitive match for the value 'websocket'": a list such
+        # as "websocket, h2c" fails too (a server's check, 4.2.1, is "includes").
+        if _tokens(fields.get(b"upgrade", [])) != {"websocket"}:
+            raise fail("The 101 response's Upgrade is not exactly 'websocket'")
         if "upgrade" not in _tokens(fields.get(b"connection", [])):
             raise fail("The 101 response lacks 'Connection: Upgrade'")
         if fields.get(b"sec-websocket-accept") != [generate_accept_token(self._nonce)]:

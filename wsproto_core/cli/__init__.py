@@ -233,7 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
         "are printed but do not count), 1 when violations were found, 2 for a bad URL or option, a server that "
         "cannot be reached, or hypothesis missing (pip install 'wsproto_core[compliance]').",
     )
-    fuzz.add_argument("url", metavar="URL", help="a ws:// or wss:// URL of an echo server")
+    fuzz.add_argument("url", metavar="URL", nargs="?", help="a ws:// or wss:// URL of an echo server")
+    fuzz.add_argument(
+        "--client",
+        metavar="'CMD {url}'",
+        default=None,
+        help="fuzz a client instead of a server: start a hostile server on 127.0.0.1 and run this command, "
+        "with {url} replaced by the server's URL, once per case (or once, if it connects again after each case); "
+        "the client should echo every message and exit 0 after a normal closure, non-zero after a failure",
+    )
+    fuzz.add_argument(
+        "--ignore-exit",
+        action="store_true",
+        help="with --client: do not judge the client's exit status",
+    )
     fuzz.add_argument(
         "--examples", type=count, default=100, metavar="N", help="how many sequences to try (default: %(default)s)"
     )
@@ -309,8 +322,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_connect(args)
     if args.command == "fuzz":
+        if args.client is not None:
+            from .fuzz_client import run_fuzz_client  # noqa: PLC0415
+
+            if args.url is not None:
+                from ._shared import error  # noqa: PLC0415
+
+                error("give either a URL (to fuzz a server) or --client (to fuzz a client), not both")
+                return 2
+            return run_fuzz_client(args)
         from .fuzz import run_fuzz  # noqa: PLC0415
 
+        if args.url is None:
+            from ._shared import error  # noqa: PLC0415
+
+            error("fuzz needs a URL (to fuzz a server) or --client 'CMD {url}' (to fuzz a client)")
+            return 2
         return run_fuzz(args)
     from .demo import demo  # noqa: PLC0415
 

@@ -292,6 +292,7 @@ def expect(
     *,
     max_message_size: int | None = None,
     deflate: DeflateParameters | None = None,
+    role: ConnectionType = ConnectionType.SERVER,
 ) -> Expectation:
     """Run the frames through the oracle and shape the case that will be sent.
 
@@ -303,11 +304,14 @@ def expect(
     (1000, masked with ``mask``) is added, so that every example ends.
     ``max_message_size`` is the server's limit, if the run checks one.
     With ``deflate`` (the parameters negotiated), the messages are compressed
-    first, in order, as one connection compresses them.
+    first, in order, as one connection compresses them. ``role`` is the role
+    of the endpoint under test: ``CLIENT`` for ``fuzz --client``, where the
+    frames come from a server and the added Close is unmasked (deflate is
+    then not supported).
     """
     if deflate is not None:
         frames = compress_messages(frames, _deflate_pair(deflate)[0])
-    oracle = _oracle(max_message_size, deflate)
+    oracle = _oracle(max_message_size, deflate, role)
     kept: list[CraftedFrame] = []
     ended = False
     for frame in frames:
@@ -322,14 +326,17 @@ def expect(
     if missing <= MAX_PADDING:
         case = dataclasses.replace(case, padding=missing)
     if not ended:
-        case = dataclasses.replace(case, closing=close_frame(1000, mask=mask))
-    return _expectation(case, _oracle(max_message_size, deflate))
+        closing_mask = mask if role is ConnectionType.SERVER else None
+        case = dataclasses.replace(case, closing=close_frame(1000, mask=closing_mask))
+    return _expectation(case, _oracle(max_message_size, deflate, role))
 
 
-def _oracle(max_message_size: int | None, deflate: DeflateParameters | None) -> Connection:
-    """A fresh server-role connection that receives as the server should."""
+def _oracle(
+    max_message_size: int | None, deflate: DeflateParameters | None, role: ConnectionType = ConnectionType.SERVER
+) -> Connection:
+    """A fresh connection in ``role`` (the endpoint under test) that receives as that endpoint should."""
     extensions = [] if deflate is None else [_deflate_pair(deflate)[1]]
-    return Connection(ConnectionType.SERVER, extensions, max_frame_size=None, max_message_size=max_message_size)
+    return Connection(role, extensions, max_frame_size=None, max_message_size=max_message_size)
 
 
 def _deflate_pair(negotiated: DeflateParameters) -> tuple[PerMessageDeflate, PerMessageDeflate]:
@@ -507,8 +514,8 @@ def _is_subsequence(items: Sequence[bytes], within: Sequence[bytes]) -> bool:
     return all(any(item == candidate for candidate in iterator) for item in items)
 
 
-def judge(expectation: Expectation, reaction: Reaction, *, echo: bool = True) -> list[Finding]:
-    """Compare the server's reaction with what the RFC requires of it."""
+def judge(expectation: Expectation, reaction: Reaction, *, echo: bool = True, peer: str = "server") -> list[Finding]:
+    """Compare the reaction of the endpoint under test (``peer``: ``"server"`` or ``"client"``) with the RFC."""
     found: list[Finding] = []
     case = expectation.case
 
@@ -517,7 +524,7 @@ def judge(expectation: Expectation, reaction: Reaction, *, echo: bool = True) ->
 
     if reaction.ending == "invalid":
         add(
-            f"invalid frame from the server: {reaction.invalid}", VIOLATION, "5", "well-formed frames", reaction.invalid
+            f"invalid frame from the {peer}: {reaction.invalid}", VIOLATION, "5", "well-formed frames", reaction.invalid
         )
     due = expectation.messages
     if echo:
