@@ -76,9 +76,15 @@ def websocket_client(url: str) -> int:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return 0 if data[:2] == b"\x03\xe8" else 1
             connection.send(data, opcode)
-    except Exception:  # noqa: BLE001 (what an application does when the library raises)
+    except websocket.WebSocketPayloadException:
+        # websocket-client raises and leaves the Close to the application:
+        # this one closes with the code the RFC names (7.4.1).
+        connection.close(status=1007)
+    except websocket.WebSocketProtocolException:
+        connection.close(status=1002)
+    except Exception:  # noqa: BLE001 (a reset, a timeout: the exit status says so)
         connection.close()
-        return 1
+    return 1
 
 
 def broken_client(url: str) -> int:
