@@ -9,6 +9,7 @@ fresh-interpreter checks run in a subprocess.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import importlib.util
 import subprocess
@@ -624,3 +625,15 @@ def test_uninstall_restores_our_behaviour(sandbox: None) -> None:
         1002,
         "Reserved bits set without a negotiated extension",
     )
+
+
+def test_receive_path_is_untouched_until_a_queue_is_used(sandbox: None) -> None:
+    # The events() wrapper goes in only once some program uses _events, so the
+    # others keep the plain method; uninstall() takes it out again.
+    original_events = Connection.__dict__["events"]
+    compat.install()
+    assert Connection.__dict__["events"] is original_events
+    assert isinstance(Connection(ConnectionType.SERVER)._events, collections.deque)  # type: ignore[attr-defined]
+    assert Connection.__dict__["events"] is not original_events
+    compat.uninstall()
+    assert Connection.__dict__["events"] is original_events

@@ -33,6 +33,7 @@ import importlib
 import re
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -138,19 +139,32 @@ def _fail(self: Connection, failure: RemoteProtocolError) -> CloseConnection:
     return CloseConnection(code=event.code, reason=reason)
 
 
+# The methods the two receive-path wrappers call, bound once: these run per
+# receive_data() and per events() call, so every lookup counts.
+_connection_receive_data = Connection.receive_data
+_connection_events = Connection.events
+
+
 def _receive_data(self: Connection, data: bytes | bytearray | memoryview | None) -> None:
     if self._state is _CLOSED and data is not None:
         raise LocalProtocolError("Connection already closed.")
-    _ORIGINALS[Connection, "receive_data"](self, data)
+    _connection_receive_data(self, data)
+
+
+#: The ``_events`` queues handed out, by connection. Kept here rather than in
+#: the instance: touching ``__dict__`` would make CPython give the instance a
+#: real dict, slowing every attribute read on the receive path.
+_queues: weakref.WeakKeyDictionary[Connection, collections.deque[Event]] = weakref.WeakKeyDictionary()
 
 
 def _events(self: Connection) -> Iterator[Event]:
-    # Events a subclass appended to _events come first, as in wsproto.
-    injected = self.__dict__.get("_events")
-    parsed: Iterator[Event] = _ORIGINALS[Connection, "events"](self)
+    # Events a subclass appended to _events come first, as in wsproto. Put in
+    # place only once some connection's queue was handed out, so programs that
+    # never touch _events pay nothing for it.
+    injected = _queues.get(self)
     if injected:
-        return _drain_then(injected, parsed)
-    return parsed
+        return _drain_then(injected, _connection_events(self))
+    return _connection_events(self)
 
 
 def _drain_then(injected: collections.deque[Event], parsed: Iterator[Event]) -> Iterator[Event]:
@@ -160,14 +174,20 @@ def _drain_then(injected: collections.deque[Event], parsed: Iterator[Event]) -> 
 
 
 class _EventQueue:
-    """``Connection._events``: a deque made on first use, as wsproto's attribute."""
+    """``Connection._events``: each connection's deque, made on first use, as wsproto's attribute."""
 
     def __get__(self, instance: Connection | None, owner: type) -> Any:
         if instance is None:
             return self
-        queue: collections.deque[Event] = collections.deque()
-        instance.__dict__["_events"] = queue
+        queue = _queues.get(instance)
+        if queue is None:
+            queue = _queues[instance] = collections.deque()
+            Connection.events = _events  # type: ignore[method-assign]
         return queue
+
+    def __set__(self, instance: Connection, value: collections.deque[Event]) -> None:
+        _queues[instance] = value
+        Connection.events = _events  # type: ignore[method-assign]
 
 
 # ============================================================================ H11Handshake
@@ -313,7 +333,6 @@ def _extension_finalize(self: Extension, offer: str) -> None:
 _GRAFTS: dict[tuple[Any, str], Any] = {
     (Connection, "_fail"): _fail,
     (Connection, "receive_data"): _receive_data,
-    (Connection, "events"): _events,
     (Connection, "_events"): _EventQueue(),
     (H11Handshake, "receive_data"): _handshake_receive_data,
     (H11Handshake, "_process_request"): _process_request,
@@ -324,8 +343,9 @@ _GRAFTS: dict[tuple[Any, str], Any] = {
     (Extension, "finalize"): _extension_finalize,
 }
 #: What the grafts replaced, to restore; also what the wrappers call.
+#: ``Connection.events`` is grafted lazily (see ``_events``) but restored here.
 _ORIGINALS: dict[tuple[Any, str], Any] = {
-    (owner, name): (owner.__dict__ if isinstance(owner, type) else vars(owner)).get(name) for owner, name in _GRAFTS
+    (owner, name): vars(owner).get(name) for owner, name in [*_GRAFTS, (Connection, "events")]
 }
 
 
