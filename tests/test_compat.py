@@ -25,7 +25,7 @@ import wsproto_core
 import wsproto_core.extensions
 from wsproto_core import compat
 from wsproto_core.connection import Connection, ConnectionState, ConnectionType
-from wsproto_core.errors import LocalProtocolError
+from wsproto_core.errors import LocalProtocolError, Violation
 from wsproto_core.events import CloseConnection, TextMessage
 from wsproto_core.handshake import H11Handshake
 
@@ -473,7 +473,7 @@ def test_without_compat_failures_keep_our_wording(sandbox: None, name: str) -> N
     role, data = VIOLATIONS[name]
     code, reason = _failure(Connection(ConnectionType[role.upper()]), data)
     assert code == 1002
-    assert reason in ("New data frame inside a fragmented message", "Reserved bits set without a negotiated extension")
+    assert reason in (Violation.INTERLEAVED_MESSAGE.value[1], Violation.RESERVED_BITS.value[1])
 
 
 @pytest.mark.parametrize("code", [0, 999, 1004, 1016, 2999, 5000, 1006, 1015])
@@ -621,10 +621,7 @@ def test_uninstall_restores_our_behaviour(sandbox: None) -> None:
     assert "_events" not in vars(Connection)
     assert repr(H11Handshake(ConnectionType.SERVER)) == "H11Handshake(client=False, state=CONNECTING)"
     _, data = VIOLATIONS["reserved bit"]
-    assert _failure(Connection(ConnectionType.SERVER), data) == (
-        1002,
-        "Reserved bits set without a negotiated extension",
-    )
+    assert _failure(Connection(ConnectionType.SERVER), data) == (1002, Violation.RESERVED_BITS.value[1])
 
 
 def test_receive_path_is_untouched_until_a_queue_is_used(sandbox: None) -> None:
@@ -637,3 +634,13 @@ def test_receive_path_is_untouched_until_a_queue_is_used(sandbox: None) -> None:
     assert Connection.__dict__["events"] is not original_events
     compat.uninstall()
     assert Connection.__dict__["events"] is original_events
+
+
+def test_every_failure_kind_has_wsprotos_wording_or_is_ours_on_purpose() -> None:
+    # A new kind of failure must be given wsproto's words, or be one wsproto
+    # cannot produce (it has no size limits and no internal-error path).
+    assert set(Violation) - set(compat._REASONS) == {
+        Violation.FRAME_TOO_BIG,
+        Violation.MESSAGE_TOO_BIG,
+        Violation.INTERNAL_ERROR,
+    }

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import importlib
-import re
 import sys
 import types
 import weakref
@@ -41,7 +40,7 @@ import h11
 
 from . import handshake as _handshake
 from .connection import Connection
-from .errors import LocalProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError, Violation
 from .events import CloseConnection, Event, RejectConnection
 from .extensions import Extension
 from .frames import MAX_CONTROL_PAYLOAD, Opcode
@@ -71,25 +70,48 @@ _displaced: dict[str, types.ModuleType] = {}
 _CLOSED = ConnectionState.CLOSED
 _LOCAL_ONLY_CODES = (1005, 1006, 1015)
 
-# Our failure message -> wsproto's (its FrameDecoder, MessageDecoder and
-# FrameProtocol raise ParseFailed with these words). A failure without an
-# entry (a size limit, an internal error: wsproto has neither) keeps ours.
-_FIXED_REASONS: dict[str, str] = {
-    "Continuation frame without a message to continue": "unexpected CONTINUATION",
-    "Masked frame from the server": "client received unexpected masked frame",
-    "Unmasked frame from the client": "server received unexpected unmasked frame",
-    "Frame length with the most significant bit set": "8-byte payload length with non-zero MSB",
-    "Reserved bits set without a negotiated extension": "Reserved bit set unexpectedly",
-    "Reserved bits set that no negotiated extension uses": "Reserved bit set unexpectedly",
-    "Close frame with a 1-byte payload": "CLOSE with 1 byte payload",
+
+def _interleaved_reason(failure: RemoteProtocolError, opcode: int | None) -> str:
+    if opcode == Opcode.TEXT or opcode == Opcode.BINARY:  # noqa: PLR1714 - opcode may be None
+        return f"expected CONTINUATION, got {Opcode(opcode)!r}"
+    return str(failure)
+
+
+# Each kind of failure -> wsproto's words for it (its FrameDecoder,
+# MessageDecoder and FrameProtocol raise ParseFailed with these). A kind
+# without an entry (a size limit, an internal error: wsproto has neither)
+# keeps our wording.
+_REASONS: dict[Violation, Callable[[RemoteProtocolError, int | None], str]] = {
+    Violation.ORPHAN_CONTINUATION: lambda failure, opcode: "unexpected CONTINUATION",
+    Violation.INTERLEAVED_MESSAGE: _interleaved_reason,
+    Violation.MASKED_FROM_SERVER: lambda failure, opcode: "client received unexpected masked frame",
+    Violation.UNMASKED_FROM_CLIENT: lambda failure, opcode: "server received unexpected unmasked frame",
+    Violation.LENGTH_TOP_BIT: lambda failure, opcode: "8-byte payload length with non-zero MSB",
+    Violation.RESERVED_BITS: lambda failure, opcode: "Reserved bit set unexpectedly",
+    Violation.RESERVED_OPCODE: lambda failure, opcode: f"Invalid opcode {_last_word(failure)}",
+    Violation.FRAGMENTED_CONTROL: lambda failure, opcode: "Invalid attempt to fragment control frame",
+    Violation.CONTROL_TOO_LONG: lambda failure, opcode: "Control frame with payload len > 125",
+    Violation.EXTENSION_REFUSED_FRAME: lambda failure, opcode: "error in extension",
+    Violation.EXTENSION_REFUSED_PAYLOAD: lambda failure, opcode: "error in extension",
+    Violation.CLOSE_ONE_BYTE: lambda failure, opcode: "CLOSE with 1 byte payload",
+    Violation.CLOSE_INVALID_CODE: lambda failure, opcode: _close_code_reason(int(_last_word(failure))),
+    # wsproto reports the decoder's own message.
+    Violation.INVALID_UTF8: lambda failure, opcode: _decode_error(failure) or str(failure),
+    Violation.CLOSE_REASON_UTF8: lambda failure, opcode: (
+        f"Error decoding CLOSE reason: {_decode_error(failure)}" if _decode_error(failure) else str(failure)
+    ),
 }
-_PATTERN_REASONS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (re.compile(r"Reserved (?:control|data) opcode (0x[0-9a-f]+)"), lambda m: f"Invalid opcode {m[1]}"),
-    (re.compile(r"Fragmented \w+ frame"), lambda m: "Invalid attempt to fragment control frame"),
-    (re.compile(r"\w+ frame payload of \d+ bytes: control"), lambda m: "Control frame with payload len > 125"),
-    (re.compile(r"Extension .* refused the (?:frame|payload)"), lambda m: "error in extension"),
-    (re.compile(r"Close frame with invalid close code (\d+)"), lambda m: _close_code_reason(int(m[1]))),
-]
+
+
+def _last_word(failure: RemoteProtocolError) -> str:
+    # The opcode or close code that the message ends with.
+    return str(failure).rsplit(" ", 1)[-1]
+
+
+def _decode_error(failure: RemoteProtocolError) -> str | None:
+    # The UnicodeDecodeError the failure was raised while handling, if any.
+    context = failure.__context__
+    return str(context) if isinstance(context, UnicodeDecodeError) else None
 
 
 def _close_code_reason(code: int) -> str:
@@ -104,25 +126,10 @@ def wsproto_failure_reason(failure: RemoteProtocolError, opcode: int | None = No
     """The words wsproto 1.3.2 uses for the protocol violation ``failure``.
 
     ``opcode`` is the opcode of the offending frame, which wsproto names when a
-    new data frame interrupts a fragmented message. Invalid UTF-8 is described
-    by the decoder's own message, as wsproto does.
+    new data frame interrupts a fragmented message.
     """
-    message = str(failure)
-    fixed = _FIXED_REASONS.get(message)
-    if fixed is not None:
-        return fixed
-    decode_error = failure.__context__
-    if isinstance(decode_error, UnicodeDecodeError):
-        if message.startswith("Close frame reason"):
-            return f"Error decoding CLOSE reason: {decode_error}"
-        return str(decode_error)
-    if message == "New data frame inside a fragmented message" and opcode is not None:
-        return f"expected CONTINUATION, got {Opcode(opcode)!r}"
-    for pattern, reason in _PATTERN_REASONS:
-        match = pattern.match(message)
-        if match:
-            return reason(match)
-    return message
+    reason = _REASONS.get(failure.kind) if failure.kind is not None else None
+    return str(failure) if reason is None else reason(failure, opcode)
 
 
 # ============================================================================ Connection
