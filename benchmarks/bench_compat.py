@@ -9,9 +9,10 @@ wrappers (wsproto's CLOSED check and its ``_events`` queue) and leaves ``send``
 alone; the cases below are those the wrappers touch most: one message per
 ``receive_data`` call, as a server reading a socket sees them. Each round
 measures every case in both modes, alternating which mode goes first, so load
-on the machine hits both alike; the figure is the median time per operation
-over the rounds (CPU time, which waiting for a core does not inflate), and the ratio is compat's throughput relative to without
-(``0.97x``: 3% slower under compat).
+on the machine hits both alike; the figure is the median CPU time per
+operation over the rounds (waiting for a core does not inflate CPU time), and
+the ratio is compat's throughput relative to without (``0.97x``: 3% slower
+under compat).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wsproto_core import compat  # noqa: E402
-from wsproto_core.connection import Connection, ConnectionType  # noqa: E402
-from wsproto_core.events import BytesMessage, TextMessage  # noqa: E402
-from wsproto_core.permessage_deflate import PerMessageDeflate  # noqa: E402
+from wsproto_core import compat
+from wsproto_core.connection import Connection, ConnectionType
+from wsproto_core.events import BytesMessage, TextMessage
+from wsproto_core.permessage_deflate import PerMessageDeflate
 
 Run = Callable[[int], int]
 
