@@ -473,7 +473,7 @@ def test_without_compat_failures_keep_our_wording(sandbox: None, name: str) -> N
     role, data = VIOLATIONS[name]
     code, reason = _failure(Connection(ConnectionType[role.upper()]), data)
     assert code == 1002
-    assert reason in (Violation.INTERLEAVED_MESSAGE.value[1], Violation.RESERVED_BITS.value[1])
+    assert reason in ("New data frame inside a fragmented message", "Reserved bits set without a negotiated extension")
 
 
 @pytest.mark.parametrize("code", [0, 999, 1004, 1016, 2999, 5000, 1006, 1015])
@@ -621,7 +621,8 @@ def test_uninstall_restores_our_behaviour(sandbox: None) -> None:
     assert "_events" not in vars(Connection)
     assert repr(H11Handshake(ConnectionType.SERVER)) == "H11Handshake(client=False, state=CONNECTING)"
     _, data = VIOLATIONS["reserved bit"]
-    assert _failure(Connection(ConnectionType.SERVER), data) == (1002, Violation.RESERVED_BITS.value[1])
+    code, reason = _failure(Connection(ConnectionType.SERVER), data)
+    assert (code, reason) == (1002, "Reserved bits set without a negotiated extension")
 
 
 def test_receive_path_is_untouched_until_a_queue_is_used(sandbox: None) -> None:
