@@ -27,6 +27,7 @@ from wsproto_core import compat
 from wsproto_core.connection import Connection, ConnectionState, ConnectionType
 from wsproto_core.errors import LocalProtocolError, Violation
 from wsproto_core.events import CloseConnection, TextMessage
+from wsproto_core.frames import Opcode, RsvBits
 from wsproto_core.handshake import H11Handshake
 
 HAS_PERMESSAGE_DEFLATE = hasattr(wsproto_core.extensions, "PerMessageDeflate")
@@ -41,7 +42,14 @@ def _real_wsproto() -> types.ModuleType | None:
         return None
     modules = [
         importlib.import_module(name)
-        for name in ("wsproto", "wsproto.connection", "wsproto.events", "wsproto.handshake", "wsproto.frame_protocol")
+        for name in (
+            "wsproto",
+            "wsproto.connection",
+            "wsproto.events",
+            "wsproto.extensions",
+            "wsproto.handshake",
+            "wsproto.frame_protocol",
+        )
     ]
     return modules[0] if modules[0].__name__ == "wsproto" else None
 
@@ -49,6 +57,8 @@ def _real_wsproto() -> types.ModuleType | None:
 #: The real wsproto, to compare against; loaded now, before any test installs compat.
 REAL = _real_wsproto()
 needs_real_wsproto = pytest.mark.skipif(REAL is None, reason="the real wsproto is not installed")
+#: wsproto's PerMessageDeflate, for the real library's side of a comparison.
+REAL_PER_MESSAGE_DEFLATE: Any = REAL.extensions.PerMessageDeflate if REAL is not None else None
 
 
 def _is_wsproto_name(name: str) -> bool:
@@ -645,3 +655,80 @@ def test_every_failure_kind_has_wsprotos_wording_or_is_ours_on_purpose() -> None
         Violation.MESSAGE_TOO_BIG,
         Violation.INTERNAL_ERROR,
     }
+
+
+# ======================================================================== permessage-deflate, as wsproto's
+
+
+def _deflate_view(extension: Any) -> tuple[object, ...]:
+    return (
+        extension.enabled(),
+        extension.client_no_context_takeover,
+        extension.client_max_window_bits,
+        extension.server_no_context_takeover,
+        extension.server_max_window_bits,
+    )
+
+
+DEFLATE_OFFERS = [
+    "permessage-deflate; client_max_window_bits=10; server_no_context_takeover",
+    "permessage-deflate; client_max_window_bits=15; server_max_window_bits=9",
+    "permessage-deflate; client_no_context_takeover; client_max_window_bits=12; server_max_window_bits=11",
+]
+
+
+@needs_real_wsproto
+@pytest.mark.parametrize("offer", DEFLATE_OFFERS)
+def test_deflate_attributes_show_the_negotiated_parameters(installed: None, offer: str) -> None:
+    # Programs read the outcome of a negotiation from these attributes, which
+    # wsproto overwrote; ours show it without losing the configuration.
+    real_server, server = REAL_PER_MESSAGE_DEFLATE(), wsproto_core.extensions.PerMessageDeflate()
+    assert server.accept(offer) == real_server.accept(offer)  # wsproto writes the same answer for these
+    assert _deflate_view(server) == _deflate_view(real_server)
+    real_client, client = REAL_PER_MESSAGE_DEFLATE(), wsproto_core.extensions.PerMessageDeflate()
+    real_client.finalize(offer)
+    client.finalize(offer)
+    assert _deflate_view(client) == _deflate_view(real_client)
+    # The configuration is kept: the same object answers the next offer afresh.
+    assert server.accept("permessage-deflate") is not None
+    assert server.client_max_window_bits == 15
+
+
+@needs_real_wsproto
+@pytest.mark.parametrize("client", [True, False])
+def test_deflate_enabled_by_hand_compresses_and_inflates_as_wsproto(installed: None, client: bool) -> None:
+    # wsproto's own tests, and programs driving the extension without a
+    # handshake, set the private _enabled and call the hooks with a proto.
+    payload = b"compress me " * 20
+
+    def compress(module: Any, extension: Any) -> tuple[bool, bytes]:
+        extension._enabled = True
+        proto = module.FrameProtocol(client=client, extensions=[extension])
+        rsv, data = extension.frame_outbound(
+            proto, module.Opcode.BINARY, module.RsvBits(False, False, False), payload, True
+        )
+        return rsv.rsv1, data
+
+    ours = compress(wsproto_core.frame_protocol, wsproto_core.extensions.PerMessageDeflate())
+    assert ours == compress(REAL.frame_protocol, REAL_PER_MESSAGE_DEFLATE())
+
+    receiver = wsproto_core.extensions.PerMessageDeflate()
+    receiver._enabled = True  # type: ignore[attr-defined]
+    assert receiver.enabled()
+    proto = wsproto_core.frame_protocol.FrameProtocol(client=not client, extensions=[receiver])
+    header = receiver.frame_inbound_header(proto, Opcode.BINARY, RsvBits(True, False, False), len(ours[1]))  # type: ignore[arg-type]
+    assert header == RsvBits(True, False, False)
+    inflated = receiver.frame_inbound_payload_data(proto, ours[1])  # type: ignore[arg-type]
+    tail = receiver.frame_inbound_complete(proto, True)  # type: ignore[arg-type]
+    assert isinstance(inflated, bytes) and isinstance(tail, bytes)
+    assert inflated + tail == payload
+
+
+def test_without_compat_deflate_attributes_are_the_configuration(sandbox: None) -> None:
+    compat.install()
+    compat.uninstall()
+    extension = wsproto_core.extensions.PerMessageDeflate()
+    extension.accept("permessage-deflate; client_max_window_bits=10")
+    assert extension.client_max_window_bits is None
+    assert extension.negotiated is not None
+    assert extension.negotiated.client_max_window_bits == 10

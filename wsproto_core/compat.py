@@ -43,12 +43,13 @@ from .connection import Connection
 from .errors import LocalProtocolError, RemoteProtocolError, Violation
 from .events import CloseConnection, Event, RejectConnection
 from .extensions import Extension
-from .frames import MAX_CONTROL_PAYLOAD, Opcode
+from .frames import MAX_CONTROL_PAYLOAD, CloseReason, Opcode, RsvBits
 from .handshake import H11Handshake
+from .permessage_deflate import DeflateParameters, PerMessageDeflate
 from .state import ConnectionState
 from .utilities import generate_accept_token, split_comma_header
 
-__all__ = ["WSPROTO_MODULES", "install", "installed", "uninstall", "wsproto_failure_reason"]
+__all__ = ["WSPROTO_MODULES", "install", "installed", "take_role", "uninstall", "wsproto_failure_reason"]
 
 #: The wsproto modules that applications import, and wsproto_core's modules
 #: that stand in for them.
@@ -334,6 +335,128 @@ def _extension_finalize(self: Extension, offer: str) -> None:
     return None
 
 
+# ============================================================================ PerMessageDeflate
+
+#: Extensions switched on through wsproto's private ``_enabled`` attribute,
+#: whose role (client or server) the first frame hook learns from its proto.
+_enabled_without_role: weakref.WeakSet[PerMessageDeflate] = weakref.WeakSet()
+_NOT_NEGOTIATED: DeflateParameters | None = None
+
+
+def _deflate_enabled_get(self: PerMessageDeflate) -> bool:
+    return self.negotiated is not None or self in _enabled_without_role
+
+
+def _deflate_enabled_set(self: PerMessageDeflate, value: bool) -> None:
+    # wsproto's tests (and programs driving the extension by hand) set
+    # _enabled = True to use the configured parameters without a handshake.
+    if value:
+        _enabled_without_role.add(self)
+    else:
+        _enabled_without_role.discard(self)
+        self._start(_NOT_NEGOTIATED, client=False)
+
+
+def take_role(extension: Extension, client: bool) -> None:
+    """Start a permessage-deflate extension enabled by hand (``_enabled = True``) in a role.
+
+    A frame hook does this on its first call, from its proto; a
+    :class:`~wsproto_core.frame_protocol.FrameProtocol` does it when built. Any
+    other extension is left alone.
+    """
+    if isinstance(extension, PerMessageDeflate) and extension in _enabled_without_role:
+        _take_role(extension, client)
+
+
+def _take_role(self: PerMessageDeflate, client: bool) -> None:
+    _enabled_without_role.discard(self)
+    bits = PerMessageDeflate.DEFAULT_CLIENT_MAX_WINDOW_BITS
+    self._start(
+        DeflateParameters(
+            self.server_no_context_takeover,
+            self.client_no_context_takeover,
+            self.server_max_window_bits or bits,
+            self.client_max_window_bits or bits,
+        ),
+        client=client,
+    )
+
+
+def _deflate_inbound_header(
+    self: PerMessageDeflate, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int
+) -> CloseReason | RsvBits:
+    if _enabled_without_role and self in _enabled_without_role:
+        _take_role(self, bool(proto.client))
+    result: CloseReason | RsvBits = _ORIGINALS[PerMessageDeflate, "frame_inbound_header"](
+        self, proto, opcode, rsv, payload_length
+    )
+    if isinstance(result, RsvBits) and self.negotiated is not None:
+        # wsproto claims RSV1 on every frame it accepts; the frames on which
+        # RSV1 is a violation were refused above, so the claim changes nothing.
+        return _CLAIMED_RSV1
+    return result
+
+
+def _deflate_outbound(  # noqa: PLR0917 - wsproto's hook signature
+    self: PerMessageDeflate, proto: Any, opcode: Opcode, rsv: RsvBits, data: bytes, fin: bool
+) -> tuple[RsvBits, bytes]:
+    if _enabled_without_role and self in _enabled_without_role:
+        _take_role(self, bool(proto.client))
+    result: tuple[RsvBits, bytes] = _ORIGINALS[PerMessageDeflate, "frame_outbound"](self, proto, opcode, rsv, data, fin)
+    return result
+
+
+_CLAIMED_RSV1 = RsvBits(True, False, False)
+
+# wsproto writes the parameters of its offers and responses in this order.
+_WSPROTO_PARAMETER_ORDER = {
+    "client_max_window_bits": 0,
+    "server_max_window_bits": 1,
+    "client_no_context_takeover": 2,
+    "server_no_context_takeover": 3,
+}
+_WSPROTO_RESPONSE_ORDER = {
+    "client_no_context_takeover": 0,
+    "server_no_context_takeover": 1,
+    "client_max_window_bits": 2,
+    "server_max_window_bits": 3,
+}
+
+
+def _in_order(parameters: str, order: dict[str, int]) -> str:
+    elements = [element.strip() for element in parameters.split(";")]
+    return "; ".join(sorted(elements, key=lambda element: order.get(element.split("=", 1)[0], len(order))))
+
+
+def _deflate_offer(self: PerMessageDeflate) -> str:
+    offer: str = _ORIGINALS[PerMessageDeflate, "offer"](self)
+    return _in_order(offer, _WSPROTO_PARAMETER_ORDER)
+
+
+def _deflate_accept(self: PerMessageDeflate, offer: str) -> str | None:
+    response: str | None = _ORIGINALS[PerMessageDeflate, "accept"](self, offer)
+    return response if not response else _in_order(response, _WSPROTO_RESPONSE_ORDER)
+
+
+def _negotiated_view(name: str) -> property:
+    """wsproto's view of a parameter: what the last negotiation agreed, else what was configured.
+
+    wsproto overwrote its configuration while negotiating, and programs read
+    the outcome from these attributes. We keep the configuration (so an object
+    answers the same for every connection) and show the outcome instead.
+    """
+    configured = vars(PerMessageDeflate)[name]  # the slot that holds the configuration
+
+    def get(self: PerMessageDeflate) -> Any:
+        negotiated = self.negotiated
+        return configured.__get__(self) if negotiated is None else getattr(negotiated, name)
+
+    def set_(self: PerMessageDeflate, value: Any) -> None:
+        configured.__set__(self, value)
+
+    return property(get, set_, doc=f"``{name}``: negotiated if the extension was, else as configured.")
+
+
 # ============================================================================ install
 
 #: (owner, attribute) -> the replacement that install() puts in place.
@@ -348,6 +471,21 @@ _GRAFTS: dict[tuple[Any, str], Any] = {
     (_handshake, "_reason_phrase"): _no_reason_phrase,
     (Extension, "accept"): _extension_accept,
     (Extension, "finalize"): _extension_finalize,
+    (PerMessageDeflate, "_enabled"): property(_deflate_enabled_get, _deflate_enabled_set),
+    (PerMessageDeflate, "frame_inbound_header"): _deflate_inbound_header,
+    (PerMessageDeflate, "frame_outbound"): _deflate_outbound,
+    (PerMessageDeflate, "enabled"): _deflate_enabled_get,
+    (PerMessageDeflate, "offer"): _deflate_offer,
+    (PerMessageDeflate, "accept"): _deflate_accept,
+    **{
+        (PerMessageDeflate, name): _negotiated_view(name)
+        for name in (
+            "client_no_context_takeover",
+            "client_max_window_bits",
+            "server_no_context_takeover",
+            "server_max_window_bits",
+        )
+    },
 }
 #: What the grafts replaced, to restore; also what the wrappers call.
 #: ``Connection.events`` is grafted lazily (see ``_events``) but restored here.

@@ -107,12 +107,22 @@ class FrameProtocol:
     """
 
     def __init__(self, client: bool, extensions: list[Extension]) -> None:
+        from .compat import take_role  # noqa: PLC0415 - compat imports the modules this one does
+
         self.client = client
         self.extensions = [extension for extension in extensions if extension.enabled()]
+        for extension in self.extensions:
+            # An extension switched on by hand (wsproto's _enabled) learns its role here.
+            take_role(extension, client)
         role = ConnectionType.CLIENT if client else ConnectionType.SERVER
         # min_partial_size=0: every piece is reported as it arrives, as wsproto does.
         self._connection = _FrameConnection(role, self.extensions, min_partial_size=0)
         self._outbound_opcode: Opcode | None = None
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message accepted from the peer, as on the underlying connection."""
+        return self._connection.max_message_size
 
     def receive_bytes(self, data: bytes) -> None:
         """Feed bytes received from the peer."""
