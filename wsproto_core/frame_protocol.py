@@ -20,7 +20,7 @@ from .connection import Connection, ConnectionType
 from .errors import RemoteProtocolError
 from .events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from .extensions import Extension
-from .frames import MAX_CONTROL_PAYLOAD, CloseReason, Opcode, RsvBits, build_frame_header
+from .frames import MAX_CONTROL_PAYLOAD, CloseReason, Opcode, RsvBits, write_frame
 from .masking import apply_mask
 
 __all__ = [
@@ -198,9 +198,6 @@ class FrameProtocol:
             rsv, data = extension.frame_outbound(self, opcode, rsv, data, fin)  # type: ignore[arg-type]
         if opcode.iscontrol() and len(data) > MAX_CONTROL_PAYLOAD:
             raise ValueError("payload too long for control frame")
-        bits = (rsv.rsv1 << 6) | (rsv.rsv2 << 5) | (rsv.rsv3 << 4)
-        if self.client:
-            # Section 5.3: a fresh, unpredictable key for every frame.
-            mask = os.urandom(4)
-            return bytearray(build_frame_header(opcode, len(data), fin, bits, mask) + apply_mask(data, mask))
-        return bytearray(build_frame_header(opcode, len(data), fin, bits) + data)
+        first = (0x80 if fin else 0) | (rsv.rsv1 << 6) | (rsv.rsv2 << 5) | (rsv.rsv3 << 4) | opcode
+        # Section 5.3: a client masks every frame with a fresh, unpredictable key.
+        return bytearray(write_frame(first, data, os.urandom(4) if self.client else None))
