@@ -13,7 +13,10 @@ Two measurements, in separate server processes because tracing inflates the resi
 - ``rss``: growth of the resident set size (Linux only), which also counts thread stacks and the
   allocator's overhead, but not kernel socket buffers.
 
-Run: python benchmarks/bench_memory.py [--connections 500] [--drivers asyncio,trio,threads]
+``asyncio`` serves with a ``handler(websocket)`` coroutine (one task per connection, waiting in
+``async for``); ``asyncio-callbacks`` with the callback API (a ``Listener``, no task).
+
+Run: python benchmarks/bench_memory.py [--connections 500] [--drivers asyncio,asyncio-callbacks,trio,threads]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from wsproto_core.drivers.asyncio import connect
+from wsproto_core.drivers.asyncio import Listener, connect, serve_listener
 from wsproto_core.drivers.asyncio import serve as serve_asyncio
 from wsproto_core.drivers.sync import serve as serve_sync
 
@@ -68,7 +71,15 @@ def run_server(driver: str, mode: str) -> None:
     if mode == "heap":
         tracemalloc.start()
     threading.Thread(target=control_loop, daemon=True).start()
-    if driver == "asyncio":
+    if driver == "asyncio-callbacks":
+
+        async def main_callbacks() -> None:
+            server = await serve_listener(Listener, "127.0.0.1", 0)
+            print(server.port, flush=True)
+            await asyncio.Event().wait()
+
+        asyncio.run(main_callbacks())
+    elif driver == "asyncio":
 
         async def asyncio_handler(websocket: object) -> None:
             async for _ in websocket:  # type: ignore[attr-defined]
@@ -152,23 +163,23 @@ def measure(driver: str, mode: str, count: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=500)
-    parser.add_argument("--drivers", default="asyncio,trio,threads")
-    parser.add_argument("--serve", choices=["asyncio", "trio", "threads"], help=argparse.SUPPRESS)
+    parser.add_argument("--drivers", default="asyncio,asyncio-callbacks,trio,threads")
+    parser.add_argument("--serve", choices=["asyncio", "asyncio-callbacks", "trio", "threads"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["heap", "rss"], default="heap", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         run_server(args.serve, args.mode)
         return
     print(f"{args.connections} idle connections per server, Python {sys.version.split()[0]}, {sys.platform}\n")
-    print(f"{'driver':<10} {'Python heap (tracemalloc)':>26} {'resident set':>14}")
+    print(f"{'driver':<18} {'Python heap (tracemalloc)':>26} {'resident set':>14}")
     for driver in args.drivers.split(","):
         if driver == "trio" and trio is None:
-            print(f"{driver:<10} (not installed)")
+            print(f"{driver:<18} (not installed)")
             continue
         heap, _ = measure(driver, "heap", args.connections)
         _, resident = measure(driver, "rss", args.connections)
         rss_text = f"{resident / 1024:,.1f} KiB" if resident else "n/a"
-        print(f"{driver:<10} {heap / 1024:>22,.1f} KiB {rss_text:>14}")
+        print(f"{driver:<18} {heap / 1024:>22,.1f} KiB {rss_text:>14}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from driver_peers import tls_contexts
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL
 from wsproto_core.drivers.asyncio import _PARSE_HOLD_LIMIT, Listener, Server, WebSocket, connect, serve, serve_listener
 from wsproto_core.errors import LocalProtocolError
+from wsproto_core.managed import ManagedConnection
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -1090,16 +1091,19 @@ def test_a_cancelled_close_drops_the_connection() -> None:
     run(test)
 
 
-def test_an_unexpected_error_while_reading_ends_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unexpected_error_while_reading_ends_the_connection(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def test() -> None:
         async with our_server() as server, ws_client(f"ws://127.0.0.1:{server.port}/") as client:
             (websocket,) = server._tracked.open
-            managed = websocket._managed
+            broken_one = websocket._managed
 
-            def broken(data: Any, now: float | None = None) -> None:
-                raise RuntimeError("bug")
+            def broken(self: ManagedConnection, data: Any, now: float | None = None) -> None:
+                if self is broken_one:
+                    raise RuntimeError("bug")
 
-            managed.receive_data = broken  # type: ignore[method-assign]
+            monkeypatch.setattr(ManagedConnection, "receive_data", broken)
             await client.send("hello")
             await asyncio.wait_for(websocket.wait_closed(), 5)
             assert websocket.close_code == 1006

@@ -67,6 +67,27 @@ class ManagedConnection:
         arguments (``time.monotonic()`` or an event loop's ``time()``).
     """
 
+    # One per open connection in a server: slots keep an idle one small.
+    __slots__ = (
+        "_close_deadline",
+        "_next_ping_at",
+        "_now",
+        "_outgoing",
+        "_outgoing_size",
+        "_pieces",
+        "_pong_deadline",
+        "_pong_payload",
+        "_should_close_transport",
+        "assemble_messages",
+        "auto_reply",
+        "client",
+        "close_event",
+        "close_timeout",
+        "connection",
+        "ping_interval",
+        "ping_timeout",
+    )
+
     def __init__(
         self,
         connection: _Engine,
@@ -96,9 +117,10 @@ class ManagedConnection:
         self.close_timeout = close_timeout
         # Frames to send, kept as they are and joined only when taken: a
         # single large frame then reaches the transport without being copied.
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[bytes] | None = None
         self._outgoing_size = 0
-        self._pieces: list[bytes | str] = []
+        #: The pieces of a fragmented message being assembled (None between messages).
+        self._pieces: list[bytes | str] | None = None
         self._should_close_transport = False
         self._next_ping_at = now + ping_interval if ping_interval is not None else None
         self._pong_payload: bytes | None = None
@@ -144,7 +166,7 @@ class ManagedConnection:
         outgoing = self._outgoing
         if not outgoing:
             return b""
-        self._outgoing = []
+        self._outgoing = None
         self._outgoing_size = 0
         return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
 
@@ -153,7 +175,10 @@ class ManagedConnection:
             if data.__class__ is not bytes:
                 # Kept until taken: it must not change meanwhile.
                 data = bytes(data)
-            self._outgoing.append(data)
+            if self._outgoing is None:
+                self._outgoing = [data]
+            else:
+                self._outgoing.append(data)
             self._outgoing_size += len(data)
 
     def _clock(self, now: float | None) -> float:
@@ -196,10 +221,19 @@ class ManagedConnection:
         for received in self.connection.events():
             event = received
             if isinstance(received, Message) and self.assemble_messages:
-                self._pieces.append(received.data)
+                pieces = self._pieces
                 if not received.message_finished:
+                    if pieces is None:
+                        self._pieces = [received.data]
+                    else:
+                        pieces.append(received.data)
                     continue
-                pieces, self._pieces = self._pieces, []
+                if pieces is None:
+                    # Hot path: a message in one piece is already whole.
+                    yield received
+                    continue
+                pieces.append(received.data)
+                self._pieces = None
                 if isinstance(received, TextMessage):
                     event = TextMessage("".join(pieces))  # type: ignore[arg-type]
                 else:

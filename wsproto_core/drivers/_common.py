@@ -348,9 +348,13 @@ def send_buffer_full(settings: Settings, buffered: int) -> bool:
 
 
 def managed_connection(connection: WSConnection, settings: Settings, *, client: bool, now: float) -> ManagedConnection:
-    """The :class:`ManagedConnection` that a driver runs, configured from ``settings``."""
+    """The :class:`ManagedConnection` that a driver runs, configured from ``settings``.
+
+    Once the handshake is over it wraps the WSConnection's framing
+    ``Connection`` directly, so that the handshake's objects are freed.
+    """
     return ManagedConnection(
-        connection,
+        connection.connection if connection.connection is not None else connection,
         client=client,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,

@@ -239,7 +239,9 @@ class WebSocket:
         self.request = request
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self._messages: deque[str | bytes] = deque()
+        #: Messages waiting for ``recv()``; created with the first one (a deque
+        #: is over 600 bytes, and a Listener never needs it).
+        self._messages: deque[str | bytes] | None = None
         #: The Future a ``recv()`` waits on, only while one waits.
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -312,8 +314,7 @@ class WebSocket:
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
-        messages = self._messages
-        while not messages:
+        while not (messages := self._messages):
             if self._closed:
                 raise self._closed_error()
             if self._listener is not None:
@@ -456,6 +457,8 @@ class WebSocket:
                 if listener is not None:
                     self._call_listener(listener.on_message, event.data)
                     continue
+                if self._messages is None:
+                    self._messages = deque()
                 self._messages.append(event.data)
                 waiter = self._waiter
                 if waiter is not None and not waiter.done():
@@ -512,7 +515,7 @@ class WebSocket:
         if self._closed:
             return
         pause = not self._closing and (
-            len(self._messages) >= self._settings.max_queue
+            (self._messages is not None and len(self._messages) >= self._settings.max_queue)
             or self._protocol.writing_paused
             or (self._parse_pending and self._managed.buffered_bytes >= _PARSE_HOLD_LIMIT)
         )
