@@ -561,3 +561,93 @@ def test_our_client_against_hypercorn_over_h2(tmp_path: Path) -> None:
             await task
 
     run(main)
+
+
+# ------------------------------------------------------------ more of the contract
+
+
+def test_large_messages_reopen_the_windows_both_ways() -> None:
+    """Messages far larger than a stream's window: each side reopens it as its application reads."""
+
+    async def main() -> None:
+        async with h2_server(max_message_size=None) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            async with connect(url, http2=True, max_message_size=None, ping_interval=None) as websocket:
+                binary = bytes(range(256)) * 4096  # 1 MiB
+                text = "κόσμε " * 50_000
+                await websocket.send(binary)
+                await websocket.send(text)
+                assert await websocket.recv() == binary
+                assert await websocket.recv() == text
+
+    run(main)
+
+
+def test_ping_awaits_its_pong_and_keepalive_gives_up_on_a_silent_peer() -> None:
+    async def main() -> None:
+        codes: asyncio.Queue[int | None] = asyncio.Queue()
+
+        async def handler(websocket: Any) -> None:
+            await websocket.wait_closed()
+            await codes.put(websocket.close_code)
+
+        async with (
+            h2_server() as server,
+            connect(f"ws://127.0.0.1:{server.port}/", http2=True, ping_interval=None) as websocket,
+        ):
+            pong = await websocket.ping(b"are you there")
+            await pong
+        server = await serve(handler, "127.0.0.1", 0, http2=True, ping_interval=0.05, ping_timeout=0.05)
+        try:
+            # A peer that never answers the keepalive Ping: its stream is reset, the others live on.
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            await peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset) and e.stream_id == stream)
+            ping, close = frames(peer.data(stream))
+            assert ping[0] == 0x89
+            assert (close[0], int.from_bytes(close[1][:2], "big")) == (0x88, 1011)
+            assert await codes.get() == 1006
+            await peer.close()
+        finally:
+            await server.close()
+
+    run(main)
+
+
+def test_a_failing_handler_closes_its_websocket_with_1011() -> None:
+    async def failing(websocket: Any) -> None:
+        raise RuntimeError("the application broke")
+
+    async def main() -> None:
+        async with h2_server(failing) as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == stream)
+            ((first, payload),) = frames(peer.data(stream))
+            assert (first, int.from_bytes(payload[:2], "big")) == (0x88, 1011)
+            await peer.close()
+
+    run(main)
+
+
+def test_an_http2_connection_error_ends_every_websocket_on_it() -> None:
+    async def main() -> None:
+        codes: asyncio.Queue[int | None] = asyncio.Queue()
+
+        async def handler(websocket: Any) -> None:
+            await websocket.wait_closed()
+            await codes.put(websocket.close_code)
+
+        async with h2_server(handler) as server:
+            peer = await HandPeer.client(server.port)
+            await peer.open_websocket()
+            await peer.open_websocket()
+            # A DATA frame on stream 0 is a connection error (RFC 9113 section 6.1).
+            peer.writer.write(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+            assert [await codes.get(), await codes.get()] == [1006, 1006]
+            goaway = await peer.wait_for(lambda e: isinstance(e, h2.events.ConnectionTerminated))
+            assert isinstance(goaway, h2.events.ConnectionTerminated)
+            assert goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+            await peer.close()
+
+    run(main)

@@ -551,7 +551,10 @@ class H2WebSocket:
             and not self._stream_done
             and not self._parse_pending
             and len(self._messages) < self._settings.max_queue
-            and (self._unacknowledged >= STREAM_WINDOW // 2 or not self._messages)
+            # In halves of the window: a WINDOW_UPDATE per small message would
+            # cost a frame and a write each way, and the peer keeps at least
+            # half a window to send with meanwhile.
+            and self._unacknowledged >= STREAM_WINDOW // 2
         ):
             increment, self._unacknowledged = self._unacknowledged, 0
             with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
@@ -576,7 +579,9 @@ class H2WebSocket:
         now = self._loop.time()
         self._managed.handle_timers(now if deadline is None else max(now, deadline))
         if self._managed.should_close_transport and self._managed.state is not ConnectionState.CLOSED:
-            # Given up on the peer (keepalive or close timeout).
+            # Given up on the peer (keepalive or close timeout): the Close
+            # that says why, if the window lets it through, then a reset.
+            self._pump()
             self._reset()
         else:
             self._pump()
