@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_serve_https_with_http2_and_http11_on_one_port(tmp_path: Path) -> None:
     chain, key, bundle = _certificate(tmp_path)
     with serving("--certfile", chain, "--keyfile", key) as (server, address):
         assert f"open https://{address}/ in a browser" in server.text("stdout")
-        assert f"wss://{address}/ws" in server.text("stdout")
+        server.wait_for_line(rf"WebSocket clients: wss://{re.escape(address)}/ws ")
         trust = {"SSL_CERT_FILE": bundle}
         over_h2 = asyncio.run(run_connect("--http2", f"wss://{address}/h2", stdin=b"one\n/close\n", env=trust))
         over_h11 = asyncio.run(run_connect(f"wss://{address}/h1", stdin=b"two\n/close\n", env=trust))
