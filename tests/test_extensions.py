@@ -289,3 +289,80 @@ class TestTrailerAndSizes:
     def test_close_with_extension(self) -> None:
         client, server = pair_with(XorExtension)
         assert feed(server, client.send(CloseConnection(1000, "bye"))) == [CloseConnection(1000, "bye")]
+
+
+class WholeXorExtension(XorExtension):
+    """The same transform, also offered whole-message: the connection must take these for whole messages."""
+
+    message_rsv_bits = 0x40
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def encode_message(self, proto: Connection, opcode: Opcode, data: bytes) -> tuple[int, bytes]:
+        self.calls.append("encode")
+        return 0x40, xor(data)
+
+    def decode_message(
+        self, proto: Connection, opcode: Opcode, rsv: int, payload: bytes, max_size: int | None
+    ) -> bytes | CloseReason:
+        self.calls.append("decode")
+        return xor(payload)
+
+
+class TestWholeMessageMethods:
+    def test_capability_is_both_methods(self) -> None:
+        assert WholeXorExtension.has_message_methods()
+        assert not XorExtension.has_message_methods()
+        assert not Extension.has_message_methods()
+
+        class EncodeOnly(XorExtension):
+            def encode_message(self, proto: Connection, opcode: Opcode, data: bytes) -> tuple[int, bytes]:
+                raise AssertionError
+
+        assert not EncodeOnly.has_message_methods()
+
+    @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
+    def test_defaults_run_the_frame_hooks(self, role: ConnectionType) -> None:
+        extension = XorExtension()
+        connection = Connection(role, [extension])
+        assert extension.encode_message(connection, Opcode.TEXT, b"abc") == (0x40, xor(b"abc"))
+        assert extension.decode_message(connection, Opcode.BINARY, 0x40, xor(b"hi"), None) == b"hi"
+        assert extension.headers[-1] == (Opcode.BINARY, RsvBits(True, False, False), 2)
+        assert extension.decode_message(connection, Opcode.BINARY, 0x40, xor(b"hi"), 1) is CloseReason.MESSAGE_TOO_BIG
+        # RSV2 is not the extension's: the frame would be a violation.
+        assert extension.decode_message(connection, Opcode.BINARY, 0x60, b"", None) is CloseReason.PROTOCOL_ERROR
+        assert RefusingExtension("header").decode_message(connection, Opcode.TEXT, 0, b"", None) is (
+            CloseReason.POLICY_VIOLATION
+        )
+
+    def test_connection_takes_whole_messages_through_them(self) -> None:
+        client_extension, server_extension = WholeXorExtension(), WholeXorExtension()
+        client = Connection(CLIENT, [client_extension])
+        server = Connection(SERVER, [server_extension])
+        wire = client.send(TextMessage("whole"))
+        assert wire[0] == 0xC1 and client_extension.calls == ["encode"]
+        assert feed(server, wire) == [TextMessage("whole")]
+        assert server_extension.calls == ["decode"] and server_extension.headers == []
+        # The same frame as the per-frame hooks write (masks aside).
+        hooked_wire = Connection(CLIENT, [XorExtension()]).send(TextMessage("whole"))
+        assert parse_frame(wire)[0] == parse_frame(hooked_wire)[0]
+        assert parse_frame(wire)[4] == parse_frame(hooked_wire)[4]
+        hooked = Connection(SERVER, [XorExtension()])
+        assert feed(hooked, wire) == [TextMessage("whole")]
+
+    def test_fragments_still_go_through_the_frame_hooks(self) -> None:
+        server_extension = WholeXorExtension()
+        server = Connection(SERVER, [server_extension])
+        sender = Connection(CLIENT, [XorExtension()])
+        wire = sender.send(TextMessage("frag", message_finished=False)) + sender.send(TextMessage("ment"))
+        assert reassemble(feed(server, wire)) == [TextMessage("fragment")]
+        assert server_extension.calls == []
+        assert [header[0] for header in server_extension.headers] == [Opcode.TEXT, Opcode.CONTINUATION]
+
+    def test_a_message_without_its_rsv_bits_is_delivered_as_it_came(self) -> None:
+        server_extension = WholeXorExtension()
+        server = Connection(SERVER, [server_extension])
+        assert feed(server, Connection(CLIENT).send(BytesMessage(b"plain"))) == [BytesMessage(b"plain")]
+        assert server_extension.calls == []

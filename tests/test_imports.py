@@ -9,10 +9,13 @@ are expected to import asyncio and sockets, so they are left out.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import wsproto_core
 
@@ -58,6 +61,7 @@ def test_every_module_was_imported() -> None:
         "wsproto_core.connection",
         "wsproto_core.errors",
         "wsproto_core.events",
+        "wsproto_core.extension_interface",
         "wsproto_core.extensions",
         "wsproto_core.frames",
         "wsproto_core.masking",
@@ -71,3 +75,69 @@ def test_public_api() -> None:
     assert wsproto_core.Connection.__module__ == "wsproto_core.connection"
     for name in wsproto_core.__all__:
         assert hasattr(wsproto_core, name), name
+
+
+# ------------------------------------------------------------------ layering
+
+PACKAGE = Path(wsproto_core.__file__).parent
+ARCHITECTURE = PACKAGE.parent / "docs" / "explanation" / "architecture.md"
+#: Modules that sit on top of the core (they may import anything) or are not Python.
+ON_TOP = {"__main__", "_speedups", "cli", "drivers"}
+
+
+def documented_layers() -> list[str]:
+    """The modules of the numbered list under "## Layers", in the order the document lists them."""
+    section = ARCHITECTURE.read_text(encoding="utf-8").split("## Layers", 1)[1].split("\n## ", 1)[0]
+    order: list[str] = []
+    for item in re.findall(r"^\d+\. (.*?)(?=^\d+\. |^\S|\Z)", section, flags=re.MULTILINE | re.DOTALL):
+        # Module names are the backticked words outside parentheses, before the item's first colon.
+        head = re.sub(r"\([^()]*\)", "", item).split(":", 1)[0]
+        order.extend(re.findall(r"`(\w+)`", head))
+    return order
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """The package modules that ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks left out)."""
+    imported: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                imported.add(node.module.split(".")[0])
+            else:
+                imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wsproto_core."):
+            imported.add(node.module.split(".")[1])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return imported - ON_TOP
+
+
+def test_the_documented_layers_cover_every_core_module() -> None:
+    layers = documented_layers()
+    modules = {path.stem for path in PACKAGE.glob("*.py")} - ON_TOP
+    assert len(layers) == len(set(layers)), "a module is listed twice"
+    assert set(layers) == modules
+
+
+def test_each_module_imports_only_modules_listed_before_it() -> None:
+    position = {module: index for index, module in enumerate(documented_layers())}
+    backwards = sorted(
+        f"{module} imports {imported}"
+        for module in position
+        for imported in runtime_imports(PACKAGE / f"{module}.py")
+        if position[imported] >= position[module]
+    )
+    assert backwards == []
+
+
+def test_the_connection_knows_no_particular_extension() -> None:
+    # Layers know each other by interface: the engine asks its extension what it can do.
+    assert "permessage_deflate" not in runtime_imports(PACKAGE / "connection.py")
+    assert "permessage_deflate" not in runtime_imports(PACKAGE / "extension_interface.py")

@@ -17,7 +17,7 @@ import sys
 import tracemalloc
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -170,9 +170,22 @@ def inflate(payload: bytes, wbits: int = 15) -> bytes:
 
 
 class HookDeflate(PerMessageDeflate):
-    """The same extension under another class: Connection then goes through its hooks."""
+    """The same extension without its whole-message methods: Connection then goes through its hooks."""
 
     __slots__ = ()
+    encode_message = Extension.encode_message  # type: ignore[assignment]
+    decode_message = Extension.decode_message  # type: ignore[assignment]
+
+
+class FastOnlyDeflate(PerMessageDeflate):
+    """A subclass, as applications write them: whole messages must not touch the per-frame hooks."""
+
+    __slots__ = ()
+
+    def frame_inbound_header(self, *args: object) -> NoReturn:
+        raise AssertionError("per-frame hook called")
+
+    frame_inbound_payload = frame_outbound = frame_inbound_header  # type: ignore[assignment]
 
 
 def close_code(events: Sequence[Event]) -> int | None:
@@ -1317,11 +1330,23 @@ def test_other_extensions_keep_the_hook_path() -> None:
     client_ext, server_ext = HookDeflate(), HookDeflate()
     assert negotiate(client_ext, server_ext) is not None
     client, server = make_pair(client_ext, server_ext)
-    assert client._deflate is None
+    assert client._message_extension is None
     wire = server.send(TextMessage("same bytes " * 20))
     _, fast_server, _, _ = deflated_pair()
     assert wire == fast_server.send(TextMessage("same bytes " * 20))
     assert feed(client, wire) == [TextMessage("same bytes " * 20)]
+
+
+def test_subclasses_keep_the_whole_message_path() -> None:
+    client_ext, server_ext = FastOnlyDeflate(), FastOnlyDeflate()
+    assert negotiate(client_ext, server_ext) is not None
+    client, server = make_pair(client_ext, server_ext)
+    for message in (TextMessage("subclass " * 30), BytesMessage(bytes(500)), TextMessage("")):
+        wire = client.send(message)
+        assert wire[0] & 0x40 or not message.data  # compressed (RSV1), through encode_message
+        assert feed(server, wire) == [message]
+        assert feed(client, server.send(message)) == [message]
+    assert server.failure is None and client.failure is None
 
 
 actions = st.lists(
@@ -1372,7 +1397,7 @@ def test_fast_paths_match_the_hook_paths(
         if negotiate(client_ext, server_ext) is None:
             return  # declined: no extension, nothing to compare
         client, server = make_pair(client_ext, server_ext, max_message_size=limit)
-        assert (client._deflate is not None) == (cls is PerMessageDeflate)
+        assert (client._message_extension is not None) == (cls is PerMessageDeflate)
         to_server = to_client = b""
         for data, fragments, uncompressed in sent:
             if uncompressed:

@@ -23,7 +23,7 @@ from .connection import (
 )
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import Event
-from .extensions import Extension
+from .extension_interface import Extension
 from .handshake import DEFAULT_MAX_HANDSHAKE_SIZE, H11Handshake
 from .prepared import PreparedMessage
 

@@ -31,7 +31,7 @@ from .events import (
     Pong,
     TextMessage,
 )
-from .extensions import Extension
+from .extension_interface import Extension
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     RSV_BITS_BY_VALUE,
@@ -44,7 +44,6 @@ from .frames import (
     write_frame,
 )
 from .masking import apply_mask
-from .permessage_deflate import PerMessageDeflate
 from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
 
 if TYPE_CHECKING:
@@ -93,6 +92,15 @@ _NO_FIRSTS: frozenset[int] = frozenset()
 # Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
 _RSV_BITS = RSV_BITS_BY_VALUE
+
+
+def _firsts_with(rsv_bits: int) -> frozenset[int]:
+    """First header bytes of final text and binary frames with some of ``rsv_bits`` set, and no other."""
+    return frozenset(
+        0x80 | bits | opcode for opcode in (0x1, 0x2) for bits in range(0x10, 0x80, 0x10) if not bits & ~rsv_bits
+    )
+
+
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _read_frame_header = read_frame_header
@@ -179,12 +187,18 @@ class Connection:
         self._max_frame_size = max_frame_size
         self._max_message_size = max_message_size
         self._min_partial_size = min_partial_size
-        # permessage-deflate as the only extension (its exact class, whose
-        # hooks we know) lets whole messages skip the extension hooks: the
-        # fast paths then compress and inflate with one call each.
+        # An only extension that offers whole-message methods (as
+        # permessage-deflate does) lets whole messages skip the per-frame
+        # hooks: the fast paths then encode and decode with one call each.
+        # Chosen by what the extension can do, never by its class.
         only = self.extensions[0] if len(self.extensions) == 1 else None
-        self._deflate = only if type(only) is PerMessageDeflate else None
-        self._plain_firsts = _PLAIN_FIRSTS if not self.extensions or self._deflate is not None else _NO_FIRSTS
+        self._message_extension = only if only is not None and only.has_message_methods() else None
+        # First header bytes of whole messages the receive fast paths take:
+        # plain ones (without RSV bits: not the message extension's), and
+        # those carrying the message extension's RSV bits.
+        self._plain_firsts = _PLAIN_FIRSTS if not self.extensions or self._message_extension is not None else _NO_FIRSTS
+        message_extension = self._message_extension
+        self._message_firsts = _firsts_with(message_extension.message_rsv_bits) if message_extension else _NO_FIRSTS
         # The largest frame the receive fast path may take without checking the
         # limits one by one; and the MASK bit that frames from the peer carry.
         self._whole_frame_limit = min(
@@ -239,7 +253,7 @@ class Connection:
         # message in progress: one with no extension, one with permessage-deflate.
         whole = self._state is _OPEN and not self._send_opcode
         self._plain_send = whole and not self.extensions
-        self._deflate_send = whole and self._deflate is not None
+        self._message_send = whole and self._message_extension is not None
 
     @property
     def connection_type(self) -> ConnectionType:
@@ -416,14 +430,13 @@ class Connection:
                 except UnicodeDecodeError:
                     raise Violation.INVALID_UTF8.error() from None
             if (
-                (first == 0xC2 or first == 0xC1)  # noqa: PLR1714
-                and self._deflate is not None
+                first in self._message_firsts
                 and length <= self._whole_frame_limit
                 and end <= len(buffer)
                 and (mask is None) is self.client
                 and not self._message_opcode
             ):
-                return self._parse_compressed_whole(buffer, first, start, end, mask)
+                return self._parse_encoded_whole(buffer, first, start, end, mask)
 
             opcode = first & 0x0F
             fin = first & 0x80
@@ -625,29 +638,32 @@ class Connection:
 
     # ----------------------------------------------------------- extension hooks
 
-    def _parse_compressed_whole(
-        self, buffer: bytes | bytearray, first: int, start: int, end: int, mask: bytes | bytearray | None
+    def _parse_encoded_whole(
+        self, buffer: bytes | bytearray, first: int, start: int, end: int, mask: bytes | None
     ) -> TextMessage | BytesMessage:
-        """The receive fast path for a message that permessage-deflate compressed.
+        """The receive fast path for a whole message that the message extension encoded.
 
-        Takes a whole unfragmented frame with RSV1 (section 6 of RFC 7692: a
-        compressed message) whose payload is ``buffer[start:end]`` and a small
-        length, inflates it with one call, within ``max_message_size``, and
-        returns its event.
+        Takes a whole unfragmented frame carrying the extension's RSV bits (for
+        permessage-deflate, RSV1: a compressed message, RFC 7692 section 6)
+        whose payload is ``buffer[start:end]``, decodes it with one call to
+        ``decode_message`` within ``max_message_size``, and returns its event.
         """
         payload = apply_mask(buffer[start:end], mask) if mask is not None else bytes(buffer[start:end])
         self._offset = end
-        # _parse calls this only when _deflate is set.
-        inflated = self._deflate._inflate_whole(payload, self._max_message_size)  # type: ignore[union-attr]
-        if isinstance(inflated, CloseReason):
-            if inflated == CloseReason.PROTOCOL_ERROR:
+        extension = self._message_extension
+        # _parse calls this only when there is a message extension.
+        decoded = extension.decode_message(  # type: ignore[union-attr]
+            self, _OPCODES[first & 0x0F], first & 0x70, payload, self._max_message_size
+        )
+        if isinstance(decoded, CloseReason):
+            if decoded == CloseReason.PROTOCOL_ERROR:
                 # The hook path's failure for the same refusal, from _inbound_header.
                 raise Violation.RESERVED_BITS.error(unclaimed="that no negotiated extension uses")
-            raise Violation.EXTENSION_REFUSED_PAYLOAD.error(code=int(inflated), name="permessage-deflate")
-        if first == 0xC2:
-            return BytesMessage(inflated, True, True)
+            raise Violation.EXTENSION_REFUSED_PAYLOAD.error(code=int(decoded), name=extension.name)  # type: ignore[union-attr]
+        if first & 0x0F == 2:
+            return BytesMessage(decoded, True, True)
         try:
-            return TextMessage(inflated.decode("utf-8"), True, True)
+            return TextMessage(decoded.decode("utf-8"), True, True)
         except UnicodeDecodeError:
             raise Violation.INVALID_UTF8.error() from None
 
@@ -700,8 +716,8 @@ class Connection:
                 except UnicodeEncodeError:
                     return self._send_message(event)  # type: ignore[arg-type]  # raises the explanation
             return _write_frame(first, data, self._next_mask() if self.client else None)
-        if self._deflate_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
-            return self._send_compressible_whole(event)  # type: ignore[arg-type]
+        if self._message_send and (cls is BytesMessage or cls is TextMessage) and event.message_finished:  # type: ignore[attr-defined]
+            return self._send_encoded_whole(event)  # type: ignore[arg-type]
         if cls is BytesMessage or cls is TextMessage or isinstance(event, Message):
             return self._send_message(event)  # type: ignore[arg-type]
         if cls is Ping or cls is Pong:
@@ -743,8 +759,8 @@ class Connection:
                 if frame is not None:
                     return frame
             return message._wire_for(self, None)
-        if self._deflate_send:
-            return message._wire_for(self, self._deflate)
+        if self._message_send:
+            return message._wire_for(self, self._message_extension)
         event = message.event()
         if self._state is not _OPEN:
             self._check_sendable(event, SendKind.DATA)
@@ -755,29 +771,26 @@ class Connection:
             )
         return self._send_message(event)
 
-    def _send_compressible_whole(self, event: BytesMessage | TextMessage) -> bytes:
-        """The send fast path with permessage-deflate: a whole message, one frame.
+    def _send_encoded_whole(self, event: BytesMessage | TextMessage) -> bytes:
+        """The send fast path with a message extension: a whole message, one frame.
 
-        It compresses with one call (or leaves the message uncompressed, as
-        the threshold and ``send_next_uncompressed`` say), instead of going
-        through ``_send_message`` and the extension hooks.
+        It encodes with one call to the extension's ``encode_message`` (for
+        permessage-deflate: compressed, or left as it is when the threshold or
+        ``send_next_uncompressed`` says so), instead of going through
+        ``_send_message`` and the per-frame hooks.
         """
         data = event.data
         if event.__class__ is TextMessage:
-            first = 0x81
+            opcode = Opcode.TEXT
             try:
                 payload = data.encode()  # type: ignore[union-attr]
             except UnicodeEncodeError:
                 return self._send_message(event)  # raises the explanation
         else:
-            first = 0x82
+            opcode = Opcode.BINARY
             payload = data if data.__class__ is bytes else bytes(data)  # type: ignore[arg-type]
-        compressed = self._deflate._compress_whole(payload)  # type: ignore[union-attr]
-        if compressed is not None:
-            # RFC 7692 section 6: RSV1 marks a compressed message.
-            payload = compressed
-            first |= 0x40
-        return self._frame(first, payload)
+        rsv, payload = self._message_extension.encode_message(self, opcode, payload)  # type: ignore[union-attr]
+        return self._frame(0x80 | rsv | opcode, payload)
 
     def _check_sendable(self, event: Event, kind: SendKind) -> None:
         if kind not in SENDABLE[self._state]:

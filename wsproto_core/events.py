@@ -17,7 +17,7 @@ from .errors import LocalProtocolError
 from .frames import MAX_CONTROL_PAYLOAD
 
 if TYPE_CHECKING:
-    from .extensions import Extension
+    from .extension_interface import Extension
 
 __all__ = [
     "AcceptConnection",

@@ -33,7 +33,7 @@ from .connection import (
 )
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import AcceptConnection, Event, RejectConnection, RejectData, Request
-from .extensions import Extension
+from .extension_interface import Extension
 from .state import ConnectionState, ConnectionType, Trigger, next_state
 from .utilities import generate_accept_token, generate_nonce, split_header_values
 

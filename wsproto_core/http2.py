@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import AcceptConnection, RejectConnection, Request
-from .extensions import Extension
+from .extension_interface import Extension
 from .handshake import (
     _REQUEST_FIELD_HEADERS,
     _RESPONSE_FIELD_HEADERS,

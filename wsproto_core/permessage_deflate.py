@@ -80,7 +80,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import RemoteProtocolError
 from .events import RejectConnection
-from .extensions import Extension
+from .extension_interface import Extension
 from .frames import RSV_BITS_BY_VALUE, CloseReason, Opcode, RsvBits
 
 if TYPE_CHECKING:
@@ -732,15 +732,30 @@ class PerMessageDeflate(Extension):
     # of four layers of hooks per message (hot path). They apply exactly the
     # rules of the hooks above and below; tests compare the two paths.
 
-    def _inflate_whole(self, payload: bytes, limit: int | None) -> bytes | CloseReason:
-        """Inflate one compressed message received in one frame, within ``limit`` bytes."""
-        if self.negotiated is None:
+    #: RFC 7692 section 6: RSV1 on a message's first frame marks it compressed.
+    message_rsv_bits = 0x40
+
+    def encode_message(self, proto: Connection | None, opcode: Opcode, data: bytes) -> tuple[int, bytes]:
+        """A whole message sent in one frame: RSV1 and its compressed form, or 0 and the message.
+
+        It goes uncompressed when smaller than ``compression_threshold``, after
+        ``send_next_uncompressed()``, or when the negotiated window (8 bits)
+        leaves nothing to compress with.
+        """
+        compressed = self._compress_whole(data)
+        return (0, data) if compressed is None else (0x40, compressed)
+
+    def decode_message(
+        self, proto: Connection | None, opcode: Opcode, rsv: int, payload: bytes, max_size: int | None
+    ) -> bytes | CloseReason:
+        """Inflate one compressed message received in one frame, within ``max_size`` bytes."""
+        if rsv != 0x40 or self.negotiated is None:
             # As frame_inbound_header: RSV1 means nothing without a negotiation.
             return CloseReason.PROTOCOL_ERROR
         if self._decompressor is None:
             self._decompressor = zlib.decompressobj(self._recv_wbits)
         self._in_size = 0
-        self._in_limit = limit
+        self._in_limit = max_size
         result = self._inflate(payload + _TAIL)
         if self._recv_reset:
             self._decompressor = None

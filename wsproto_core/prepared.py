@@ -43,10 +43,12 @@ from typing import TYPE_CHECKING
 
 from .errors import LocalProtocolError
 from .events import BytesMessage, TextMessage
+from .frames import Opcode
+from .permessage_deflate import PerMessageDeflate
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .permessage_deflate import PerMessageDeflate
+    from .extension_interface import Extension
 
 __all__ = ["PreparedMessage"]
 
@@ -134,17 +136,24 @@ class PreparedMessage:
         kind = "text" if self._first == 0x81 else "binary"
         return f"<PreparedMessage {kind}, {len(self._payload)} bytes, {self.compressions} compressions>"
 
-    def _wire_for(self, connection: Connection, deflate: PerMessageDeflate | None) -> bytes:
+    def _wire_for(self, connection: Connection, extension: Extension | None) -> bytes:
         """The bytes that send this message on ``connection``, built or taken from the cache.
 
         ``Connection.send_prepared`` calls it once it checked that the
-        connection may send a whole message now, and when ``deflate`` (the
-        connection's only extension, or ``None`` for none) is one it knows.
+        connection may send a whole message now, with ``extension``, the
+        connection's only extension when it has whole-message methods (``None``
+        for none).
         Frames are serialised by ``Connection._frame``, the one writer of the
         frame format; a server's frames are cached, a client's are masked anew.
         """
         payload = self._payload
         first = self._first
+        if extension is not None and not isinstance(extension, PerMessageDeflate):
+            # An extension with whole-message methods that this module does not
+            # know: encoded for each connection, nothing shared.
+            rsv, encoded = extension.encode_message(connection, Opcode(first & 0x0F), payload)
+            return connection._frame(first | rsv, encoded)
+        deflate = extension
         if deflate is not None:
             key = deflate._shared_compression_key(len(payload))
             if key is not None:
