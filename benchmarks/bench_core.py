@@ -849,6 +849,52 @@ def idle_upgraded_sizes(deflate: bool) -> dict[str, float]:
     return sizes
 
 
+def dispatch_overhead(reps: int) -> dict[str, float]:
+    """Time through a server ``WSConnection`` after a real handshake over a bare ``Connection``.
+
+    Both are called the way servers call them (the method looked up on the object at every call),
+    in alternating batches timed in CPU time (``time.process_time``: other processes on a busy
+    machine count less than in wall time); the result is the median of the paired ratios, so
+    1.02 means 2% more time per message through ``WSConnection``.
+    """
+    payload = random.Random(3).randbytes(128)
+    wire = build_frame(OP_BINARY, payload, b"\x01\x02\x03\x04")
+    bytes_message, text_message = core_events.BytesMessage, core_events.TextMessage
+    text = make_text(16)
+
+    def send_binary(conn: Any, n: int) -> None:
+        for _ in range(n):
+            conn.send(bytes_message(payload))
+
+    def send_text(conn: Any, n: int) -> None:
+        for _ in range(n):
+            conn.send(text_message(text))
+
+    def receive(conn: Any, n: int) -> None:
+        for _ in range(n):
+            conn.receive_data(wire)
+            for _event in conn.events():
+                pass
+
+    ratios: dict[str, float] = {}
+    for name, run in (
+        ("send 128 B binary", send_binary),
+        ("send 16 B text", send_text),
+        ("recv 128 B binary (masked)", receive),
+    ):
+        through, bare = core_upgraded(), CoreConnection(CoreType.SERVER)
+        paired = []
+        for rep in range(max(reps, 5) * 4):
+            times = {}
+            for label, conn in (("ws", through), ("conn", bare)) if rep % 2 else (("conn", bare), ("ws", through)):
+                start = time.process_time()
+                run(conn, 5000)
+                times[label] = time.process_time() - start
+            paired.append(times["ws"] / times["conn"])
+        ratios[name] = statistics.median(paired)
+    return ratios
+
+
 def peak_receive_memory(retain: bool) -> dict[str, float]:
     """Peak traced memory while a server receives one 16 MiB message in 64 KiB pieces.
 
@@ -1209,6 +1255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, help="seconds per measurement (default 0.1, --quick 0.05)")
     parser.add_argument("--filter", metavar="TEXT", help="only the cases whose name contains TEXT")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc measurements")
+    parser.add_argument("--no-overhead", action="store_true", help="skip the WSConnection-over-Connection timing")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.reps is None:
@@ -1235,9 +1282,14 @@ def main(argv: list[str] | None = None) -> int:
             "peak_retained": peak_receive_memory(retain=True),
             "peak_dropped": peak_receive_memory(retain=False),
         }
+    overhead = {} if args.no_overhead else dispatch_overhead(args.reps)
     elapsed_total = time.perf_counter() - START
 
     print(report(cases, baselines, memory, meta, elapsed_total))
+    if overhead:
+        print("\nWSConnection after a real handshake over a bare Connection (paired CPU time, median ratio):")
+        for name, value in overhead.items():
+            print(f"  {name:<28} {value:.3f} ({100 * (value - 1):+.1f}%)")
     if args.markdown:
         print()
         print(markdown_report(cases, baselines, memory, meta, elapsed_total))
