@@ -306,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="offer permessage-deflate (RFC 7692) and, once the server accepts, compress every message sent "
         "(exit 2 if it declines)",
     )
+    fuzz.add_argument(
+        "--json",
+        metavar="FILE",
+        default=None,
+        help="write a JSON report: every case with its status, bytes and expected reaction, and the findings "
+        "(shape: wsproto_core/cli/fuzz_report.schema.json)",
+    )
+    fuzz.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="write the same report as one self-contained HTML page, with a summary table at the top",
+    )
     fuzz.add_argument("--verbose", "-v", action="store_true", help="print each kind of finding as it is found")
     return parser
 

@@ -46,6 +46,8 @@ from ._shared import error
 if TYPE_CHECKING:
     from hypothesis.strategies import DrawFn, SearchStrategy
 
+    from .fuzz_report import CaseReport
+
 __all__ = [
     "Case",
     "Expectation",
@@ -186,7 +188,8 @@ class Reaction:
 
     ``ending`` is ``"close"`` (a Close frame: ``code``), ``"eof"`` (the TCP
     connection closed without one), ``"timeout"``, or ``"invalid"`` (a frame
-    that breaks the RFC: ``invalid`` says why).
+    that breaks the RFC: ``invalid`` says why). ``received`` holds the bytes
+    read, for the reports.
     """
 
     messages: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)
@@ -194,6 +197,7 @@ class Reaction:
     ending: str = "timeout"
     code: int | None = None
     invalid: str = ""
+    received: bytearray = dataclasses.field(default_factory=bytearray, compare=False, repr=False)
 
 
 @dataclasses.dataclass
@@ -454,6 +458,7 @@ def _react(sock: socket.socket, server: Connection, timeout: float) -> Reaction:
             return reaction
         except OSError:
             data = b""
+        reaction.received += data
         server.receive_data(data or None)
         for event in server.events():
             if assembler.add(event):
@@ -798,8 +803,18 @@ def _unexpected(exc: BaseException) -> bool:
     return not isinstance(exc, _Reported | Flaky)
 
 
-def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = None) -> tuple[list[Finding], int]:
+def fuzz(
+    url: str,
+    options: FuzzOptions,
+    *,
+    log: Callable[[str], None] | None = None,
+    record: Callable[[Expectation, Reaction, list[Finding]], None] | None = None,
+) -> tuple[list[Finding], int]:
     """Fuzz the server at ``url``; return the findings (smallest reproducer each) and the examples run.
+
+    ``record`` is called for every connection judged (shrinking steps
+    included), with what was due, what came and what was found: the reports
+    are built from it.
 
     Raises :class:`InvalidURL` for a bad URL, :class:`Unreachable` when the
     first connection fails, and ``ImportError`` without hypothesis.
@@ -855,6 +870,8 @@ def fuzz(url: str, options: FuzzOptions, *, log: Callable[[str], None] | None = 
         runs += 1
         last = expectation.case
         found = judge(expectation, reaction, echo=options.echo)
+        if record is not None:
+            record(expectation, reaction, found)
         for finding in found:
             recorded = findings.get(finding.key)
             if recorded is None or finding.size() < recorded.size():
@@ -955,10 +972,19 @@ def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.verbose:
             print(f"* {line}", file=stream, flush=True)
 
+    from .fuzz_report import FindingReport, Report, report_case, write_reports  # noqa: PLC0415 (a cycle)
+
+    cases: list[CaseReport] = []
+
+    def record(expectation: Expectation, reaction: Reaction, found: list[Finding]) -> None:
+        if args.json is not None or args.html is not None:
+            cases.append(report_case(len(cases) + 1, "example", expectation, reaction, found))
+
     mode = "echo server" if options.echo else "protocol reactions only (--no-echo)"
     print(f"* fuzzing {args.url} ({mode}), {options.examples} examples, --seed {seed}", file=stream, flush=True)
+    started = time.monotonic()
     try:
-        findings, runs = fuzz(args.url, options, log=log)
+        findings, runs = fuzz(args.url, options, log=log, record=record)
     except InvalidURL as exc:
         error(str(exc))
         return EXIT_USAGE
@@ -971,5 +997,8 @@ def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for number, finding in enumerate(findings, 1):
         print(file=stream)
         print(format_finding(number, finding), file=stream)
+    report = Report("server", args.url, seed, cases, [FindingReport(finding) for finding in findings])
+    report.seconds = time.monotonic() - started
+    write_reports(report, json_path=args.json, html_path=args.html)
     stream.flush()
     return EXIT_VIOLATIONS if violations else EXIT_OK

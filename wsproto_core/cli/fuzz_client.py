@@ -66,6 +66,7 @@ from .fuzz import (
     format_finding,
     judge,
 )
+from .fuzz_report import FindingReport, Report, expected_reaction, report_case, write_reports
 
 __all__ = [
     "Answer",
@@ -76,6 +77,7 @@ __all__ = [
     "Outcome",
     "answers",
     "catalogue",
+    "client_report",
     "fuzz_client",
     "play",
     "run_fuzz_client",
@@ -440,22 +442,6 @@ class Offer:
 MAX_REQUEST = 65536
 
 
-class _Recorder:
-    """A socket's reads, kept: ``fuzz.py``'s reader sees a socket, the report sees the bytes."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.received = bytearray()
-
-    def settimeout(self, value: float | None) -> None:
-        self.sock.settimeout(value)
-
-    def recv(self, size: int) -> bytes:
-        data = self.sock.recv(size)
-        self.received += data
-        return data
-
-
 def read_offer(sock: socket.socket, timeout: float) -> tuple[Offer, bytes]:
     """Read the client's opening request; return its offer and any bytes after it.
 
@@ -514,7 +500,6 @@ def play(
 ) -> Outcome:
     """Play ``case`` on a connection whose request was read, and read the client's reaction."""
     outcome = Outcome(case, expectation)
-    recorder = _Recorder(sock)
     reader = Connection(ConnectionType.SERVER, max_frame_size=None, max_message_size=None)
     reader.receive_data(trailing)
     answer = case.answer.render(offer.key)
@@ -535,27 +520,9 @@ def play(
         not expectation.complete or (expectation.code == 1007 and not expectation.fin)
     )
     wait = min(timeout, 0.5) if expectation.outcome == "open" else min(timeout, 1.0) if fail_fast else timeout
-    outcome.reaction = server_fuzz._react(recorder, reader, wait)  # type: ignore[arg-type]
-    outcome.received = bytes(recorder.received)
+    outcome.reaction = server_fuzz._react(sock, reader, wait)
+    outcome.received = bytes(outcome.reaction.received)
     return outcome
-
-
-def _due(expectation: Expectation) -> str:
-    """What the client owes a case, in words."""
-    if expectation.outcome == "violation":
-        codes = " or ".join(
-            str(code) for code in sorted(server_fuzz.accepted_codes(expectation.code or 1002, expectation.reason))
-        )
-        return f"fail the connection with Close {codes} ({expectation.reason})"
-    if expectation.outcome == "refused":
-        return "refuse the handshake: close the TCP connection without sending a frame"
-    parts = []
-    if expectation.messages:
-        parts.append(f"echo {len(expectation.messages)} message(s)")
-    if expectation.pings:
-        parts.append("answer the Ping")
-    parts.append("answer the Close" if expectation.outcome == "close" else "close its side")
-    return ", ".join(parts)
 
 
 def judge_outcome(outcome: Outcome, *, echo: bool, check_exit: bool) -> list[Finding]:
@@ -605,7 +572,7 @@ def judge_outcome(outcome: Outcome, *, echo: bool, check_exit: bool) -> list[Fin
             f"valid handshake answer refused: {case.answer.name}",
             VIOLATION,
             case.answer.section,
-            "the connection open: " + _due(expectation),
+            "the connection open: " + expected_reaction(expectation),
             f"no frame sent, then {'TCP closed' if reaction.ending == 'eof' else 'nothing until the timeout'}",
         )
     elif case.hangup:
@@ -829,6 +796,15 @@ def _explore(campaign: _Campaign) -> None:
             break
 
 
+#: The key of RFC 6455 section 1.3's example, for showing answers.
+SAMPLE_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def answer_text(answer: Answer) -> str:
+    """An answer as lines of text (for the key of RFC 6455's example), each as a Python bytes literal."""
+    return "\n".join(repr(line) for line in answer.render(SAMPLE_KEY).split(b"\r\n") if line)
+
+
 def format_client_finding(number: int, finding: Finding, case: ClientCase) -> str:
     """A finding for people: :func:`format_finding`, with the handshake answer when it matters."""
     text = format_finding(number, finding)
@@ -840,9 +816,37 @@ def format_client_finding(number: int, finding: Finding, case: ClientCase) -> st
     lines = [head, f"    case: {case.title}"]
     if case.answer != VALID_ANSWER:
         lines.append(f"    handshake answer ({case.answer.name}):")
-        shown = case.answer.render(b"dGhlIHNhbXBsZSBub25jZQ==")
-        lines += [f"      {line!r}" for line in shown.split(b"\r\n") if line] or ["      (nothing)"]
+        lines += [f"      {line}" for line in answer_text(case.answer).splitlines()] or ["      (nothing)"]
     return "\n".join([*lines, rest]) if rest else "\n".join(lines)
+
+
+def client_report(
+    command: str, seed: int | None, found: list[tuple[Finding, ClientCase]], outcomes: list[Outcome]
+) -> Report:
+    """The report of a campaign: every connection, then the findings."""
+
+    def handshake(case: ClientCase) -> str:
+        return "" if case.answer == VALID_ANSWER else case.answer.name
+
+    cases = [
+        report_case(
+            number,
+            outcome.case.title,
+            outcome.expectation,
+            outcome.reaction,
+            outcome.findings,
+            sent=outcome.sent,
+            section=outcome.case.answer.section if outcome.expectation.outcome == "refused" else None,
+            handshake=handshake(outcome.case),
+            exit_status="" if outcome.exit_status is None else str(outcome.exit_status),
+        )
+        for number, outcome in enumerate(outcomes, 1)
+    ]
+    findings = [
+        FindingReport(finding, case.title, handshake(case), answer_text(case.answer) if handshake(case) else "")
+        for finding, case in found
+    ]
+    return Report("client", command, seed, cases, findings)
 
 
 def run_fuzz_client(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -886,6 +890,7 @@ def run_fuzz_client(args: argparse.Namespace, out: TextIO | None = None) -> int:
         file=stream,
         flush=True,
     )
+    started = time.monotonic()
     try:
         found, outcomes = fuzz_client(options, progress=progress)
     except ClientGone as exc:
@@ -901,5 +906,9 @@ def run_fuzz_client(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for number, (finding, case) in enumerate(found, 1):
         print(file=stream)
         print(format_client_finding(number, finding, case), file=stream)
+    if args.json is not None or args.html is not None:
+        report = client_report(args.client, seed, found, outcomes)
+        report.seconds = time.monotonic() - started
+        write_reports(report, json_path=args.json, html_path=args.html)
     stream.flush()
     return EXIT_VIOLATIONS if violations else EXIT_OK
