@@ -305,7 +305,8 @@ class H2WebSocket:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._messages: deque[str | bytes] = deque()
-        self._message_ready = asyncio.Event()
+        #: What recv() waits on when nothing is queued (created only then).
+        self._message_waiter: asyncio.Future[None] | None = None
         self._parse_pending = False
         self._closing = False
         #: Bytes for DATA frames that wait for the peer's window (bounded: send waits).
@@ -342,8 +343,11 @@ class H2WebSocket:
                 self._parse()
                 self._after_parse()
                 continue
-            self._message_ready.clear()
-            await self._message_ready.wait()
+            waiter = self._message_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._message_waiter = None
         message = messages.popleft()
         self._acknowledge()
         return message
@@ -434,6 +438,7 @@ class H2WebSocket:
         if data:
             self._outgoing += data
         h2_connection = self._h2
+        sent = False
         while self._outgoing and not self._protocol.writing_paused:
             try:
                 window = h2_connection.local_flow_control_window(self.stream_id)
@@ -445,6 +450,7 @@ class H2WebSocket:
                 break
             h2_connection.send_data(self.stream_id, bytes(self._outgoing[:size]))
             del self._outgoing[:size]
+            sent = True
         if not self._outgoing:
             self._sent.set()
             if self._managed.should_close_transport:
@@ -460,7 +466,8 @@ class H2WebSocket:
                 # on a later DATA frame, but not on a reset.
                 self._cancel_scheduled = True
                 self._loop.call_soon(self._cancel_unless_ended)
-        self._protocol.flush()
+        if sent:
+            self._protocol.flush()
 
     def _cancel_unless_ended(self) -> None:
         if not self._stream_done:
@@ -531,7 +538,7 @@ class H2WebSocket:
         for event in managed.events(self._loop.time()):
             if isinstance(event, Message):
                 self._messages.append(event.data)
-                self._message_ready.set()
+                self._wake_receiver()
                 if managed.buffered_bytes and not self._closing:
                     # The ordering rule (see the asyncio driver).
                     self._parse_pending = True
@@ -539,6 +546,11 @@ class H2WebSocket:
             elif isinstance(event, Pong):
                 self._pong_arrived(event.payload)
         self._set_timer()
+
+    def _wake_receiver(self) -> None:
+        waiter = self._message_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _after_parse(self) -> None:
         self._pump()
@@ -604,7 +616,7 @@ class H2WebSocket:
         self.close_code = close.code if close is not None else 1006
         self.close_reason = close.reason if close is not None else None
         self._closed.set()
-        self._message_ready.set()
+        self._wake_receiver()
         self._sent.set()
         if self._timer is not None:
             self._timer.cancel()
