@@ -14,16 +14,21 @@ does wherever that is safe: the wording of failures (close reasons and
 ``RemoteProtocolError`` messages), the statuses of rejected handshakes, an empty
 read taken for the end of the stream during the handshake, ``receive_data`` in
 state CLOSED raising, the ``_events`` queue that subclasses inject events into,
-close codes that must not be sent becoming 1000 instead of raising, and a
-client taking an interim 1xx response for a rejection. Where wsproto is unsafe
-(size limits, a bad key, the state after a violation, ...) wsproto_core keeps
-its own behaviour: ``docs/reference/differences.md`` lists each case and why.
+close codes that must not be sent becoming 1000 instead of raising, a client
+taking an interim 1xx response for a rejection, and ``PerMessageDeflate`` read
+and driven as wsproto's. Where wsproto is unsafe (size limits, unbounded
+inflation, a bad key, the state after a violation, ...) wsproto_core keeps its
+own behaviour: ``docs/reference/differences.md`` lists each case and why.
 
-How: :func:`install` replaces a few methods of
-:class:`~wsproto_core.connection.Connection` and
-:class:`~wsproto_core.handshake.H11Handshake` with the wrappers below, none of
-them on the per-frame paths, and :func:`uninstall` puts the originals back.
-Without ``install()`` nothing here runs, so it costs nothing.
+How: :func:`install` replaces a few attributes of
+:class:`~wsproto_core.connection.Connection`,
+:class:`~wsproto_core.handshake.H11Handshake`,
+:class:`~wsproto_core.extensions.Extension` and
+:class:`~wsproto_core.permessage_deflate.PerMessageDeflate` with the wrappers
+below (the table ``_GRAFTS``), and :func:`uninstall` puts the originals back.
+None is on a per-frame fast path; the receive path pays one wrapper call per
+``receive_data()`` (``benchmarks/bench_compat.py``). Without ``install()``
+nothing here runs, so it costs nothing.
 """
 
 from __future__ import annotations
