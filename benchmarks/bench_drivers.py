@@ -175,12 +175,31 @@ async def serve_wsproto_core_callbacks(port_out: Callable[[int], None], stop: as
     await server.close()
 
 
+async def serve_broken(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+    """Our echo server with one echo in 3 corrupted: only for checking that the client notices."""
+    from wsproto_core.drivers.asyncio import serve  # noqa: PLC0415
+
+    count = 0
+
+    async def echo(websocket: Any) -> None:
+        nonlocal count
+        async for message in websocket:
+            count += 1
+            await websocket.send(message[:-1] + b"?" if count % 3 == 0 else message)
+
+    server = await serve(echo, "127.0.0.1", 0, compression=False, ping_interval=None)
+    port_out(server.port)
+    await stop
+    await server.close()
+
+
 SERVERS: dict[str, Callable[[Callable[[int], None], asyncio.Future[None]], Awaitable[None]]] = {
     "picows": serve_picows,
     "websockets": serve_websockets,
     "aiohttp": serve_aiohttp,
     "wsproto_core": serve_wsproto_core,
     CALLBACKS: serve_wsproto_core_callbacks,
+    "broken": serve_broken,
 }
 
 

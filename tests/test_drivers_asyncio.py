@@ -570,13 +570,14 @@ async def silent_client(port: int) -> tuple[asyncio.StreamReader, asyncio.Stream
 def test_keepalive_timeout_on_our_client() -> None:
     async def test() -> None:
         async with silent_server() as port:
-            loop = asyncio.get_running_loop()
+            # The peer never answers: only the keepalive ends this recv() (the
+            # test's deadline would fail it otherwise). When is ManagedConnection's
+            # business, tested with an injected clock in test_managed.py.
             websocket = await connect(f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.2)
-            started = loop.time()
             with pytest.raises(ConnectionClosed) as info:
                 await websocket.recv()
-            assert 0.2 <= loop.time() - started < 3
             assert info.value.code == 1006
+            assert websocket.close_reason == "keepalive ping timeout"
             assert websocket.close_code == 1006
 
     run(test)
@@ -623,11 +624,10 @@ def test_keepalive_pings_answered_keep_the_connection_open() -> None:
 def test_close_timeout_when_the_peer_never_answers_our_close() -> None:
     async def test() -> None:
         async with silent_server() as port:
-            loop = asyncio.get_running_loop()
+            # The peer never answers our Close: only close_timeout ends the wait
+            # (the test's deadline would fail it otherwise).
             websocket = await connect(f"ws://127.0.0.1:{port}/", close_timeout=0.2, ping_interval=None)
-            started = loop.time()
             await websocket.close()
-            assert 0.2 <= loop.time() - started < 3
             assert websocket.closed
             assert websocket.close_code == 1006
 

@@ -1282,3 +1282,52 @@ def test_outgoing_frames_are_joined_in_order_and_a_lone_frame_is_not_copied() ->
         m.send(BytesMessage(data))
     assert m.bytes_to_send == 11
     assert m.data_to_send() == b"onetwothree"
+
+
+# ============================================================ Pong matching
+
+
+@ROLES
+def test_a_pong_acknowledges_its_ping_and_every_earlier_one(client: bool) -> None:
+    m = managed(client, ping_timeout=5)
+    for payload, now in ((b"A", 1), (b"B", 2), (b"C", 3)):
+        m.ping(payload, now=now)
+    m.data_to_send()
+    assert m.next_deadline == 6  # the oldest waiting Ping's
+    # An unsolicited Pong, then one for B only (section 5.5.3 allows answering the latest).
+    assert receive(m, incoming(m, OP_PONG, b"Z") + incoming(m, OP_PONG, b"B"), now=4) == [Pong(b"Z"), Pong(b"B")]
+    assert m.take_acknowledged_pings() == [b"A", b"B"]
+    assert m.take_acknowledged_pings() == []
+    assert m.next_deadline == 8  # C's
+    m.handle_timers(7.999)
+    assert not m.should_close_transport
+    m.handle_timers(8)
+    assert m.should_close_transport
+    assert m.close_event is not None and m.close_event.reason == "keepalive ping timeout"
+
+
+def test_a_pong_for_a_later_ping_clears_the_keepalive_deadline() -> None:
+    m = keepalive()
+    m.handle_timers(10)
+    keepalive_payload = queued_ping(m)
+    m.ping(b"mine", now=11)
+    m.data_to_send()
+    receive(m, incoming(m, OP_PONG, b"mine"), now=12)
+    assert m.take_acknowledged_pings() == [keepalive_payload, b"mine"]
+    assert m.next_deadline == 20  # the next keepalive Ping; no Pong deadline left
+    m.handle_timers(15)
+    assert not m.should_close_transport
+
+
+def test_a_payload_sent_again_waits_for_the_pong_after_its_latest_sending() -> None:
+    m = managed(True, ping_timeout=5)
+    m.ping(b"A", now=1)
+    m.ping(b"B", now=2)
+    m.ping(b"A", now=3)
+    m.data_to_send()
+    receive(m, incoming(m, OP_PONG, b"B"), now=4)
+    assert m.take_acknowledged_pings() == [b"B"]
+    assert m.next_deadline == 8
+    receive(m, incoming(m, OP_PONG, b"A"), now=5)
+    assert m.take_acknowledged_pings() == [b"A"]
+    assert m.next_deadline is None

@@ -27,6 +27,7 @@ at :attr:`next_deadline`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from typing import Protocol
@@ -69,14 +70,14 @@ class ManagedConnection:
 
     # One per open connection in a server: slots keep an idle one small.
     __slots__ = (
+        "_acknowledged",
         "_close_deadline",
         "_next_ping_at",
         "_now",
         "_outgoing",
         "_outgoing_size",
         "_pieces",
-        "_pong_deadline",
-        "_pong_payload",
+        "_pings",
         "_should_close_transport",
         "assemble_messages",
         "auto_reply",
@@ -123,8 +124,11 @@ class ManagedConnection:
         self._pieces: list[bytes | str] | None = None
         self._should_close_transport = False
         self._next_ping_at = now + ping_interval if ping_interval is not None else None
-        self._pong_payload: bytes | None = None
-        self._pong_deadline: float | None = None
+        #: Pings awaiting their Pong, in the order sent: payload -> deadline
+        #: (``inf`` without ``ping_timeout``). None while there are none.
+        self._pings: dict[bytes, float] | None = None
+        #: Payloads of the Pings that the Pongs parsed so far acknowledged, until taken.
+        self._acknowledged: list[bytes] | None = None
         self._close_deadline: float | None = None
         self._now = now
         #: The close code and reason the connection ended with, once known.
@@ -156,7 +160,7 @@ class ManagedConnection:
         """When :meth:`handle_timers` must next be called, or ``None`` for never."""
         deadlines = [
             deadline
-            for deadline in (self._next_ping_at, self._pong_deadline, self._close_deadline)
+            for deadline in (self._next_ping_at, self._pong_deadline(), self._close_deadline)
             if deadline is not None
         ]
         return min(deadlines) if deadlines else None
@@ -242,9 +246,7 @@ class ManagedConnection:
                 if self.auto_reply and self.connection.state is ConnectionState.OPEN:
                     self._queue(self.connection.send(event.response()))
             elif isinstance(event, Pong):
-                if self._pong_payload is not None and event.payload == self._pong_payload:
-                    self._pong_payload = None
-                    self._pong_deadline = None
+                self._pong_received(event.payload)
             elif isinstance(event, CloseConnection):
                 self._on_close(event, now)
             elif self.connection.state is ConnectionState.CLOSED and self.close_event is None:
@@ -257,14 +259,14 @@ class ManagedConnection:
             # A transport that closes after we gave up (keepalive timeout)
             # keeps the reason we recorded.
             self.close_event = event
-        self._next_ping_at = self._pong_deadline = None
+        self._next_ping_at = self._pings = None
         if self.auto_reply and self.connection.state is ConnectionState.REMOTE_CLOSING:
             self._queue(self.connection.send(event.response()))
         if self.connection.state is ConnectionState.CLOSED:
             self._closing_handshake_done(now, event.code)
 
     def _after_close_sent(self, now: float) -> None:
-        self._next_ping_at = self._pong_deadline = None
+        self._next_ping_at = self._pings = None
         if self.connection.state is ConnectionState.CLOSED:
             # We answered the peer's Close (or its violation).
             code = self.close_event.code if self.close_event is not None else 1000
@@ -293,27 +295,57 @@ class ManagedConnection:
     def ping(self, payload: bytes | None = None, now: float | None = None) -> bytes:
         """Send a Ping and expect its Pong within ``ping_timeout``; return its payload.
 
-        Only the latest Ping's Pong is awaited (section 5.5.3 lets a peer answer
-        just the latest), but an earlier, still pending deadline is kept.
+        :meth:`take_acknowledged_pings` later tells which Pings were answered.
         """
         now = self._clock(now)
         if payload is None:
             payload = os.urandom(4)
         self._queue(self.connection.send(Ping(payload)))
-        self._pong_payload = payload
-        if self.ping_timeout is not None:
-            deadline = now + self.ping_timeout
-            if self._pong_deadline is None or deadline < self._pong_deadline:
-                self._pong_deadline = deadline
+        if self._pings is None:
+            self._pings = {}
+        # A payload sent again waits for the Pong after its latest sending.
+        self._pings.pop(payload, None)
+        self._pings[payload] = now + self.ping_timeout if self.ping_timeout is not None else math.inf
         return payload
+
+    def _pong_received(self, payload: bytes) -> None:
+        """A Pong acknowledges its Ping and every earlier one; an unsolicited Pong, nothing.
+
+        Section 5.5.3: a peer that received several Pings before it could
+        answer "MAY elect to send a Pong frame for only the most recently
+        processed Ping frame".
+        """
+        pings = self._pings
+        if not pings or payload not in pings:
+            return
+        if self._acknowledged is None:
+            self._acknowledged = []
+        for sent in list(pings):
+            del pings[sent]
+            self._acknowledged.append(sent)
+            if sent == payload:
+                break
+
+    def take_acknowledged_pings(self) -> list[bytes]:
+        """The payloads of the Pings acknowledged by the Pongs received since the last call, oldest first."""
+        acknowledged, self._acknowledged = self._acknowledged, None
+        return acknowledged or []
+
+    def _pong_deadline(self) -> float | None:
+        # Pings are kept in the order sent, so the first has the earliest deadline.
+        if not self._pings:
+            return None
+        deadline = next(iter(self._pings.values()))
+        return None if deadline == math.inf else deadline
 
     def handle_timers(self, now: float) -> None:
         """Do what is due at ``now``: a keepalive Ping, or give up on a late peer."""
         self._clock(now)
-        if self._pong_deadline is not None and now >= self._pong_deadline:
+        pong_deadline = self._pong_deadline()
+        if pong_deadline is not None and now >= pong_deadline:
             # No Pong in time: the peer or the path is dead. Fail with 1011
             # (as websockets does) and close the transport without waiting.
-            self._pong_deadline = None
+            self._pings = None
             self._next_ping_at = None
             if self.connection.state is ConnectionState.OPEN:
                 self._queue(self.connection.send(CloseConnection(1011, "keepalive ping timeout")))
@@ -327,7 +359,7 @@ class ManagedConnection:
             assert self.ping_interval is not None
             state = self.connection.state
             if state is ConnectionState.OPEN or state is ConnectionState.CONNECTING:
-                if state is ConnectionState.OPEN and self._pong_payload is None:
+                if state is ConnectionState.OPEN and not self._pings:
                     self.ping(now=now)
                 self._next_ping_at = now + self.ping_interval
             else:

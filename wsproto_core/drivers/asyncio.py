@@ -471,7 +471,7 @@ class WebSocket:
                     self._parse_pending = True
                     break
             elif isinstance(event, Pong):
-                self._pong_arrived(event.payload)
+                self._pings_acknowledged()
         self._set_timer()
 
     def _call_listener(self, callback: Callable[..., None], *arguments: Any) -> None:
@@ -560,19 +560,12 @@ class WebSocket:
         if not self._closed:
             self._finish()
 
-    def _pong_arrived(self, payload: bytes) -> None:
-        # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
-        # 5.5.3 lets a peer answer only the latest Ping); an unsolicited Pong
-        # acknowledges nothing.
+    def _pings_acknowledged(self) -> None:
         waiters = self._pong_waiters
-        if not waiters or payload not in waiters:
-            return
-        for key in list(waiters):
-            waiter = waiters.pop(key)
-            if not waiter.done():
+        for payload in self._managed.take_acknowledged_pings():
+            waiter = waiters.pop(payload, None) if waiters else None
+            if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if key == payload:
-                break
 
     def _finish(self) -> None:
         close = self._managed.close_event

@@ -299,7 +299,7 @@ class WebSocket:
                                 self._changed.wait(self._timeout())
                                 managed.handle_timers(time.monotonic())
                         elif isinstance(event, Pong):
-                            self._pong_arrived(event.payload)
+                            self._pings_acknowledged()
                     self._changed.notify_all()
                 self._flush()
                 with self._changed:
@@ -331,13 +331,11 @@ class WebSocket:
             self._waker.drain()
         return any(key.fileobj is self._sock for key, _ in ready)
 
-    def _pong_arrived(self, payload: bytes) -> None:
-        # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
-        # 5.5.3 lets a peer answer only the latest Ping). An unsolicited Pong acknowledges nothing.
-        if payload in self._pong_waiters:
-            keys = list(self._pong_waiters)
-            for key in keys[: keys.index(payload) + 1]:
-                self._pong_waiters.pop(key)._resolve()
+    def _pings_acknowledged(self) -> None:
+        for payload in self._managed.take_acknowledged_pings():
+            waiter = self._pong_waiters.pop(payload, None)
+            if waiter is not None:
+                waiter._resolve()
 
     def _finish(self) -> None:
         with self._changed:

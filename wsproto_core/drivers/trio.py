@@ -252,7 +252,7 @@ class WebSocket:
                             while self._messages and managed.buffered_bytes and managed.state is ConnectionState.OPEN:
                                 await self._queue_has_space.park()
                         elif isinstance(event, Pong):
-                            self._pong_arrived(event.payload)
+                            self._pings_acknowledged()
                     self._reschedule()
                     await self._flush()
                     if managed.should_close_transport:
@@ -294,13 +294,11 @@ class WebSocket:
         finally:
             await trio.aclose_forcefully(self._stream)
 
-    def _pong_arrived(self, payload: bytes) -> None:
-        # A Pong acknowledges its Ping and every earlier one (RFC 6455 section
-        # 5.5.3 lets a peer answer only the latest Ping). An unsolicited Pong acknowledges nothing.
-        if payload in self._pong_waiters:
-            keys = list(self._pong_waiters)
-            for key in keys[: keys.index(payload) + 1]:
-                self._pong_waiters.pop(key)._resolve()
+    def _pings_acknowledged(self) -> None:
+        for payload in self._managed.take_acknowledged_pings():
+            waiter = self._pong_waiters.pop(payload, None)
+            if waiter is not None:
+                waiter._resolve()
 
     def _finish(self) -> None:
         close = self._managed.close_event

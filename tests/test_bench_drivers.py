@@ -1,0 +1,71 @@
+"""benchmarks/bench_drivers.py in a tiny run: the report's structure, and that echoes are checked.
+
+No speed is asserted here; the figures are the benchmark's business.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_drivers.py"
+TINY = ["--rounds", "1", "--duration", "0.05", "-q", "--loops", "asyncio"]
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    out = tmp_path / "drivers.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *TINY, "--json", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done, json.loads(out.read_text())
+
+
+def test_tiny_run_reports_each_library_in_both_roles_with_every_echo_verified(tmp_path: Path) -> None:
+    libraries = ["picows", "websockets", "wsproto_core", "wsproto_core-callbacks"]
+    done, report = run_bench(tmp_path, "--libraries", ",".join(libraries), "--filter", "256 B")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["errors"] == []
+    (round_,) = report["rounds"]
+    keys = list(report["summary"])
+    assert keys == [
+        f"{role}, asyncio, 256 B{extra}"
+        for role in ("server", "client")
+        for extra in ("", ", 100 in flight", ", 100 connections")
+    ]
+    for key in keys:
+        for library in libraries:
+            result = round_[key][library]
+            assert result["messages"] > 0
+            assert result["verified"] == result["messages"]
+            assert result["msgs_per_s"] == pytest.approx(result["messages"] / result["seconds"])
+            assert 0 < result["p50_us"] <= result["p99_us"]
+        row = report["summary"][key]
+        for library in libraries:
+            assert row["ratio_picows"][library] == pytest.approx(
+                row["msgs_per_s"][library] / row["msgs_per_s"]["picows"]
+            )
+            assert row["ratio_websockets"][library] == pytest.approx(
+                row["msgs_per_s"][library] / row["msgs_per_s"]["websockets"]
+            )
+        assert key in done.stdout
+
+
+def test_a_server_that_corrupts_echoes_fails_the_run(tmp_path: Path) -> None:
+    # The "broken" server changes the last byte of one echo in 3.
+    done, report = run_bench(tmp_path, "--libraries", "picows,broken", "--roles", "server", "--filter", "256 B")
+    assert done.returncode == 1
+    assert report["errors"]
+    assert all("broken" in error and "differs" in error for error in report["errors"])
+    for row in report["summary"].values():
+        assert row["msgs_per_s"]["broken"] is None
+        assert row["msgs_per_s"]["picows"] is not None
+    assert "FAILED" in done.stdout
