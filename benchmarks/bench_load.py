@@ -77,6 +77,8 @@ except ImportError:  # only the websockets rows need it (the bench extra)
 CORE = "wsproto_core"
 WEBSOCKETS = "websockets"
 SERVERS = (CORE, WEBSOCKETS)
+#: Our server with the 15-bit deflate windows it had before (only when named in --servers).
+CORE_WINDOW_15 = "wsproto_core-w15"
 SCENARIOS = ("idle", "slowloris", "flood", "soak", "soak-deflate", "reset")
 HOST = "127.0.0.1"
 
@@ -106,6 +108,11 @@ def _server_options(open_timeout: float | None) -> dict[str, Any]:
 
 
 async def _serve(kind: str, open_timeout: float | None) -> tuple[Any, int]:
+    if kind == CORE_WINDOW_15:
+        from wsproto_core.drivers import _common  # noqa: PLC0415 - only this comparison changes it
+
+        _common.DEFLATE_WINDOW_BITS = 15
+        kind = CORE
     if kind == CORE:
 
         async def core_echo(websocket: Any) -> None:
@@ -179,7 +186,7 @@ def server_process(kind: str, open_timeout: float | None) -> None:
         await stopped.wait()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(20):
-                if kind == CORE:
+                if kind in (CORE, CORE_WINDOW_15):
                     await server.close()
                 else:
                     server.close()

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+import trio
+import trio.testing
 
-from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, Settings
-from wsproto_core.drivers._common import DEFAULT_MAX_HANDSHAKES, admission_refusal, send_buffer_full
+from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, Settings, sync
+from wsproto_core.drivers import trio as trio_driver
+from wsproto_core.drivers._common import DEFAULT_MAX_HANDSHAKES, ServerOpening, admission_refusal, send_buffer_full
 from wsproto_core.drivers.asyncio import Listener, WebSocket, connect, serve, serve_listener
+from wsproto_core.handshake import DEFAULT_MAX_HANDSHAKE_SIZE
 
 T = TypeVar("T")
 UPGRADE = (
@@ -204,3 +210,90 @@ def test_send_nowait_to_a_peer_that_does_not_read_drops_it_once_the_buffer_is_fu
 
     run(test)
     assert outcome == {"raised": 1006, "code": 1006}
+
+
+# ------------------------------------------------------------------ the shared handshake reader
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\n"])
+def test_a_head_fed_one_byte_at_a_time_is_decided_only_at_its_end_and_as_if_whole(ending: bytes) -> None:
+    request = UPGRADE.replace(b"\r\n", ending) + b"\x81\x80\x00\x00\x00\x00"  # a frame right behind it
+    whole = ServerOpening(Settings(), None)
+    assert whole.receive(request)
+    trickled = ServerOpening(Settings(), None)
+    end = request.index(ending + ending) + 2 * len(ending)
+    for index in range(len(request)):
+        decided = trickled.receive(request[index : index + 1])
+        assert decided is (index == end - 1)
+        if decided:
+            trickled.receive(request[end:])
+            break
+    assert trickled.request is not None and whole.request is not None
+    assert trickled.request.target == whole.request.target == "/"
+    assert trickled.connection.handshake.request_head == whole.connection.handshake.request_head
+
+
+def test_a_head_longer_than_the_limit_is_refused_with_431_once_it_passes_the_limit() -> None:
+    opening = ServerOpening(Settings(), None)
+    line = b"X-Filler: " + b"x" * 1000 + b"\r\n"
+    assert not opening.receive(UPGRADE[:-2])
+    fed = len(UPGRADE) - 2
+    while not opening.receive(line):
+        fed += len(line)
+        assert fed <= DEFAULT_MAX_HANDSHAKE_SIZE
+    assert opening.request is None
+    assert opening.response.startswith(b"HTTP/1.1 431 ")
+
+
+# ------------------------------------------------------------------ the other drivers
+
+
+def test_the_thread_driver_answers_503_beyond_its_connection_cap() -> None:
+    def handler(websocket: sync.WebSocket) -> None:
+        for message in websocket:
+            websocket.send(message)
+
+    with sync.serve(handler, "127.0.0.1", 0, max_connections=1) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with sync.connect(f"ws://127.0.0.1:{server.port}/") as first:
+                with pytest.raises(HandshakeRejected) as rejected:
+                    sync.connect(f"ws://127.0.0.1:{server.port}/", open_timeout=10)
+                assert rejected.value.status_code == 503
+                first.send("still served")
+                assert first.recv() == "still served"
+        finally:
+            server.shutdown()
+            thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_the_trio_driver_answers_503_beyond_its_handshake_cap() -> None:
+    async def handler(websocket: trio_driver.WebSocket) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async def test() -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                functools.partial(trio_driver.serve, handler, "127.0.0.1", 0, max_handshakes=1)
+            )
+            try:
+                silent = await trio.open_tcp_stream("127.0.0.1", server.port)
+                # Once every task waits, the server has accepted the silent
+                # stream, which holds the only handshake slot.
+                await trio.testing.wait_all_tasks_blocked()
+                with pytest.raises(HandshakeRejected) as rejected:
+                    async with trio_driver.connect(f"ws://127.0.0.1:{server.port}/"):
+                        pass
+                assert rejected.value.status_code == 503
+                await silent.aclose()
+            finally:
+                await server.close()
+
+    async def bounded() -> None:
+        with trio.fail_after(30):
+            await test()
+
+    trio.run(bounded)

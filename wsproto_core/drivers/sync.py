@@ -41,12 +41,14 @@ from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
     READ_SIZE,
+    REFUSAL_GRACE,
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
     ServerOpening,
     Settings,
     accept_for,
+    admission_refusal,
     managed_connection,
     parse_url,
     request_for,
@@ -507,6 +509,16 @@ class Server:
 
     def _run(self, sock: socket.socket) -> None:
         settings = self._settings
+        with self._lock:
+            # This thread is one of them; those not yet open are handshaking.
+            refusal = admission_refusal(
+                settings,
+                handshaking=len(self._threads) - len(self._connections) - 1,
+                connections=len(self._threads) - 1,
+            )
+        if refusal is not None:
+            _refuse(sock, refusal)
+            return
         deadline = _Deadline(self._open_timeout)
         try:
             if self._ssl is not None:
@@ -546,6 +558,23 @@ class Server:
             websocket.close()
             with self._lock:
                 self._connections.discard(websocket)
+
+
+def _refuse(sock: socket.socket, answer: bytes) -> None:
+    """Send ``answer`` (a 503), then drop what the client sends until it closes or the grace ends."""
+    deadline = time.monotonic() + REFUSAL_GRACE
+    try:
+        sock.settimeout(REFUSAL_GRACE)
+        sock.sendall(answer)
+        sock.shutdown(socket.SHUT_WR)
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(READ_SIZE):
+                break
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def serve(

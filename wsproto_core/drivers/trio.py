@@ -38,12 +38,14 @@ from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
     READ_SIZE,
+    REFUSAL_GRACE,
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
     ServerOpening,
     Settings,
     accept_for,
+    admission_refusal,
     managed_connection,
     parse_url,
     request_for,
@@ -455,8 +457,15 @@ async def serve(
     """
     settings = Settings.from_options(options)
     connections: set[WebSocket] = set()
+    handshaking = 0
 
     async def on_client(stream: trio.abc.Stream) -> None:
+        nonlocal handshaking
+        refusal = admission_refusal(settings, handshaking=handshaking, connections=handshaking + len(connections))
+        if refusal is not None:
+            await _refuse(stream, refusal)
+            return
+        handshaking += 1
         try:
             with trio.fail_after(_timeout(open_timeout)):
                 connection, request = await _server_handshake(stream, settings, process_request)
@@ -468,6 +477,8 @@ async def serve(
         except (trio.TooSlowError, *_STREAM_ERRORS, RemoteProtocolError):
             await trio.aclose_forcefully(stream)
             return
+        finally:
+            handshaking -= 1
         websocket = WebSocket(
             stream,
             managed_connection(connection, settings, client=False, now=trio.current_time()),
@@ -506,6 +517,17 @@ async def serve(
                 task_status.started(server)
     finally:
         server._stopped.set()
+
+
+async def _refuse(stream: trio.abc.Stream, answer: bytes) -> None:
+    """Send ``answer`` (a 503), then drop what the client sends until it closes or the grace ends."""
+    with trio.move_on_after(REFUSAL_GRACE), contextlib.suppress(*_STREAM_ERRORS):
+        await stream.send_all(answer)
+        if isinstance(stream, trio.abc.HalfCloseableStream):
+            await stream.send_eof()
+        while await stream.receive_some(READ_SIZE):
+            pass
+    await trio.aclose_forcefully(stream)
 
 
 async def _server_handshake(
