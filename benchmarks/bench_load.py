@@ -10,6 +10,7 @@ not given explicitly, so ``--scale 0.1`` is a quick run):
 
 - ``idle``: N idle connections (default 10,000; the file limit is raised to its hard limit in
   both processes): server RSS per connection, and every connection still echoes at the end.
+  ``idle-deflate``: the same with permessage-deflate, after one compressed message each way.
 - ``slowloris``: S sockets (default 2,000) sending their upgrade request one byte per second,
   while a normal client does round trips and opens a fresh connection every second: its
   latency percentiles and failures, and when the trickling sockets were closed by the server.
@@ -79,7 +80,7 @@ WEBSOCKETS = "websockets"
 SERVERS = (CORE, WEBSOCKETS)
 #: Our server with the 15-bit deflate windows it had before (only when named in --servers).
 CORE_WINDOW_15 = "wsproto_core-w15"
-SCENARIOS = ("idle", "slowloris", "flood", "soak", "soak-deflate", "reset")
+SCENARIOS = ("idle", "idle-deflate", "slowloris", "flood", "soak", "soak-deflate", "reset")
 HOST = "127.0.0.1"
 
 
@@ -362,12 +363,16 @@ class Payloads:
     """Random messages of 1 B to 64 KiB, text (multi-byte UTF-8 included) and binary, and their checks."""
 
     WORDS = ("hello", "world", "ωebsocket", "frame", "échange", "数据", "🙂", "message", "0123456789", "{}:,")
+    #: The text and bytes that messages are cut from, built once: building them per client would
+    #: stall the clients' event loop while other clients' handshakes are under way.
+    _corpus: tuple[str, bytes] | None = None
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        rng = self.rng
-        self.text = " ".join(rng.choice(self.WORDS) for _ in range(40000))
-        self.binary = rng.randbytes(1 << 17)
+        if Payloads._corpus is None:
+            rng = random.Random(0)
+            Payloads._corpus = (" ".join(rng.choice(self.WORDS) for _ in range(40000)), rng.randbytes(1 << 17))
+        self.text, self.binary = Payloads._corpus
 
     def next(self) -> str | bytes:
         rng = self.rng
@@ -404,14 +409,21 @@ def percentile(samples: list[float], p: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
-async def scenario_idle(server: ServerProcess, outcome: Outcome, connections: int) -> None:
-    warm = [await Peer.open(server.port) for _ in range(5)]
+async def scenario_idle(server: ServerProcess, outcome: Outcome, connections: int, *, compression: bool) -> None:
+    warm = [await Peer.open(server.port, compression=compression) for _ in range(5)]
     for peer in warm:
         await peer.close()
     before = await server.stats()
-    opened = await bounded_gather(connections, 100, lambda _: Peer.open(server.port, timeout=120))
+    opened = await bounded_gather(
+        connections, 100, lambda _: Peer.open(server.port, compression=compression, timeout=120)
+    )
     peers = [peer for peer in opened if isinstance(peer, Peer)]
     outcome.check(len(peers) == connections, f"{connections - len(peers)} connections failed to open")
+    if compression:
+        # One compressed message each way, so that every connection holds its zlib state.
+        text = Payloads.WORDS[0] * 200
+        first = await bounded_gather(len(peers), 200, lambda index: peers[index].echo(f"{index} {text}"))
+        outcome.check(all(result is True for result in first), "a first compressed echo failed")
     await asyncio.sleep(1)
     after = await server.stats()
     outcome.figures["connections"] = len(peers)
@@ -708,8 +720,8 @@ async def run_scenario(name: str, kind: str, scale: Scale, seed: int) -> Outcome
     outcome = Outcome(name, kind)
     open_timeout = scale.open_timeout
     with ServerProcess(kind, open_timeout) as server:
-        if name == "idle":
-            await scenario_idle(server, outcome, scale.idle)
+        if name in ("idle", "idle-deflate"):
+            await scenario_idle(server, outcome, scale.idle, compression=name == "idle-deflate")
         elif name == "slowloris":
             # The server's handshake timeout (10 s for both by default) decides when trickling sockets close.
             timeout = open_timeout if open_timeout is not None else 10.0

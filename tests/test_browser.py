@@ -177,8 +177,9 @@ def test_echo_page_in_headless_chromium(tmp_path: Path) -> None:
     kinds = [line.split(" ", 1)[0] for line in lines]
     assert kinds == ["info", "info", "sent", "received", "info"], lines
     assert texts[0].endswith(f"connecting to ws://{address}/ws")
-    # Chromium offers permessage-deflate and the server accepts it.
-    assert texts[1].endswith(f"connected to ws://{address}/ws, permessage-deflate"), texts[1]
+    # Chromium offers permessage-deflate and the server accepts it, with the drivers' 12-bit windows.
+    deflate = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+    assert texts[1].endswith(f"connected to ws://{address}/ws, {deflate}"), texts[1]
     assert texts[2].endswith(f"→ {message}")
     assert texts[3].endswith(f"← {message}")
     assert texts[4].endswith("closed: 1000 bye")

@@ -51,8 +51,9 @@ def run(scenario: str) -> Any:
     return asyncio.run(harness.run_scenario(scenario, harness.CORE, TINY, seed=7))
 
 
-def test_idle_connections_all_echo_and_release_everything() -> None:
-    outcome = run("idle")
+@pytest.mark.parametrize("scenario", ["idle", "idle-deflate"])
+def test_idle_connections_all_echo_and_release_everything(scenario: str) -> None:
+    outcome = run(scenario)
     assert outcome.failures == []
     assert outcome.figures["connections"] == outcome.figures["echoed"] == TINY.idle
 
