@@ -267,9 +267,32 @@ class Peer:
         self.connection = connection
         self.close_code: int | None = None
         self._pieces: list[Any] = []
+        self._inbox: asyncio.Queue[str | bytes | Exception] | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def start_reading(self) -> None:
+        """Read in the background, as real clients do: Pings are answered while the peer idles."""
+        self._inbox = asyncio.Queue()
+        self._pump = asyncio.get_running_loop().create_task(self._read_forever())
+
+    async def _read_forever(self) -> None:
+        assert self._inbox is not None
+        try:
+            while True:
+                self._inbox.put_nowait(await self._read_message())
+        except (ConnectionError, OSError) as exc:
+            self._inbox.put_nowait(exc)
 
     @classmethod
-    async def open(cls, port: int, compression: bool = False, timeout: float = 30) -> Peer:
+    async def open(cls, port: int, compression: bool = False, timeout: float = 30, *, reading: bool = True) -> Peer:
+        """A connection after its handshake; with ``reading``, it reads (and answers Pings) in the background."""
+        peer = await cls._open(port, compression, timeout)
+        if reading:
+            peer.start_reading()
+        return peer
+
+    @classmethod
+    async def _open(cls, port: int, compression: bool, timeout: float) -> Peer:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(HOST, port, limit=1 << 16)
             try:
@@ -297,6 +320,15 @@ class Peer:
 
     async def receive(self) -> str | bytes:
         """The next whole message; ``ConnectionError`` if the server closed first."""
+        if self._inbox is None:
+            return await self._read_message()
+        message = await self._inbox.get()
+        if isinstance(message, Exception):
+            self._inbox.put_nowait(message)
+            raise message
+        return message
+
+    async def _read_message(self) -> str | bytes:
         while True:
             for event in self.connection.events():
                 if isinstance(event, Message):
@@ -319,9 +351,15 @@ class Peer:
             return await self.receive() == message
 
     def abort(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
         self.writer.transport.abort()
 
     async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = self._inbox = None
         with contextlib.suppress(Exception):
             self.writer.write(self.connection.send(CloseConnection(code=1000)))
             async with asyncio.timeout(5):
@@ -524,7 +562,7 @@ async def scenario_slowloris(
 
 async def scenario_flood(server: ServerProcess, outcome: Outcome, duration: float) -> None:
     before = await server.stats()
-    peer = await Peer.open(server.port)
+    peer = await Peer.open(server.port, reading=False)
     message = random.Random(1).randbytes(65536)
     frame = peer.connection.send(BytesMessage(message))
     sent = 0
@@ -642,7 +680,7 @@ async def scenario_reset(server: ServerProcess, outcome: Outcome, rounds: int, c
         reset(writer)
 
     async def mid_frame(_: int) -> None:
-        peer = await Peer.open(server.port, timeout=60)
+        peer = await Peer.open(server.port, timeout=60, reading=False)
         # The head and half of a 4 KiB binary frame: the server waits for the rest.
         frame = peer.connection.send(BytesMessage(b"r" * 4096))
         peer.writer.write(frame[: len(frame) // 2])
