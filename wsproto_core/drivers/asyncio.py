@@ -67,6 +67,7 @@ from ._common import (
     request_for,
     send_buffer_full,
 )
+from .proxy import open_tunnel, proxy_for
 
 __all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener"]
 
@@ -685,11 +686,18 @@ def connect(
     open_timeout: float | None = 10.0,
     listener: Listener | None = None,
     http2: bool = False,
+    proxy: str | bool | None = True,
     **options: Any,
 ) -> _Connect:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``).
 
     With a ``listener``, messages go to its callbacks instead of ``recv()``.
+    ``proxy``: ``True`` takes the proxy from the environment (``HTTPS_PROXY``
+    for ``wss://``, ``HTTP_PROXY`` for ``ws://``, then ``ALL_PROXY``; hosts in
+    ``NO_PROXY`` are reached directly), a URL (``http://``, ``socks5://``,
+    ``socks5h://``) names one, ``None`` connects directly; see
+    :mod:`wsproto_core.drivers.proxy`, which raises ``ProxyError`` (an
+    ``OSError``) when the proxy refuses.
     Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
     server answers with plain HTTP, ``InvalidURL`` for a bad URL, and ``OSError``
@@ -722,6 +730,7 @@ def connect(
             ssl=ssl,
             open_timeout=open_timeout,
             listener=listener,
+            proxy=proxy,
         )
     )
 
@@ -735,6 +744,7 @@ async def _open(
     ssl: ssl_module.SSLContext | None,
     open_timeout: float | None,
     listener: Listener | None,
+    proxy: str | bool | None,
 ) -> WebSocket:
     target = parse_url(url)
     context = (ssl or ssl_module.create_default_context()) if target.secure else None
@@ -747,9 +757,18 @@ async def _open(
     transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(open_timeout):
-            transport, _ = await loop.create_connection(
-                lambda: _Protocol(opening), target.host, target.port, ssl=context
-            )
+            through = proxy_for(target, proxy)
+            if through is None:
+                transport, _ = await loop.create_connection(
+                    lambda: _Protocol(opening), target.host, target.port, ssl=context
+                )
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda: _Protocol(opening),
+                    sock=await open_tunnel(through, target),
+                    ssl=context,
+                    server_hostname=target.host if context is not None else None,
+                )
             return await opening.opened
     except BaseException:
         if transport is not None:
