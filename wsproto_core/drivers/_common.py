@@ -46,7 +46,7 @@ READ_SIZE = 65536
 #: The LZ77 window (in bits) our drivers compress with and ask their peers
 #: to compress with (RFC 7692 sections 7.1.2.1 and 7.1.2.2), not zlib's
 #: largest (15). Measured with benchmarks/bench_load.py: with 15 bits a server
-#: spends about 1.7 times the CPU per message of 1 B-64 KiB (zlib searches a
+#: spends about 1.5 times the CPU per message of 1 B-64 KiB (zlib searches a
 #: window eight times as large for matches) for 5% smaller output, and each
 #: connection holds 128 KiB of compressor window instead of 16 KiB. websockets
 #: uses 12 bits too.
