@@ -608,11 +608,26 @@ def test_keepalive_timeout_on_our_server() -> None:
     run(test)
 
 
-def test_keepalive_pings_answered_keep_the_connection_open() -> None:
+def test_keepalive_pings_answered_keep_the_connection_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    acknowledged: list[bytes] = []
+    enough = asyncio.Event()
+    take = ManagedConnection.take_acknowledged_pings
+
+    def counting(self: ManagedConnection) -> list[bytes]:
+        payloads = take(self)
+        acknowledged.extend(payloads)
+        if len(acknowledged) >= 5:
+            enough.set()
+        return payloads
+
+    monkeypatch.setattr(ManagedConnection, "take_acknowledged_pings", counting)
+
     async def test() -> None:
         async with ws_server(recording_echo({})) as port:
-            async with connect(f"ws://127.0.0.1:{port}/", ping_interval=0.02, ping_timeout=0.5) as websocket:
-                await asyncio.sleep(0.3)  # several keepalive round trips
+            # Five keepalive Pings answered take at least 5 x 0.02 s, longer than
+            # ping_timeout: Pongs that were not matched would have failed the connection.
+            async with connect(f"ws://127.0.0.1:{port}/", ping_interval=0.02, ping_timeout=0.08) as websocket:
+                await enough.wait()
                 assert not websocket.closed
                 await websocket.send("still here")
                 assert await websocket.recv() == "still here"
