@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from wsproto_core import WSConnection
+from wsproto_core.connection import Connection
+from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
+from wsproto_core.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto_core.handshake import H11Handshake
 from wsproto_core.state import (
     SENDABLE,
     TRANSITIONS,
@@ -13,6 +32,7 @@ from wsproto_core.state import (
     ConnectionType,
     SendKind,
     Trigger,
+    may_send,
     next_state,
 )
 
@@ -45,13 +65,12 @@ def test_values_match_wsproto() -> None:
     assert {member.name for member in ConnectionType} == {"CLIENT", "SERVER"}
 
 
-@pytest.mark.parametrize(("state", "trigger"), list(itertools.product(ConnectionState, Trigger)))
-def test_next_state_follows_table_or_raises(state: ConnectionState, trigger: Trigger) -> None:
-    if trigger in TRANSITIONS[state]:
-        assert next_state(state, trigger) is TRANSITIONS[state][trigger]
-    else:
-        with pytest.raises(KeyError):
-            next_state(state, trigger)
+def test_next_state_refuses_what_the_table_lacks() -> None:
+    # A missing pair is a bug of the caller's (it checks may_send first): it must not pass silently.
+    for state, trigger in itertools.product(ConnectionState, Trigger):
+        if trigger not in TRANSITIONS[state]:
+            with pytest.raises(KeyError):
+                next_state(state, trigger)
 
 
 @pytest.mark.parametrize("state", list(ConnectionState))
@@ -112,17 +131,142 @@ def test_every_state_reachable_from_connecting() -> None:
     assert seen == set(ConnectionState)
 
 
-def test_sendable() -> None:
-    """Section 5.5.1: no data after sending a Close; after receiving one only our Close."""
-    assert SENDABLE[S.OPEN] == {SendKind.DATA, SendKind.CLOSE}
-    assert SENDABLE[S.REMOTE_CLOSING] == {SendKind.CLOSE}
-    assert SENDABLE[S.LOCAL_CLOSING] == frozenset()
-    assert SENDABLE[S.CLOSED] == frozenset()
-    assert SENDABLE[S.CONNECTING] == frozenset()
-    assert SENDABLE[S.REJECTING] == {SendKind.REJECT_DATA}
-
-
 @pytest.mark.parametrize("state", list(ConnectionState))
 def test_sending_close_is_possible_exactly_when_table_allows(state: ConnectionState) -> None:
     """Consistency of the two tables: CLOSE is sendable iff SEND_CLOSE has a transition."""
     assert (SendKind.CLOSE in SENDABLE[state]) == (T.SEND_CLOSE in TRANSITIONS[state])
+
+
+# ------------------------------------------------- send() follows the tables
+#
+# A connection (or a handshake) is driven through random sequences of what can
+# happen to it; the state it reaches must be the table's, and in every state
+# reached, send() must accept exactly the events that may_send() allows: each
+# event is tried on a copy, so a refused one must leave the state as it was and
+# an accepted one does not disturb the run.
+
+CONNECTION_PROBES: list[tuple[Event, SendKind]] = [
+    (TextMessage("t"), SendKind.DATA),
+    (BytesMessage(b"b"), SendKind.DATA),
+    (Ping(b"p"), SendKind.DATA),
+    (Pong(b"p"), SendKind.DATA),
+    (CloseConnection(1000), SendKind.CLOSE),
+]
+CONNECTION_ACTIONS = ["send close", "receive close", "receive violation", "transport closed", "send message"]
+
+
+def peer_bytes(role: ConnectionType, event: Event) -> bytes:
+    """What the peer of a ``role`` connection sends for ``event``."""
+    peer = ConnectionType.SERVER if role is ConnectionType.CLIENT else ConnectionType.CLIENT
+    return Connection(peer).send(event)
+
+
+def accepts(sender: Connection | H11Handshake, event: Event) -> bool:
+    """Whether ``sender`` sends ``event`` (tried on a copy); a refusal must change nothing."""
+    trial = copy.deepcopy(sender)
+    try:
+        trial.send(event)
+    except LocalProtocolError:
+        assert trial.state is sender.state
+        return False
+    return True
+
+
+@given(role=st.sampled_from(list(ConnectionType)), actions=st.lists(st.sampled_from(CONNECTION_ACTIONS), max_size=6))
+def test_connection_send_accepts_exactly_what_the_table_allows(role: ConnectionType, actions: list[str]) -> None:
+    connection = Connection(role)
+    expected = S.OPEN
+    for action in [None, *actions]:
+        trigger = None
+        reading = expected not in (S.CLOSED, S.REMOTE_CLOSING)
+        if action == "send close" and may_send(expected, role, SendKind.CLOSE):
+            connection.send(CloseConnection(1000))
+            trigger = T.SEND_CLOSE
+        elif action == "send message" and may_send(expected, role, SendKind.DATA):
+            connection.send(TextMessage("m"))
+        elif action == "receive close" and reading:
+            connection.receive_data(peer_bytes(role, CloseConnection(1000)))
+            list(connection.events())
+            trigger = T.RECEIVE_CLOSE
+        elif action == "receive violation" and reading:
+            connection.receive_data(b"\x83\x00" if role is ConnectionType.CLIENT else b"\x83\x80\x00\x00\x00\x00")
+            list(connection.events())
+            trigger = T.REMOTE_VIOLATION
+        elif action == "transport closed" and expected is not S.CLOSED:
+            connection.receive_data(None)
+            list(connection.events())
+            trigger = T.TRANSPORT_CLOSED
+        if trigger is not None:
+            expected = next_state(expected, trigger)
+        assert connection.state is expected
+        for event, kind in CONNECTION_PROBES:
+            assert accepts(connection, event) == may_send(expected, role, kind), (event, expected)
+
+
+HANDSHAKE_PROBES: list[tuple[Event, SendKind]] = [
+    (Request(host="h", target="/"), SendKind.REQUEST),
+    (AcceptConnection(), SendKind.ACCEPT),
+    (RejectConnection(status_code=400, has_body=True), SendKind.REJECT),
+    (RejectData(b"body", body_finished=False), SendKind.REJECT_DATA),
+]
+SERVER_SENDS: dict[str, tuple[Event, SendKind]] = {
+    "accept": (AcceptConnection(), SendKind.ACCEPT),
+    "reject": (RejectConnection(status_code=400, has_body=True), SendKind.REJECT),
+    "reject without body": (RejectConnection(status_code=400), SendKind.REJECT),
+    "body": (RejectData(b"x", body_finished=False), SendKind.REJECT_DATA),
+    "last body": (RejectData(b"", body_finished=True), SendKind.REJECT_DATA),
+}
+HANDSHAKE_ACTIONS = [
+    "request",
+    "invalid request",
+    "101",
+    "rejection",
+    "rejection end",
+    "transport closed",
+    *SERVER_SENDS,
+]
+
+
+@given(role=st.sampled_from(list(ConnectionType)), actions=st.lists(st.sampled_from(HANDSHAKE_ACTIONS), max_size=6))
+def test_handshake_send_accepts_exactly_what_the_table_allows(role: ConnectionType, actions: list[str]) -> None:
+    handshake = H11Handshake(role)
+    server_side = H11Handshake(ConnectionType.SERVER)  # answers our client
+    request_exists = False
+    # One HTTP request per handshake: a server that received one, valid or not, gets no other.
+    request_received = False
+    for action in [None, *actions]:
+        state = handshake.state
+        server_reads = role is ConnectionType.SERVER and state is S.CONNECTING and not request_received
+        if server_reads and action == "request":
+            handshake.receive_data(WSConnection(ConnectionType.CLIENT).send(Request(host="h", target="/")))
+            list(handshake.events())
+            request_exists = request_received = True
+        elif server_reads and action == "invalid request":
+            with pytest.raises(RemoteProtocolError):
+                handshake.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            request_received = True
+        elif role is ConnectionType.SERVER and action in SERVER_SENDS:
+            event, kind = SERVER_SENDS[action]
+            if may_send(state, role, kind, request_exists):
+                handshake.send(event)
+        elif role is ConnectionType.CLIENT and action == "request":
+            if may_send(state, role, SendKind.REQUEST, request_exists):
+                server_side.receive_data(handshake.send(Request(host="h", target="/")))
+                list(server_side.events())
+                request_exists = True
+        elif role is ConnectionType.CLIENT and action in ("101", "rejection"):
+            if state is S.CONNECTING and request_exists:
+                answer = AcceptConnection() if action == "101" else RejectConnection(status_code=400, has_body=True)
+                handshake.receive_data(server_side.send(answer))
+                list(handshake.events())
+        elif role is ConnectionType.CLIENT and action == "rejection end" and state is S.REJECTING:
+            handshake.receive_data(server_side.send(RejectData(b"", body_finished=True)))
+            list(handshake.events())
+        elif action == "transport closed" and state in (S.CONNECTING, S.REJECTING):
+            handshake.receive_data(None)
+            list(handshake.events())
+        for event, kind in HANDSHAKE_PROBES:
+            assert accepts(handshake, event) == may_send(handshake.state, role, kind, request_exists), (
+                event,
+                handshake.state,
+            )

@@ -44,7 +44,7 @@ from .frames import (
     write_frame,
 )
 from .masking import apply_mask
-from .state import SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, next_state
+from .state import ENDS_INPUT, SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, may_send, next_state
 
 if TYPE_CHECKING:
     from .prepared import PreparedMessage
@@ -241,6 +241,12 @@ class Connection:
 
     def _transition(self, trigger: Trigger) -> None:
         self._state = next_state(self._state, trigger)
+        if trigger in ENDS_INPUT:
+            # state.ENDS_INPUT: nothing the peer sends from now on is parsed;
+            # drop what it already sent rather than keep it buffered.
+            self._input_done = True
+            self._buffer = b""
+            self._offset = 0
         self._set_send_paths()
         if self._state is ConnectionState.CLOSED or trigger is Trigger.REMOTE_VIOLATION:
             # Nothing more will be compressed or decompressed: let extensions
@@ -249,9 +255,10 @@ class Connection:
                 extension.release()
 
     def _set_send_paths(self) -> None:
-        # The send fast paths take whole messages while OPEN with no fragmented
-        # message in progress: one with no extension, one with permessage-deflate.
-        whole = self._state is _OPEN and not self._send_opcode
+        # The send fast paths take whole messages while data may be sent (the
+        # table says when) with no fragmented message in progress: one with no
+        # extension, one through the message extension.
+        whole = SendKind.DATA in SENDABLE[self._state] and not self._send_opcode
         self._plain_send = whole and not self.extensions
         self._message_send = whole and self._message_extension is not None
 
@@ -372,9 +379,6 @@ class Connection:
     def _fail(self, failure: RemoteProtocolError) -> CloseConnection:
         """Fail the connection (section 7.1.7) and return the event saying so."""
         self.failure = failure
-        self._input_done = True
-        self._buffer = b""
-        self._offset = 0
         self._frame_remaining = -1
         self._utf8 = None
         self._transition(Trigger.REMOTE_VIOLATION)
@@ -628,11 +632,7 @@ class Connection:
         if opcode == 0xA:
             return Pong(payload)
         code, reason = parse_close_payload(payload)
-        # Section 5.5.1: the peer sends nothing after its Close; drop whatever
-        # it sent anyway rather than keep it buffered.
-        self._input_done = True
-        self._buffer = b""
-        self._offset = 0
+        # Ends the input (state.ENDS_INPUT): the peer sends nothing after its Close.
         self._transition(Trigger.RECEIVE_CLOSE)
         return CloseConnection(code=code, reason=reason)
 
@@ -762,8 +762,7 @@ class Connection:
         if self._message_send:
             return message._wire_for(self, self._message_extension)
         event = message.event()
-        if self._state is not _OPEN:
-            self._check_sendable(event, SendKind.DATA)
+        self._check_sendable(event, SendKind.DATA)
         if self._send_opcode:
             raise LocalProtocolError(
                 "A fragmented message is being sent: finish it (message_finished=True) before sending a "
@@ -793,7 +792,7 @@ class Connection:
         return self._frame(0x80 | rsv | opcode, payload)
 
     def _check_sendable(self, event: Event, kind: SendKind) -> None:
-        if kind not in SENDABLE[self._state]:
+        if not may_send(self._state, ConnectionType.CLIENT if self.client else ConnectionType.SERVER, kind):
             hint = {
                 ConnectionState.LOCAL_CLOSING: "a Close was already sent; only receive until the peer's Close",
                 ConnectionState.REMOTE_CLOSING: "the peer closed; send CloseConnection (event.response())",
@@ -802,8 +801,7 @@ class Connection:
             raise LocalProtocolError(f"Cannot send {type(event).__name__} in state {self._state.name}: {hint}.")
 
     def _send_message(self, event: Message[str] | Message[bytes]) -> bytes:
-        if self._state is not _OPEN:
-            self._check_sendable(event, SendKind.DATA)
+        self._check_sendable(event, SendKind.DATA)
         # A plain Message is text or binary by the type of its data, as in
         # wsproto (uvicorn sends Message(data=...)).
         data = event.data

@@ -34,7 +34,7 @@ from .connection import (
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import AcceptConnection, Event, RejectConnection, RejectData, Request
 from .extension_interface import Extension
-from .state import ConnectionState, ConnectionType, Trigger, next_state
+from .state import ConnectionState, ConnectionType, SendKind, Trigger, may_send, next_state
 from .utilities import generate_accept_token, generate_nonce, split_header_values
 
 __all__ = [
@@ -72,6 +72,15 @@ _FIELD_VALUE = re.compile(rb"[^\x00\r\n]*")
 _REQUEST_FIELD_HEADERS = frozenset((b"host", b"sec-websocket-extensions", b"sec-websocket-protocol"))
 _RESPONSE_FIELD_HEADERS = frozenset(
     (b"connection", b"upgrade", b"sec-websocket-accept", b"sec-websocket-extensions", b"sec-websocket-protocol")
+)
+
+
+# The kind of each handshake event, for the state tables.
+_HANDSHAKE_KINDS: tuple[tuple[type[Event], SendKind], ...] = (
+    (Request, SendKind.REQUEST),
+    (AcceptConnection, SendKind.ACCEPT),
+    (RejectConnection, SendKind.REJECT),
+    (RejectData, SendKind.REJECT_DATA),
 )
 
 
@@ -407,28 +416,27 @@ class H11Handshake:
 
     def send(self, event: Event) -> bytes:
         """Return the bytes of a handshake event (Request, AcceptConnection, RejectConnection, RejectData)."""
-        if self.client:
-            if isinstance(event, Request) and self._request is None:
-                return self._initiate(event)
+        kind = next((kind for cls, kind in _HANDSHAKE_KINDS if isinstance(event, cls)), None)
+        role = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
+        # The state tables decide (state.may_send); the HTTP request's existence
+        # is the one fact they need from us while CONNECTING.
+        if kind is None or not may_send(self._state, role, kind, self._request is not None):
+            if self.client:
+                raise LocalProtocolError(
+                    f"A client sends one Request to start; {type(event).__name__} cannot be sent in state "
+                    f"{self._state.name}."
+                )
             raise LocalProtocolError(
-                f"A client sends one Request to start; {type(event).__name__} cannot be sent in state "
-                f"{self._state.name}."
+                f"{type(event).__name__} cannot be sent in state {self._state.name}: a server answers a Request "
+                "with AcceptConnection or RejectConnection (then RejectData if has_body)."
             )
-        if self._state is ConnectionState.CONNECTING and self._request is not None:
-            if isinstance(event, AcceptConnection):
-                return self._accept(event)
-            if isinstance(event, RejectConnection):
-                return self._reject(event)
-        elif self._state is ConnectionState.CONNECTING and isinstance(event, RejectConnection):
-            # Rejecting a request that failed validation (the event_hint of
-            # a RemoteProtocolError): h11 still lets the server respond.
-            return self._reject(event)
-        if self._state is ConnectionState.REJECTING and isinstance(event, RejectData):
-            return self._send_reject_data(event)
-        raise LocalProtocolError(
-            f"{type(event).__name__} cannot be sent in state {self._state.name}: a server answers a Request "
-            "with AcceptConnection or RejectConnection (then RejectData if has_body)."
-        )
+        if kind is SendKind.REQUEST:
+            return self._initiate(event)  # type: ignore[arg-type]
+        if kind is SendKind.ACCEPT:
+            return self._accept(event)  # type: ignore[arg-type]
+        if kind is SendKind.REJECT:
+            return self._reject(event)  # type: ignore[arg-type]
+        return self._send_reject_data(event)  # type: ignore[arg-type]
 
     def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
         """Feed bytes from the peer (``None`` when the transport closed)."""

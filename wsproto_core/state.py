@@ -1,11 +1,13 @@
 """Every state of a WebSocket connection and every transition between them.
 
 The transitions are data: :data:`TRANSITIONS` maps a state and a trigger to the
-next state, and :data:`SENDABLE` says which kinds of event the application may
-send in each state. :func:`next_state` is the only function that computes a new
-state; the connection classes call it and store the result. A state/trigger pair
-missing from the table cannot happen by construction, which the tests check by
-walking the table.
+next state, :data:`SENDABLE` says which kinds of event may be sent in each
+state, :data:`SENDERS` which side sends each kind, and :data:`ENDS_INPUT` after
+which triggers nothing more the peer sends is parsed. :func:`next_state` is the
+only function that computes a new state and :func:`may_send` the only one that
+decides whether an event may be sent; ``Connection`` and ``H11Handshake`` call
+them and store the result. A state/trigger pair missing from the table cannot
+happen by construction.
 
 The closing handshake (RFC 6455 section 7) reads off the table::
 
@@ -26,12 +28,16 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ENDS_INPUT",
+    "HANDSHAKE_SENDABLE",
     "SENDABLE",
+    "SENDERS",
     "TRANSITIONS",
     "ConnectionState",
     "ConnectionType",
     "SendKind",
     "Trigger",
+    "may_send",
     "next_state",
 ]
 
@@ -76,10 +82,20 @@ class Trigger(enum.Enum):
 
 
 class SendKind(enum.Enum):
-    """The kinds of event an application can send after the handshake."""
+    """The kinds of event an application can send."""
 
-    DATA = enum.auto()  # TextMessage, BytesMessage, Ping, Pong
+    #: TextMessage, BytesMessage, Ping, Pong.
+    DATA = enum.auto()
+    #: CloseConnection.
     CLOSE = enum.auto()
+    #: A client's Request, which opens the handshake.
+    REQUEST = enum.auto()
+    #: A server's AcceptConnection, the answer to a Request.
+    ACCEPT = enum.auto()
+    #: A server's RejectConnection (an answer to a Request, or to a request
+    #: that failed validation).
+    REJECT = enum.auto()
+    #: The body of a rejection (RejectData).
     REJECT_DATA = enum.auto()
 
 
@@ -125,15 +141,63 @@ TRANSITIONS: dict[ConnectionState, dict[Trigger, ConnectionState]] = {
 
 #: RFC 6455 section 5.5.1: "After sending a Close frame, the endpoint MUST NOT
 #: send any further data frames"; and after receiving one, the only thing we
-#: still send is our Close (as in wsproto).
+#: still send is our Close (as in wsproto). During the handshake the client
+#: sends its Request and the server answers it (section 4); a rejecting server
+#: sends the body of its response.
 SENDABLE: dict[ConnectionState, frozenset[SendKind]] = {
-    _S.CONNECTING: frozenset(),
+    _S.CONNECTING: frozenset({SendKind.REQUEST, SendKind.ACCEPT, SendKind.REJECT}),
     _S.REJECTING: frozenset({SendKind.REJECT_DATA}),
     _S.OPEN: frozenset({SendKind.DATA, SendKind.CLOSE}),
     _S.LOCAL_CLOSING: frozenset(),
     _S.REMOTE_CLOSING: frozenset({SendKind.CLOSE}),
     _S.CLOSED: frozenset(),
 }
+
+
+_CLIENT_ONLY = frozenset({ConnectionType.CLIENT})
+_SERVER_ONLY = frozenset({ConnectionType.SERVER})
+_BOTH = frozenset(ConnectionType)
+
+#: Which side sends each kind of event. Section 4.1: the client sends the
+#: opening handshake; section 4.2.2: the server answers it (accepting it, or
+#: rejecting it with any HTTP response and its body).
+SENDERS: dict[SendKind, frozenset[ConnectionType]] = {
+    SendKind.DATA: _BOTH,
+    SendKind.CLOSE: _BOTH,
+    SendKind.REQUEST: _CLIENT_ONLY,
+    SendKind.ACCEPT: _SERVER_ONLY,
+    SendKind.REJECT: _SERVER_ONLY,
+    SendKind.REJECT_DATA: _SERVER_ONLY,
+}
+
+#: The HTTP exchange inside CONNECTING: what each side may send before and
+#: after the request exists (sent by a client, received by a server). One
+#: Request per handshake; a server accepts only a request it received, and may
+#: reject one that failed validation before it was ever described as a Request.
+HANDSHAKE_SENDABLE: dict[tuple[ConnectionType, bool], frozenset[SendKind]] = {
+    (ConnectionType.CLIENT, False): frozenset({SendKind.REQUEST}),
+    (ConnectionType.CLIENT, True): frozenset(),
+    (ConnectionType.SERVER, False): frozenset({SendKind.REJECT}),
+    (ConnectionType.SERVER, True): frozenset({SendKind.ACCEPT, SendKind.REJECT}),
+}
+
+#: Input done. Section 5.5.1: after a Close "the endpoint [...] MUST NOT send
+#: any further data frames", so nothing the peer sends after its Close is
+#: processed; section 7.1.7: a connection failed for a violation reads nothing
+#: more either. After these triggers the connection drops what it buffered and
+#: ignores further bytes (the transport closing ends the input too, once the
+#: bytes already received are parsed).
+ENDS_INPUT: frozenset[Trigger] = frozenset({_T.RECEIVE_CLOSE, _T.REMOTE_VIOLATION})
+
+
+def may_send(state: ConnectionState, role: ConnectionType, kind: SendKind, request_exists: bool = False) -> bool:
+    """Whether ``role`` may send an event of ``kind`` in ``state``.
+
+    ``request_exists`` matters only while CONNECTING (see :data:`HANDSHAKE_SENDABLE`).
+    """
+    if kind not in SENDABLE[state] or role not in SENDERS[kind]:
+        return False
+    return state is not _S.CONNECTING or kind in HANDSHAKE_SENDABLE[role, request_exists]
 
 
 def next_state(state: ConnectionState, trigger: Trigger) -> ConnectionState:

@@ -37,6 +37,9 @@ _TRIGGER_TEXT = {
 _SEND_TEXT = {
     SendKind.DATA: "messages, Ping, Pong",
     SendKind.CLOSE: "CloseConnection",
+    SendKind.REQUEST: "Request (client)",
+    SendKind.ACCEPT: "AcceptConnection (server)",
+    SendKind.REJECT: "RejectConnection (server)",
     SendKind.REJECT_DATA: "RejectData",
 }
 
