@@ -36,6 +36,7 @@ from wsproto_core.handshake import (
     MAX_HEADER_COUNT,
     WEBSOCKET_VERSION,
     H11Handshake,
+    _decode_host,
     client_extensions_handshake,
     origin_allowed,
     server_extensions_handshake,
@@ -236,6 +237,21 @@ def test_request_extra_headers_leave_out_the_headers_in_fields() -> None:
 def test_server_request_host(host: bytes, expected: str) -> None:
     _, request = receive_request(raw_request(replace={b"Host": host}))
     assert request.host == expected
+
+
+@given(
+    st.binary(max_size=80)
+    | st.lists(st.sampled_from([b"a", b"Z", b"-", b".", b"9", b"xn", b"XN", b"--", b":", b"\xc3"]), max_size=30).map(
+        b"".join
+    )
+)
+def test_host_decoding_is_the_idna_codec_or_latin_1(host: bytes) -> None:
+    # The shortcut for names without an ACE label must give what the codec gives.
+    try:
+        expected = host.decode("idna")
+    except UnicodeError:
+        expected = host.decode("latin-1")
+    assert _decode_host(host) == expected
 
 
 def test_non_ascii_host_round_trip() -> None:

@@ -88,6 +88,12 @@ def _other_headers(headers: Iterable[tuple[bytes, bytes]], omitted: frozenset[by
     return [(name, value) for name, value in headers if name.lower() not in omitted]
 
 
+# The start of every 101 this module writes, up to the Sec-WebSocket-Accept value.
+_SWITCHING_PROTOCOLS = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+)
+
+
 def _upgrade_required() -> RejectConnection:
     # RFC 7231 section 6.5.15: a 426 response MUST carry an Upgrade header.
     return RejectConnection(
@@ -228,7 +234,11 @@ class H11Handshake:
 
     def _process_request(self, request: h11.Request) -> Request:
         """Validate an upgrade request (section 4.2.1) and describe it as an event."""
-        self.request_head = (request.target, list(request.headers))
+        # h11's Headers is a Sequence without its own iterator: every pass over
+        # it costs a Python call per header, so read it once (a handshake's
+        # hot spot).
+        headers = list(request.headers)
+        self.request_head = (request.target, headers)
         # Section 4.2.1, item 1: "An HTTP/1.1 or higher GET request".
         if request.method != b"GET":
             raise RemoteProtocolError(
@@ -239,18 +249,18 @@ class H11Handshake:
             raise RemoteProtocolError(
                 "A WebSocket handshake needs HTTP/1.1 or later", event_hint=RejectConnection(status_code=505)
             )
-        if _head_size(request.target, request.headers) > self._max_handshake_size:
+        if _head_size(request.target, headers) > self._max_handshake_size:
             # h11 enforces the limit on heads that arrive in pieces; this
             # covers one that arrived whole.
             raise RemoteProtocolError(
                 f"Request head over max_handshake_size={self._max_handshake_size}",
                 event_hint=RejectConnection(status_code=431),
             )
-        if len(request.headers) > MAX_HEADER_COUNT:
+        if len(headers) > MAX_HEADER_COUNT:
             raise RemoteProtocolError(
                 f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
             )
-        fields = collect_headers(request.headers)
+        fields = collect_headers(headers, lowercase=False)
         # Item 2, exactly one Host. h11 checks this for HTTP/1.1 only (RFC 7230
         # section 5.4), and lets a request that claims HTTP/1.2 through.
         hosts = fields.get(b"host", [])
@@ -278,7 +288,7 @@ class H11Handshake:
             host=_decode_host(host),
             target=request.target.decode("latin-1"),
             extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
-            extra_headers=_other_headers(request.headers, _REQUEST_FIELD_HEADERS),
+            extra_headers=[(name, value) for name, value in headers if name not in _REQUEST_FIELD_HEADERS],
             subprotocols=split_header_values(fields.get(b"sec-websocket-protocol", [])),
         )
 
@@ -286,17 +296,12 @@ class H11Handshake:
         request = self._request
         assert request is not None and self._nonce is not None
         negotiated, accepted = negotiate_server_response(request, event)
-        headers = [
-            (b"Upgrade", b"websocket"),
-            (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Accept", generate_accept_token(self._nonce)),
-            *negotiated,
-        ]
         # The 101 ends HTTP on this connection, so it is written here rather
         # than through h11 (whose per-header validation doubles the cost of a
-        # handshake); header names and values are checked the same way.
-        lines = [b"HTTP/1.1 101 Switching Protocols"]
-        for name, value in headers:
+        # handshake); the headers the application chose are checked the same
+        # way, ours are constant or base64.
+        lines = [_SWITCHING_PROTOCOLS + generate_accept_token(self._nonce)]
+        for name, value in negotiated:
             if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
                 raise LocalProtocolError(f"Invalid response header {name!r}: {value!r}")
             lines.append(name + b": " + value)
@@ -581,11 +586,14 @@ def extension_offers(request: Request) -> str | None:
     return ", ".join(offers) if offers else None
 
 
-def collect_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
-    """Group header values by lower-cased name, keeping repeats in order."""
+def collect_headers(headers: Iterable[tuple[bytes, bytes]], *, lowercase: bool = True) -> dict[bytes, list[bytes]]:
+    """Group header values by lower-cased name, keeping repeats in order.
+
+    ``lowercase=False`` when the names already are (h11 lower-cases them).
+    """
     fields: dict[bytes, list[bytes]] = {}
     for name, value in headers:
-        fields.setdefault(name.lower(), []).append(value)
+        fields.setdefault(name.lower() if lowercase else name, []).append(value)
     return fields
 
 
@@ -597,6 +605,10 @@ def _decode_host(host: bytes) -> str:
     valid IDNA (a broken ``xn--`` label) is still a Host: it comes as Latin-1
     rather than failing the handshake, which wsproto let escape as a crash.
     """
+    if b"xn--" not in host.lower():
+        # IDNA decoding returns a label without the ACE prefix as it is
+        # (RFC 3490 section 4.2, ToUnicode): skip the slow codec.
+        return host.decode("latin-1")
     try:
         return host.decode("idna")
     except UnicodeError:
