@@ -16,7 +16,16 @@ with one in flight on each of 100 concurrent connections. Compression is off eve
   driven by the same client, picows' (the fastest here, so the server is what is measured);
 - **client** rows: each library's client drives the same server, picows'.
 
-The asyncio libraries run on asyncio's own loop and on uvloop (``--loops``). Every server and every
+The asyncio libraries run on asyncio's own loop and on uvloop (``--loops``). The other two
+concurrency models are "loops" too, with the one-connection, one-in-flight cases only:
+
+- ``threads``: our threads driver (``wsproto_core.drivers.sync``) beside websockets' sync layer
+  (``websockets.sync``), a thread per connection on both sides;
+- ``trio``: our trio driver beside websockets' trio layer (``websockets.trio``) and trio-websocket.
+
+In those rows the same picows client (on asyncio) drives every server, every client runs against
+the same picows server, and picows itself is measured in the same rounds as the common reference;
+the ratio to ``websockets`` is then the ratio to websockets' layer for that model. Every server and every
 client runs in its own process (a server stays up for a round; each measurement starts a fresh
 client process). Each round runs every case for every library, in an order that rotates from
 round to round; rates and latency percentiles are medians over rounds, and the ratios to picows and
@@ -30,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
@@ -45,8 +55,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 CALLBACKS = "wsproto_core-callbacks"
+TRIO_WEBSOCKET = "trio-websocket"
 ASYNCIO_LIBRARIES = ("picows", "websockets", "aiohttp", "wsproto_core", CALLBACKS)
 REFERENCE, BASELINE = "picows", "websockets"
+# Each row's ratios are to these libraries, when the row has them.
+RATIO_TO = (REFERENCE, BASELINE, TRIO_WEBSOCKET)
+ASYNCIO_LOOPS = ("asyncio", "uvloop")
+MODELS = ("threads", "trio")  # run as "loops" beside asyncio's; see the module's docstring
 POOL = 16  # distinct payloads per case, so that an echo of the wrong message is noticed
 KB = 1000
 KiB = 1024
@@ -88,7 +103,30 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def run_without_loop(main: Awaitable[Any]) -> Any:
+    """Run a coroutine that never suspends: a blocking (threads) client written as ``async def``.
+
+    The threads clients are coroutines only so that they share :func:`echo_loop` and
+    :func:`client_main` with the others; their awaits all return at once.
+    """
+    coroutine = main.__await__()
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value
+    raise RuntimeError("a threads client suspended as if it ran on an event loop")
+
+
 def run_on(kind: str, main: Awaitable[Any]) -> Any:
+    if kind == "threads":
+        return run_without_loop(main)
+    if kind == "trio":
+        import trio  # noqa: PLC0415
+
+        async def run_main() -> Any:
+            return await main
+
+        return trio.run(run_main)
     with asyncio.Runner(loop_factory=lambda: new_loop(kind)) as runner:
         return runner.run(main)  # type: ignore[arg-type]
 
@@ -193,6 +231,107 @@ async def serve_broken(port_out: Callable[[int], None], stop: asyncio.Future[Non
     await server.close()
 
 
+def serve_threads_websockets(port_out: Callable[[int], None], wait_for_stop: Callable[[], None]) -> None:
+    import threading  # noqa: PLC0415
+
+    from websockets.sync.server import serve  # noqa: PLC0415
+
+    def echo(websocket: Any) -> None:
+        for message in websocket:
+            websocket.send(message)
+
+    with serve(echo, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        port_out(server.socket.getsockname()[1])
+        wait_for_stop()
+        server.shutdown()
+        thread.join()
+
+
+def serve_threads_wsproto_core(port_out: Callable[[int], None], wait_for_stop: Callable[[], None]) -> None:
+    import threading  # noqa: PLC0415
+
+    from wsproto_core.drivers.sync import serve  # noqa: PLC0415
+
+    def echo(websocket: Any) -> None:
+        for message in websocket:
+            websocket.send(message)
+
+    server = serve(echo, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    port_out(server.port)
+    wait_for_stop()
+    server.shutdown()
+    thread.join()
+
+
+THREADS_SERVERS: dict[str, Callable[[Callable[[int], None], Callable[[], None]], None]] = {
+    "websockets": serve_threads_websockets,
+    "wsproto_core": serve_threads_wsproto_core,
+}
+
+
+async def serve_trio_websockets(port_out: Callable[[int], None], stop: Any) -> None:
+    import trio  # noqa: PLC0415
+    from websockets.trio.server import serve  # noqa: PLC0415
+
+    async def echo(websocket: Any) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    options = {"host": "127.0.0.1", "compression": None, "max_size": None, "ping_interval": None}
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(functools.partial(serve, echo, 0, **options))
+        port_out(server.listeners[0].socket.getsockname()[1])
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def serve_trio_websocket(port_out: Callable[[int], None], stop: Any) -> None:
+    import trio  # noqa: PLC0415
+    from trio_websocket import ConnectionClosed, serve_websocket  # noqa: PLC0415
+
+    async def echo(request: Any) -> None:
+        websocket = await request.accept()
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await websocket.send_message(await websocket.get_message())
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            functools.partial(serve_websocket, echo, "127.0.0.1", 0, ssl_context=None, max_message_size=1 << 30)
+        )
+        port_out(server.port)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def serve_trio_wsproto_core(port_out: Callable[[int], None], stop: Any) -> None:
+    import trio  # noqa: PLC0415
+
+    from wsproto_core.drivers.trio import serve  # noqa: PLC0415
+
+    async def echo(websocket: Any) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    options = {"compression": False, "max_message_size": None, "ping_interval": None}
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(functools.partial(serve, echo, "127.0.0.1", 0, **options))
+        port_out(server.port)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+TRIO_SERVERS: dict[str, Callable[[Callable[[int], None], Any], Awaitable[None]]] = {
+    "websockets": serve_trio_websockets,
+    TRIO_WEBSOCKET: serve_trio_websocket,
+    "wsproto_core": serve_trio_wsproto_core,
+}
+
+
 SERVERS: dict[str, Callable[[Callable[[int], None], asyncio.Future[None]], Awaitable[None]]] = {
     "picows": serve_picows,
     "websockets": serve_websockets,
@@ -203,28 +342,61 @@ SERVERS: dict[str, Callable[[Callable[[int], None], asyncio.Future[None]], Await
 }
 
 
+def port_out(port: int) -> None:
+    print(f"PORT {port}", flush=True)
+
+
+def wait_for_eof() -> None:
+    # The parent closes our stdin to stop us (or dies, which closes it too).
+    sys.stdin.read()
+
+
 async def server_main(library: str) -> None:
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
 
-    def port_out(port: int) -> None:
-        print(f"PORT {port}", flush=True)
+    async def stop_at_eof() -> None:
+        await loop.run_in_executor(None, wait_for_eof)
+        stop.set_result(None)
 
-    def wait_for_eof() -> None:
-        # The parent closes our stdin to stop us (or dies, which closes it too).
-        sys.stdin.read()
-        loop.call_soon_threadsafe(stop.set_result, None)
-
-    reader = loop.run_in_executor(None, wait_for_eof)
+    reader = asyncio.ensure_future(stop_at_eof())
     await SERVERS[library](port_out, stop)
     await reader
+
+
+async def trio_server_main(library: str) -> None:
+    import trio  # noqa: PLC0415
+
+    stop = trio.Event()
+
+    async def stop_at_eof() -> None:
+        await trio.to_thread.run_sync(wait_for_eof)
+        stop.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_at_eof)
+        await TRIO_SERVERS[library](port_out, stop)
+
+
+def loop_for(library: str, loop: str) -> str:
+    """picows, the common reference, runs on asyncio in the threads and trio rows."""
+    return "asyncio" if library == REFERENCE and loop in MODELS else loop
+
+
+def offered(loop: str) -> set[str]:
+    """The libraries with a server and a client for ``loop`` (a client only, for the reference)."""
+    if loop == "threads":
+        return {REFERENCE, *THREADS_SERVERS}
+    if loop == "trio":
+        return {REFERENCE, *TRIO_SERVERS}
+    return {*SERVERS, *CLIENTS}
 
 
 class ServerProcess:
     """A server subprocess, stopped when its ``with`` block ends."""
 
     def __init__(self, library: str, loop: str) -> None:
-        command = [sys.executable, __file__, "--serve", library, "--loop", loop]
+        command = [sys.executable, __file__, "--serve", library, "--loop", loop_for(library, loop)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -417,6 +589,63 @@ async def client_wsproto_core_callbacks(url: str, tally: Tally, case: Case, seed
         await done
 
 
+async def client_threads_websockets(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from websockets.sync.client import connect  # noqa: PLC0415
+
+    with connect(url, compression=None, max_size=None, ping_interval=None, proxy=None) as websocket:
+        await echo_loop(blocking(websocket.send), blocking(websocket.recv), tally, case.in_flight, seed)
+
+
+async def client_threads_wsproto_core(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from wsproto_core.drivers.sync import connect  # noqa: PLC0415
+
+    with connect(url, compression=False, max_message_size=None, ping_interval=None) as websocket:
+        await echo_loop(blocking(websocket.send), blocking(websocket.recv), tally, case.in_flight, seed)
+
+
+def blocking(call: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``call`` as a coroutine function that never suspends, for :func:`echo_loop`."""
+
+    async def call_now(*args: Any) -> Any:
+        return call(*args)
+
+    return call_now
+
+
+THREADS_CLIENTS: dict[str, Callable[[str, Tally, Case, int], Awaitable[None]]] = {
+    "websockets": client_threads_websockets,
+    "wsproto_core": client_threads_wsproto_core,
+}
+
+
+async def client_trio_websockets(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from websockets.trio.client import connect  # noqa: PLC0415
+
+    async with connect(url, compression=None, max_size=None, ping_interval=None, proxy=None) as websocket:
+        await echo_loop(websocket.send, websocket.recv, tally, case.in_flight, seed)
+
+
+async def client_trio_websocket(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from trio_websocket import open_websocket_url  # noqa: PLC0415
+
+    async with open_websocket_url(url, max_message_size=1 << 30) as websocket:
+        await echo_loop(websocket.send_message, websocket.get_message, tally, case.in_flight, seed)
+
+
+async def client_trio_wsproto_core(url: str, tally: Tally, case: Case, seed: int) -> None:
+    from wsproto_core.drivers.trio import connect  # noqa: PLC0415
+
+    async with connect(url, compression=False, max_message_size=None, ping_interval=None) as websocket:
+        await echo_loop(websocket.send, websocket.recv, tally, case.in_flight, seed)
+
+
+TRIO_CLIENTS: dict[str, Callable[[str, Tally, Case, int], Awaitable[None]]] = {
+    "websockets": client_trio_websockets,
+    TRIO_WEBSOCKET: client_trio_websocket,
+    "wsproto_core": client_trio_wsproto_core,
+}
+
+
 CLIENTS: dict[str, Callable[[str, Tally, Case, int], Awaitable[None]]] = {
     "picows": client_picows,
     "websockets": client_websockets,
@@ -426,18 +655,27 @@ CLIENTS: dict[str, Callable[[str, Tally, Case, int], Awaitable[None]]] = {
 }
 
 
-async def client_main(library: str, port: int, case: Case, duration: float, warmup: float) -> dict[str, Any]:
+async def one_after_another(*clients: Awaitable[None]) -> None:
+    """What gathers the clients of one measurement outside asyncio: the threads and trio rows have one."""
+    for client in clients:
+        await client
+
+
+async def client_main(
+    library: str, loop: str, port: int, case: Case, *, duration: float, warmup: float
+) -> dict[str, Any]:
     rng = random.Random(case.size)
     payloads = [rng.randbytes(case.size) for _ in range(POOL)]
     url = f"ws://127.0.0.1:{port}/"
-    client = CLIENTS[library]
+    client = {"threads": THREADS_CLIENTS, "trio": TRIO_CLIENTS}.get(loop, CLIENTS)[library]
+    gather = one_after_another if loop in MODELS else asyncio.gather
     # Warm up (connections, allocator, the server's caches), then measure on fresh connections.
-    await asyncio.gather(
+    await gather(
         *(client(url, Tally(payloads, time.perf_counter() + warmup), case, n) for n in range(case.connections))
     )
     started = time.perf_counter()
     tallies = [Tally(payloads, started + duration) for _ in range(case.connections)]
-    await asyncio.gather(*(client(url, tally, case, n) for n, tally in enumerate(tallies)))
+    await gather(*(client(url, tally, case, n) for n, tally in enumerate(tallies)))
     seconds = time.perf_counter() - started
     latencies = sorted(latency for tally in tallies for latency in tally.latencies)
     messages = sum(tally.messages for tally in tallies)
@@ -453,7 +691,7 @@ async def client_main(library: str, port: int, case: Case, duration: float, warm
 
 def measure(library: str, loop: str, port: int, case: Case, duration: float) -> dict[str, Any]:
     """Run one client process; return its figures or raise what went wrong."""
-    command = [sys.executable, __file__, "--drive", library, "--loop", loop, "--port", str(port)]
+    command = [sys.executable, __file__, "--drive", library, "--loop", loop_for(library, loop), "--port", str(port)]
     command += ["--case", json.dumps(asdict(case)), "--duration", str(duration)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120 + 4 * duration, check=False)
     if done.returncode != 0:
@@ -466,7 +704,7 @@ def measure(library: str, loop: str, port: int, case: Case, duration: float) -> 
 
 def metadata(args: argparse.Namespace) -> dict[str, Any]:
     versions = {}
-    for name in ("picows", "websockets", "aiohttp", "uvloop", "wsproto_core"):
+    for name in ("picows", "websockets", "aiohttp", "uvloop", "trio", "trio-websocket", "wsproto_core"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -490,13 +728,16 @@ def summarise(rounds: list[dict[str, dict[str, Any]]], keys: list[str]) -> dict[
     for key in keys:
         rows = [round_[key] for round_ in rounds if key in round_]
         libraries = list(rows[0]) if rows else []
-        row: dict[str, Any] = {"msgs_per_s": {}, "p50_us": {}, "p99_us": {}, "ratio_picows": {}, "ratio_websockets": {}}
+        references = [reference for reference in RATIO_TO if reference in libraries]
+        row: dict[str, Any] = {"msgs_per_s": {}, "p50_us": {}, "p99_us": {}}
+        row.update({f"ratio_{reference}": {} for reference in references})
         for library in libraries:
             results = [r[library] for r in rows if r.get(library)]
             ok = len(results) == len(rows)
             for field in ("msgs_per_s", "p50_us", "p99_us"):
                 row[field][library] = statistics.median(r[field] for r in results) if ok else None
-            for reference, name in ((REFERENCE, "ratio_picows"), (BASELINE, "ratio_websockets")):
+            for reference in references:
+                name = f"ratio_{reference}"
                 ratios = [
                     r[library]["msgs_per_s"] / r[reference]["msgs_per_s"]
                     for r in rows
@@ -513,15 +754,15 @@ def print_tables(summary: dict[str, Any], markdown: bool) -> None:
 
     for key, row in summary.items():
         print(f"\n{key}" if not markdown else f"\n**{key}**\n")
-        header = ("library", "msgs/s", "/picows", "/websockets", "p50 us", "p99 us")
+        references = [reference for reference in RATIO_TO if f"ratio_{reference}" in row]
+        header = ("library", "msgs/s", *(f"/{reference}" for reference in references), "p50 us", "p99 us")
         lines = [header]
         for library in row["msgs_per_s"]:
             lines.append(
                 (
                     library,
                     cell(row["msgs_per_s"][library], ",.0f"),
-                    cell(row["ratio_picows"][library], ".2f"),
-                    cell(row["ratio_websockets"][library], ".2f"),
+                    *(cell(row[f"ratio_{reference}"][library], ".2f") for reference in references),
                     cell(row["p50_us"][library], ".0f"),
                     cell(row["p99_us"][library], ".0f"),
                 )
@@ -541,8 +782,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
-    parser.add_argument("--loops", default="asyncio,uvloop")
-    parser.add_argument("--libraries", default=",".join(ASYNCIO_LIBRARIES))
+    parser.add_argument("--loops", default=",".join((*ASYNCIO_LOOPS, *MODELS)))
+    parser.add_argument("--libraries", default=",".join((*ASYNCIO_LIBRARIES, TRIO_WEBSOCKET)))
     parser.add_argument("--roles", default="server,client")
     parser.add_argument("--filter", default="", help="only the cases whose name contains this")
     parser.add_argument("--json", help="also write every result and the metadata here")
@@ -556,12 +797,18 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.serve:
-        run_on(args.loop, server_main(args.serve))
+        if args.loop == "threads":
+            THREADS_SERVERS[args.serve](port_out, wait_for_eof)
+        elif args.loop == "trio":
+            run_on("trio", trio_server_main(args.serve))
+        else:
+            run_on(args.loop, server_main(args.serve))
         return 0
     if args.drive:
         case = Case(**json.loads(args.case))
         warmup = min(0.5, args.duration / 4)
-        print(json.dumps(run_on(args.loop, client_main(args.drive, args.port, case, args.duration, warmup))))
+        figures = client_main(args.drive, args.loop, args.port, case, duration=args.duration, warmup=warmup)
+        print(json.dumps(run_on(args.loop, figures)))
         return 0
 
     libraries = args.libraries.split(",")
@@ -571,13 +818,18 @@ def main() -> int:
     keys: list[str] = []
     for number in range(args.rounds):
         results: dict[str, dict[str, Any]] = {}
-        order = libraries[number % len(libraries) :] + libraries[: number % len(libraries)]
         for loop in loops:
+            in_loop = [library for library in libraries if library in offered(loop)]
+            order = in_loop[number % len(in_loop) :] + in_loop[: number % len(in_loop)]
+            # The other models are measured where picows' benchmark is: one connection, one in flight.
+            cases_here = [
+                case for case in cases if loop in ASYNCIO_LOOPS or (case.in_flight, case.connections) == (1, 1)
+            ]
             for role in args.roles.split(","):
                 servers = order if role == "server" else [REFERENCE]
                 with contextlib.ExitStack() as stack:
                     ports = {name: stack.enter_context(ServerProcess(name, loop)).port for name in servers}
-                    for case in cases:
+                    for case in cases_here:
                         key = f"{role}, {loop}, {case.name}"
                         if key not in keys:
                             keys.append(key)
