@@ -59,6 +59,45 @@ def test_tiny_run_reports_each_library_in_both_roles_with_every_echo_verified(tm
         assert key in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("model", "libraries"),
+    [
+        ("threads", ["picows", "websockets", "wsproto_core"]),
+        ("trio", ["picows", "websockets", "trio-websocket", "wsproto_core"]),
+    ],
+)
+def test_tiny_run_of_the_threads_and_trio_rows_checks_every_echo(
+    tmp_path: Path, model: str, libraries: list[str]
+) -> None:
+    # aiohttp has no server or client for these models: it is left out of their rows.
+    done, report = run_bench(
+        tmp_path, "--loops", model, "--libraries", ",".join([*libraries, "aiohttp"]), "--filter", "256 B"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["errors"] == []
+    (round_,) = report["rounds"]
+    # One connection, one message in flight: the pipelined and many-connection cases are asyncio's.
+    keys = [f"{role}, {model}, 256 B" for role in ("server", "client")]
+    assert list(report["summary"]) == keys
+    references = ["picows", "websockets", "trio-websocket"] if model == "trio" else ["picows", "websockets"]
+    for key in keys:
+        assert sorted(round_[key]) == sorted(libraries)
+        for library in libraries:
+            result = round_[key][library]
+            assert result["messages"] > 0
+            assert result["verified"] == result["messages"]
+            assert 0 < result["p50_us"] <= result["p99_us"]
+        row = report["summary"][key]
+        assert sorted(name for name in row if name.startswith("ratio_")) == sorted(f"ratio_{r}" for r in references)
+        for reference in references:
+            for library in libraries:
+                assert row[f"ratio_{reference}"][library] == pytest.approx(
+                    row["msgs_per_s"][library] / row["msgs_per_s"][reference]
+                )
+        assert key in done.stdout
+    assert f"/{references[-1]}" in done.stdout
+
+
 def test_a_server_that_corrupts_echoes_fails_the_run(tmp_path: Path) -> None:
     # The "broken" server changes the last byte of one echo in 3.
     done, report = run_bench(tmp_path, "--libraries", "picows,broken", "--roles", "server", "--filter", "256 B")
