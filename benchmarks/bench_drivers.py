@@ -378,9 +378,13 @@ async def trio_server_main(library: str) -> None:
         await TRIO_SERVERS[library](port_out, stop)
 
 
-def loop_for(library: str, loop: str) -> str:
-    """picows, the common reference, runs on asyncio in the threads and trio rows."""
-    return "asyncio" if library == REFERENCE and loop in MODELS else loop
+def loop_for(library: str, loop: str, *, serving: bool) -> str:
+    """Where ``library`` runs in ``loop``'s rows: picows (and the broken server) run on asyncio in the others'."""
+    if loop == "threads":
+        return loop if library in (THREADS_SERVERS if serving else THREADS_CLIENTS) else "asyncio"
+    if loop == "trio":
+        return loop if library in (TRIO_SERVERS if serving else TRIO_CLIENTS) else "asyncio"
+    return loop
 
 
 def offered(loop: str) -> set[str]:
@@ -396,7 +400,7 @@ class ServerProcess:
     """A server subprocess, stopped when its ``with`` block ends."""
 
     def __init__(self, library: str, loop: str) -> None:
-        command = [sys.executable, __file__, "--serve", library, "--loop", loop_for(library, loop)]
+        command = [sys.executable, __file__, "--serve", library, "--loop", loop_for(library, loop, serving=True)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -691,7 +695,16 @@ async def client_main(
 
 def measure(library: str, loop: str, port: int, case: Case, duration: float) -> dict[str, Any]:
     """Run one client process; return its figures or raise what went wrong."""
-    command = [sys.executable, __file__, "--drive", library, "--loop", loop_for(library, loop), "--port", str(port)]
+    command = [
+        sys.executable,
+        __file__,
+        "--drive",
+        library,
+        "--loop",
+        loop_for(library, loop, serving=False),
+        "--port",
+        str(port),
+    ]
     command += ["--case", json.dumps(asdict(case)), "--duration", str(duration)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120 + 4 * duration, check=False)
     if done.returncode != 0:
@@ -789,6 +802,8 @@ def main() -> int:
     parser.add_argument("--json", help="also write every result and the metadata here")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true")
+    # The server of the client rows; the tests use "broken" to check that every client checks its echoes.
+    parser.add_argument("--against", default=REFERENCE, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
@@ -826,7 +841,7 @@ def main() -> int:
                 case for case in cases if loop in ASYNCIO_LOOPS or (case.in_flight, case.connections) == (1, 1)
             ]
             for role in args.roles.split(","):
-                servers = order if role == "server" else [REFERENCE]
+                servers = order if role == "server" else [args.against]
                 with contextlib.ExitStack() as stack:
                     ports = {name: stack.enter_context(ServerProcess(name, loop)).port for name in servers}
                     for case in cases_here:
@@ -836,7 +851,7 @@ def main() -> int:
                         results[key] = {}
                         for library in order:
                             client = REFERENCE if role == "server" else library
-                            port = ports[library if role == "server" else REFERENCE]
+                            port = ports[library if role == "server" else args.against]
                             if not args.quiet:
                                 print(f"round {number + 1}: {key}: {library}", file=sys.stderr)
                             try:

@@ -108,3 +108,21 @@ def test_a_server_that_corrupts_echoes_fails_the_run(tmp_path: Path) -> None:
         assert row["msgs_per_s"]["broken"] is None
         assert row["msgs_per_s"]["picows"] is not None
     assert "FAILED" in done.stdout
+
+
+@pytest.mark.parametrize("model", ["asyncio", "threads", "trio"])
+def test_clients_that_receive_corrupted_echoes_fail_the_run(tmp_path: Path, model: str) -> None:
+    # The client rows run against the broken server instead of picows'.
+    libraries = ["websockets", "wsproto_core"]
+    done, report = run_bench(
+        tmp_path,
+        *("--loops", model, "--roles", "client", "--against", "broken", "--filter", "256 B"),
+        *("--libraries", ",".join(libraries)),
+    )
+    assert done.returncode == 1
+    keys = [key for key in report["summary"] if key.startswith(f"client, {model}, 256 B")]
+    assert keys
+    for key in keys:
+        for library in libraries:
+            assert report["summary"][key]["msgs_per_s"][library] is None
+            assert any(error.startswith(f"{key}: {library}: ") and "differs" in error for error in report["errors"])
