@@ -1255,6 +1255,8 @@ def test_outgoing_frames_are_joined_in_order_and_a_lone_frame_is_not_copied() ->
         """Returns the frames it is given to send, so that the test knows their identity."""
 
         state = S.OPEN
+        buffered_bytes = 0
+        failure = None
 
         def __init__(self) -> None:
             self.frames: list[bytes] = []

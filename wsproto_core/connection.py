@@ -85,6 +85,8 @@ DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 DEFAULT_MIN_PARTIAL_SIZE: Final = 64 * 1024
 
 _OPEN = ConnectionState.OPEN
+# The binary opcode as a plain int, for the hot paths' comparisons (no enum attribute lookup).
+_BINARY: Final = int(Opcode.BINARY)
 # First header bytes of the frames the receive fast path takes: unfragmented
 # text and binary without RSV bits.
 _PLAIN_FIRSTS = frozenset((0x81, 0x82))
@@ -489,7 +491,7 @@ class Connection:
                 if fin:
                     self._message_opcode = 0
                     self._message_size = 0
-                if message_opcode == 2:
+                if message_opcode == _BINARY:
                     return BytesMessage(payload, True, bool(fin))
                 return self._text_event(payload, True, bool(fin))
 
@@ -561,7 +563,7 @@ class Connection:
         elif take <= 0:
             self._frame_wait = 1
             return None
-        elif take < self._min_partial_size and self._message_opcode == 2 and not self._transport_closed:
+        elif take < self._min_partial_size and self._message_opcode == _BINARY and not self._transport_closed:
             # Hot path while a large frame streams in: wait for the frame's end,
             # or for min_partial_size bytes of binary payload (text is handed
             # out at once, so that invalid UTF-8 fails without delay; and what
@@ -594,7 +596,7 @@ class Connection:
         if message_finished:
             self._message_opcode = 0
             self._message_size = 0
-        if message_opcode == 2:
+        if message_opcode == _BINARY:
             return BytesMessage(chunk, frame_finished, message_finished)
         return self._text_event(chunk, frame_finished, message_finished)
 
@@ -665,7 +667,7 @@ class Connection:
                 # The hook path's failure for the same refusal, from _inbound_header.
                 raise Violation.RESERVED_BITS.error(unclaimed="that no negotiated extension uses")
             raise Violation.EXTENSION_REFUSED_PAYLOAD.error(code=int(decoded), name=extension.name)  # type: ignore[union-attr]
-        if first & 0x0F == 2:
+        if first & 0x0F == _BINARY:
             return BytesMessage(decoded, True, True)
         try:
             return TextMessage(decoded.decode("utf-8"), True, True)

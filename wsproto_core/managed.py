@@ -32,11 +32,15 @@ import os
 from collections.abc import Iterator
 from typing import Protocol
 
-from .errors import LocalProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
 from .events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
+from .frames import CloseReason
 from .state import ConnectionState
 
 __all__ = ["ManagedConnection"]
+
+# 1006 as a plain int (events carry ints): no Close frame, the transport just ended (RFC 6455 section 7.1.5).
+_ABNORMAL_CLOSURE = int(CloseReason.ABNORMAL_CLOSURE)
 
 
 class _Engine(Protocol):
@@ -50,6 +54,12 @@ class _Engine(Protocol):
     def events(self) -> Iterator[Event]: ...
 
     def send(self, event: Event) -> bytes: ...
+
+    @property
+    def buffered_bytes(self) -> int: ...
+
+    @property
+    def failure(self) -> RemoteProtocolError | None: ...
 
 
 class ManagedConnection:
@@ -147,8 +157,7 @@ class ManagedConnection:
     @property
     def buffered_bytes(self) -> int:
         """How many received bytes wait to be parsed by :meth:`events`."""
-        engine = getattr(self.connection, "connection", self.connection)
-        return int(getattr(engine, "buffered_bytes", 0)) if engine is not None else 0
+        return self.connection.buffered_bytes
 
     @property
     def bytes_to_send(self) -> int:
@@ -255,7 +264,7 @@ class ManagedConnection:
             yield event
 
     def _on_close(self, event: CloseConnection, now: float) -> None:
-        if event.code != 1006 or self.close_event is None:
+        if event.code != _ABNORMAL_CLOSURE or self.close_event is None:
             # A transport that closes after we gave up (keepalive timeout)
             # keeps the reason we recorded.
             self.close_event = event
@@ -282,15 +291,14 @@ class ManagedConnection:
         its first Close (``None``: it waits for the server). After a protocol
         violation (section 7.1.7) or a lost transport nobody waits.
         """
-        if not self.client or code == 1006 or self._failed():
+        if not self.client or code == _ABNORMAL_CLOSURE or self._failed():
             self._should_close_transport = True
             self._close_deadline = None
         elif self.close_timeout is not None and self._close_deadline is None:
             self._close_deadline = now + self.close_timeout
 
     def _failed(self) -> bool:
-        engine = getattr(self.connection, "connection", self.connection)
-        return getattr(engine, "failure", None) is not None
+        return self.connection.failure is not None
 
     def ping(self, payload: bytes | None = None, now: float | None = None) -> bytes:
         """Send a Ping and expect its Pong within ``ping_timeout``; return its payload.
@@ -349,7 +357,7 @@ class ManagedConnection:
             self._next_ping_at = None
             if self.connection.state is ConnectionState.OPEN:
                 self._queue(self.connection.send(CloseConnection(1011, "keepalive ping timeout")))
-            self.close_event = CloseConnection(1006, "keepalive ping timeout")
+            self.close_event = CloseConnection(_ABNORMAL_CLOSURE, "keepalive ping timeout")
             self._should_close_transport = True
             self._close_deadline = None
         if self._close_deadline is not None and now >= self._close_deadline:
