@@ -1,0 +1,511 @@
+"""One contract, checked against the three drivers (asyncio, trio, threads).
+
+Each test is written once and parametrized over a small adapter per driver.
+The adapter runs the driver's event loop (a fresh one per test) in a
+background thread, so that the test itself stays synchronous: our client is
+driven through thread hops into that loop, while server handlers and the
+client application of the ordering-rule test run natively in the driver's
+concurrency model (a thread hop there would change what is being tested).
+
+Peers are our own driver or raw sockets on 127.0.0.1 that check the bytes on
+the wire. Nothing waits by sleeping and nothing asserts elapsed time: every
+wait ends on an event (a message, a closed socket, a queue item), and the
+timeouts below only fail a test that hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import socket
+import struct
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import trio
+from driver_peers import raw_server, silent_client, silent_server
+
+from wsproto_core.drivers import ConnectionClosed
+from wsproto_core.drivers import asyncio as asyncio_driver
+from wsproto_core.drivers import sync as sync_driver
+from wsproto_core.drivers import trio as trio_driver
+
+#: Seconds after which a wait is a failure (the machine may be loaded).
+GUARD = 30.0
+
+#: What a server handler saw when its connection ended: (close_code, close_reason).
+Record = tuple[int | None, str | None]
+
+# ---------------------------------------------------------------- handlers
+#
+# The asyncio and trio WebSockets share method names, so their handlers are
+# the same coroutines; the threads driver gets the same behaviours, blocking.
+
+
+def async_handlers(records: queue.Queue[Record]) -> dict[str, Callable[[Any], Awaitable[None]]]:
+    async def echo(websocket: Any) -> None:
+        try:
+            async for message in websocket:
+                await websocket.send(message)
+        finally:
+            records.put((websocket.close_code, websocket.close_reason))
+
+    async def returns(websocket: Any) -> None:
+        await websocket.recv()
+
+    async def raises(websocket: Any) -> None:
+        await websocket.recv()
+        raise RuntimeError("the handler failed")
+
+    async def closes(websocket: Any) -> None:
+        code, reason = str(await websocket.recv()).split(" ", 1)
+        await websocket.close(int(code), reason)
+        records.put((websocket.close_code, websocket.close_reason))
+
+    return {"echo": echo, "returns": returns, "raises": raises, "closes": closes}
+
+
+def sync_handlers(records: queue.Queue[Record]) -> dict[str, Callable[[Any], None]]:
+    def echo(websocket: Any) -> None:
+        try:
+            for message in websocket:
+                websocket.send(message)
+        finally:
+            records.put((websocket.close_code, websocket.close_reason))
+
+    def returns(websocket: Any) -> None:
+        websocket.recv()
+
+    def raises(websocket: Any) -> None:
+        websocket.recv()
+        raise RuntimeError("the handler failed")
+
+    def closes(websocket: Any) -> None:
+        code, reason = str(websocket.recv()).split(" ", 1)
+        websocket.close(int(code), reason)
+        records.put((websocket.close_code, websocket.close_reason))
+
+    return {"echo": echo, "returns": returns, "raises": raises, "closes": closes}
+
+
+async def echo_until_closed(websocket: Any) -> None:
+    """The client application of the ordering-rule test: echo every message until the close."""
+    async for message in websocket:
+        await websocket.send(message)
+
+
+# ---------------------------------------------------------------- adapters
+
+
+class Client:
+    """Our client, driven from the test's thread: each method runs one call in the driver's model."""
+
+    def __init__(self, websocket: Any, call: Callable[..., Any]) -> None:
+        self.websocket = websocket
+        self._call = call
+
+    def send(self, message: str | bytes) -> None:
+        self._call(self.websocket.send, message)
+
+    def recv(self) -> str | bytes:
+        return self._call(self.websocket.recv)  # type: ignore[no-any-return]
+
+    def ping(self, payload: bytes) -> None:
+        """Send a Ping and return once its Pong has arrived."""
+        waiter = self._call(self.websocket.ping, payload)
+        self._call(_await, waiter)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._call(self.websocket.close, code, reason)
+
+    @property
+    def close_code(self) -> int | None:
+        return self.websocket.close_code  # type: ignore[no-any-return]
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.websocket.close_reason  # type: ignore[no-any-return]
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class Driver:
+    """What every adapter offers; ``start`` and ``stop`` bracket one test."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self.records: queue.Queue[Record] = queue.Queue()
+
+    def start(self) -> None:
+        """Start the driver's event loop (if it has one)."""
+
+    def stop(self) -> None:
+        """Close every connection and server this test opened, and the loop."""
+
+    def serve(self, behaviour: str, **options: Any) -> int:
+        """Start a server whose handler is ``behaviour``; return its port."""
+        raise NotImplementedError
+
+    def connect(self, port: int, **options: Any) -> Client:
+        """Connect our client to 127.0.0.1:``port``."""
+        raise NotImplementedError
+
+    def echo_client(self, port: int) -> None:
+        """Connect, echo every message natively until the connection closes."""
+        raise NotImplementedError
+
+
+class AsyncioDriver(Driver):
+    name = "asyncio"
+
+    def start(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.servers: list[asyncio_driver.Server] = []
+        self.clients: list[asyncio_driver.WebSocket] = []
+
+    def call(self, function: Callable[..., Awaitable[Any]], *arguments: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(_await(function(*arguments)), self.loop).result(GUARD)
+
+    def stop(self) -> None:
+        try:
+            for websocket in self.clients:
+                self.call(websocket.close)
+            for server in self.servers:
+                self.call(server.close)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(GUARD)
+            self.loop.close()
+
+    def serve(self, behaviour: str, **options: Any) -> int:
+        handler = async_handlers(self.records)[behaviour]
+        server = self.call(functools.partial(asyncio_driver.serve, handler, "127.0.0.1", 0, **options))
+        self.servers.append(server)
+        return int(server.port)
+
+    def connect(self, port: int, **options: Any) -> Client:
+        websocket = self.call(_await, asyncio_driver.connect(f"ws://127.0.0.1:{port}/", proxy=None, **options))
+        self.clients.append(websocket)
+        return Client(websocket, self.call)
+
+    def echo_client(self, port: int) -> None:
+        async def application() -> None:
+            websocket = await asyncio_driver.connect(f"ws://127.0.0.1:{port}/", proxy=None)
+            await echo_until_closed(websocket)
+
+        self.call(application)
+
+
+class TrioDriver(Driver):
+    name = "trio"
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self.finished = trio.Event()
+
+        async def main() -> None:
+            self.token = trio.lowlevel.current_trio_token()
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                ready.set()
+                await self.finished.wait()
+                nursery.cancel_scope.cancel()
+
+        self.thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+        self.thread.start()
+        assert ready.wait(GUARD)
+        self.servers: list[trio_driver.Server] = []
+        self.clients: list[trio_driver.WebSocket] = []
+
+    def call(self, function: Callable[..., Awaitable[Any]], *arguments: Any) -> Any:
+        async def guarded() -> Any:
+            with trio.fail_after(GUARD):
+                return await function(*arguments)
+
+        return trio.from_thread.run(guarded, trio_token=self.token)
+
+    def stop(self) -> None:
+        try:
+            for websocket in self.clients:
+                self.call(websocket.close)
+            for server in self.servers:
+                self.call(server.close)
+        finally:
+            trio.from_thread.run_sync(self.finished.set, trio_token=self.token)
+            self.thread.join(GUARD)
+
+    def serve(self, behaviour: str, **options: Any) -> int:
+        handler = async_handlers(self.records)[behaviour]
+        start = functools.partial(trio_driver.serve, handler, "127.0.0.1", 0, **options)
+        server = self.call(self.nursery.start, start)
+        self.servers.append(server)
+        return int(server.port)
+
+    def connect(self, port: int, **options: Any) -> Client:
+        async def hold(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            # trio's connect is a context manager: this task keeps it open.
+            async with trio_driver.connect(f"ws://127.0.0.1:{port}/", **options) as websocket:
+                task_status.started(websocket)
+                await websocket.wait_closed()
+
+        websocket = self.call(self.nursery.start, hold)
+        self.clients.append(websocket)
+        return Client(websocket, self.call)
+
+    def echo_client(self, port: int) -> None:
+        async def application() -> None:
+            async with trio_driver.connect(f"ws://127.0.0.1:{port}/") as websocket:
+                await echo_until_closed(websocket)
+
+        self.call(application)
+
+
+class ThreadsDriver(Driver):
+    name = "threads"
+
+    def start(self) -> None:
+        self.servers: list[tuple[sync_driver.Server, threading.Thread]] = []
+        self.clients: list[sync_driver.WebSocket] = []
+
+    def call(self, function: Callable[..., Any], *arguments: Any) -> Any:
+        if function is _await:
+            (waiter,) = arguments
+            assert waiter.wait(GUARD), "no Pong"
+            return None
+        return function(*arguments)
+
+    def stop(self) -> None:
+        for websocket in self.clients:
+            websocket.close()
+        for server, thread in self.servers:
+            server.shutdown()
+            thread.join(GUARD)
+
+    def serve(self, behaviour: str, **options: Any) -> int:
+        server = sync_driver.serve(sync_handlers(self.records)[behaviour], "127.0.0.1", 0, **options)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.servers.append((server, thread))
+        return server.port
+
+    def connect(self, port: int, **options: Any) -> Client:
+        websocket = sync_driver.connect(f"ws://127.0.0.1:{port}/", **options)
+        self.clients.append(websocket)
+        return Client(websocket, self.call)
+
+    def echo_client(self, port: int) -> None:
+        with sync_driver.connect(f"ws://127.0.0.1:{port}/") as websocket:
+            for message in websocket:
+                websocket.send(message)
+
+
+#: (test, driver) -> why that driver does not meet that contract item yet.
+GAPS: dict[tuple[str, str], str] = {}
+
+DRIVERS = {"asyncio": AsyncioDriver, "trio": TrioDriver, "threads": ThreadsDriver}
+
+
+@pytest.fixture(params=sorted(DRIVERS))
+def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
+    reason = GAPS.get((request.node.originalname, request.param))
+    if reason is not None:
+        # A contract item this driver does not meet yet: strict, so a fix must remove the entry.
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    adapter = DRIVERS[request.param]()
+    adapter.start()
+    try:
+        yield adapter
+    finally:
+        adapter.stop()
+
+
+# ---------------------------------------------------------------- wire helpers
+
+
+def masked(opcode: int, payload: bytes, mask: bytes = b"\x0a\x0b\x0c\x0d") -> bytes:
+    """One client frame (payloads under 126 bytes)."""
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def unmasked(opcode: int, payload: bytes) -> bytes:
+    """One server frame (payloads under 126 bytes)."""
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+def parse_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Split ``data`` into (opcode, unmasked payload) frames; return them and the incomplete rest."""
+    frames = []
+    while len(data) >= 2:
+        length, offset = data[1] & 0x7F, 2
+        if length == 126:
+            if len(data) < 4:
+                break
+            (length,), offset = struct.unpack("!H", data[2:4]), 4
+        elif length == 127:
+            if len(data) < 10:
+                break
+            (length,), offset = struct.unpack("!Q", data[2:10]), 10
+        mask = b""
+        if data[1] & 0x80:
+            mask, offset = data[offset : offset + 4], offset + 4
+        if len(data) < offset + length:
+            break
+        payload = data[offset : offset + length]
+        if mask:
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        frames.append((data[0] & 0x0F, payload))
+        data = data[offset + length :]
+    return frames, data
+
+
+def read_frames_until_close(sock: socket.socket) -> list[tuple[int, bytes]]:
+    """Every frame the peer sends, up to and including its Close (or until it hangs up)."""
+    sock.settimeout(GUARD)
+    frames: list[tuple[int, bytes]] = []
+    pending = b""
+    while not frames or frames[-1][0] != 0x8:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        parsed, pending = parse_frames(pending + chunk)
+        frames += parsed
+    return frames
+
+
+@contextlib.contextmanager
+def raw_client(port: int) -> Iterator[socket.socket]:
+    sock = silent_client(port)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+# ---------------------------------------------------------------- the contract
+
+
+@pytest.mark.parametrize("message", ["text é", b"\x00binary\xff"], ids=["text", "binary"])
+def test_echo(driver: Driver, message: str | bytes) -> None:
+    client = driver.connect(driver.serve("echo"))
+    client.send(message)
+    assert client.recv() == message
+    client.send(message * 1000)
+    assert client.recv() == message * 1000
+
+
+def test_ordering_rule_as_server(driver: Driver) -> None:
+    """A message and a Close in one write: the handler's echo precedes our Close reply."""
+    port = driver.serve("echo", compression=False)
+    with raw_client(port) as sock:
+        sock.sendall(masked(0x1, b"hello") + masked(0x8, b"\x03\xe8"))
+        assert read_frames_until_close(sock) == [(0x1, b"hello"), (0x8, b"\x03\xe8")]
+    assert driver.records.get(timeout=GUARD) == (1000, "")
+
+
+def test_ordering_rule_as_client(driver: Driver) -> None:
+    """The server's message and Close in one write: our client's echo precedes its Close reply."""
+    seen: list[list[tuple[int, bytes]]] = []
+
+    def script(sock: socket.socket, stop: threading.Event) -> None:
+        sock.sendall(unmasked(0x1, b"hello") + unmasked(0x8, b"\x03\xe8"))
+        seen.append(read_frames_until_close(sock))
+        sock.close()  # The server ends the TCP connection (RFC 6455 section 7.1.1).
+
+    with raw_server(script) as port:
+        driver.echo_client(port)
+    assert seen == [[(0x1, b"hello"), (0x8, b"\x03\xe8")]]
+
+
+def test_handler_return_closes_with_1000(driver: Driver) -> None:
+    client = driver.connect(driver.serve("returns"))
+    client.send("done")
+    with pytest.raises(ConnectionClosed) as caught:
+        client.recv()
+    assert caught.value.code == 1000
+    assert client.close_code == 1000
+
+
+def test_handler_raising_closes_with_1011(driver: Driver) -> None:
+    client = driver.connect(driver.serve("raises"))
+    client.send("fail")
+    with pytest.raises(ConnectionClosed) as caught:
+        client.recv()
+    assert caught.value.code == 1011
+    assert client.close_code == 1011
+
+
+def test_close_from_the_client_with_a_code_and_reason(driver: Driver) -> None:
+    client = driver.connect(driver.serve("echo"))
+    client.close(4001, "bye")
+    assert (client.close_code, client.close_reason) == (4001, "bye")
+    assert driver.records.get(timeout=GUARD) == (4001, "bye")
+    with pytest.raises(ConnectionClosed) as caught:
+        client.recv()
+    assert (caught.value.code, caught.value.reason) == (4001, "bye")
+
+
+def test_close_from_the_server_with_a_code_and_reason(driver: Driver) -> None:
+    client = driver.connect(driver.serve("closes"))
+    client.send("4002 server done")
+    with pytest.raises(ConnectionClosed) as caught:
+        client.recv()
+    assert (caught.value.code, caught.value.reason) == (4002, "server done")
+    assert (client.close_code, client.close_reason) == (4002, "server done")
+    assert driver.records.get(timeout=GUARD) == (4002, "server done")
+    # recv after the close keeps raising, with the same code.
+    with pytest.raises(ConnectionClosed) as caught:
+        client.recv()
+    assert caught.value.code == 4002
+
+
+def test_ping_completes_when_its_pong_arrives(driver: Driver) -> None:
+    received: list[list[tuple[int, bytes]]] = []
+    answered = threading.Event()
+
+    def script(sock: socket.socket, stop: threading.Event) -> None:
+        # Answer the first Ping only once it has been read; the waiter cannot complete before.
+        sock.settimeout(GUARD)
+        frames, pending = [], b""
+        while not frames:
+            frames, pending = parse_frames(pending + sock.recv(65536))
+        received.append(frames)
+        sock.sendall(unmasked(0xA, frames[0][1]))
+        answered.set()
+        stop.wait(GUARD)
+
+    with raw_server(script) as port:
+        client = driver.connect(port, ping_interval=None, close_timeout=0.2)
+        client.ping(b"are you there")
+        assert answered.is_set()
+        assert received == [[(0x9, b"are you there")]]
+
+
+def test_keepalive_closes_a_server_connection_whose_peer_never_answers(driver: Driver) -> None:
+    """Small intervals, and the wait ends when the server hangs up: a Ping, then a Close with 1011."""
+    port = driver.serve("echo", ping_interval=0.05, ping_timeout=0.2, close_timeout=0.2)
+    with raw_client(port) as sock:
+        frames = read_frames_until_close(sock)
+    assert frames[0][0] == 0x9
+    assert frames[-1][0] == 0x8
+    assert frames[-1][1][:2] == b"\x03\xf3"  # 1011
+    assert driver.records.get(timeout=GUARD)[0] in (1006, 1011)
+
+
+def test_keepalive_closes_a_client_whose_server_never_answers(driver: Driver) -> None:
+    with silent_server() as port:
+        client = driver.connect(port, ping_interval=0.05, ping_timeout=0.2, close_timeout=0.2)
+        with pytest.raises(ConnectionClosed) as caught:
+            client.recv()
+    assert caught.value.code == 1006
+    assert client.close_reason == "keepalive ping timeout"
