@@ -462,15 +462,6 @@ def test_pending_ping_fails_when_the_connection_is_lost() -> None:
         assert waiter.is_set()
 
 
-def test_close_timeout_on_a_silent_server() -> None:
-    with silent_server() as port:
-        with connect(f"ws://127.0.0.1:{port}/", close_timeout=0.3) as ws:
-            start = time.monotonic()
-            ws.close()
-            assert time.monotonic() - start < 2
-        assert ws.close_code == 1006
-
-
 def test_connect_errors() -> None:
     with pytest.raises(TypeError, match="Unknown option"):
         connect("ws://127.0.0.1:1/", colour="blue")

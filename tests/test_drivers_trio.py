@@ -456,18 +456,6 @@ def test_pending_ping_fails_when_the_connection_is_lost() -> None:
     run(main)
 
 
-def test_close_timeout_on_a_silent_server() -> None:
-    async def main() -> None:
-        with silent_server() as port:
-            async with connect(f"ws://127.0.0.1:{port}/", close_timeout=0.3) as ws:
-                start = time.monotonic()
-                await ws.close()
-                assert time.monotonic() - start < 2
-            assert ws.close_code == 1006
-
-    run(main)
-
-
 def test_connect_errors() -> None:
     async def main() -> None:
         with pytest.raises(TypeError, match="Unknown option"):
