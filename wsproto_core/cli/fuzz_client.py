@@ -810,8 +810,6 @@ def format_client_finding(number: int, finding: Finding, case: ClientCase) -> st
     text = format_finding(number, finding)
     if finding.section == "exit":
         text = text.replace("(RFC 6455 section exit)", "(exit status convention)", 1)
-    elif finding.section == "-":
-        text = text.replace("(availability)", "(availability)", 1)
     head, _, rest = text.partition("\n")
     lines = [head, f"    case: {case.title}"]
     if case.answer != VALID_ANSWER:
