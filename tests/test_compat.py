@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import types
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -732,3 +733,164 @@ def test_without_compat_deflate_attributes_are_the_configuration(sandbox: None) 
     assert extension.client_max_window_bits is None
     assert extension.negotiated is not None
     assert extension.negotiated.client_max_window_bits == 10
+
+
+DEFLATE_CONFIGURATIONS: list[dict[str, Any]] = [
+    {},
+    {"client_max_window_bits": None, "server_max_window_bits": None},
+    {"client_max_window_bits": 12},
+    {"server_max_window_bits": 10, "server_no_context_takeover": True},
+    {"client_no_context_takeover": True, "client_max_window_bits": 9, "server_max_window_bits": 15},
+]
+
+
+@needs_real_wsproto
+@pytest.mark.parametrize("configuration", DEFLATE_CONFIGURATIONS)
+def test_deflate_offer_is_wsprotos(
+    installed: None, monkeypatch: pytest.MonkeyPatch, configuration: dict[str, Any]
+) -> None:
+    # wsproto writes out both window sizes (15 where none is configured), and
+    # shows 15 for an unconfigured one; the whole request is byte-identical.
+    assert REAL is not None
+    ours, real = wsproto_core.extensions.PerMessageDeflate(**configuration), REAL_PER_MESSAGE_DEFLATE(**configuration)
+    assert ours.offer() == real.offer()
+    assert _deflate_view(ours) == _deflate_view(real)
+    key = b"dGhlIHNhbXBsZSBub25jZQ=="
+    monkeypatch.setattr(REAL.handshake, "generate_nonce", lambda: key)
+    monkeypatch.setattr(wsproto_core.handshake, "generate_nonce", lambda: key)
+
+    def request(library: Any, extension: Any) -> bytes:
+        client = library.WSConnection(library.ConnectionType.CLIENT)
+        data: bytes = client.send(library.events.Request(host="example.com", target="/", extensions=[extension]))
+        return data
+
+    assert request(wsproto_core, ours) == request(REAL, real)
+
+
+def test_deflate_offer_of_15_asks_for_nothing_more(installed: None) -> None:
+    # Under compat the default offer says server_max_window_bits=15, as
+    # wsproto's does; 15 is no limit, so a server that leaves the parameter out
+    # of its response is still accepted (our negotiation reads the configuration).
+    client = wsproto_core.extensions.PerMessageDeflate()
+    assert client.offer() == "client_max_window_bits=15; server_max_window_bits=15"
+    client.finalize("permessage-deflate")
+    assert client.negotiated == wsproto_core.permessage_deflate.DeflateParameters(False, False, 15, 15)
+    # A configured limit is still one: leaving it out fails the handshake.
+    limited = wsproto_core.extensions.PerMessageDeflate(server_max_window_bits=10)
+    with pytest.raises(wsproto_core.RemoteProtocolError, match="server_max_window_bits=10 was requested"):
+        limited.finalize("permessage-deflate")
+
+
+def test_without_compat_deflate_offer_is_ours(sandbox: None) -> None:
+    compat.install()
+    compat.uninstall()
+    extension = wsproto_core.extensions.PerMessageDeflate()
+    assert extension.offer() == "client_max_window_bits"
+    assert extension.client_max_window_bits is None
+
+
+FRAGMENTS = [b"first fragment " * 7, b"", b"second " * 30, b"last"]
+
+
+def _send_fragmented(connection: Any, message_type: Any) -> bytes:
+    return b"".join(
+        connection.send(message_type(data=fragment, message_finished=index == len(FRAGMENTS) - 1))
+        for index, fragment in enumerate(FRAGMENTS)
+    )
+
+
+def _received_data(events: Iterator[Any]) -> bytes:
+    received = list(events)
+    assert received[-1].message_finished
+    return b"".join(event.data for event in received)
+
+
+@needs_real_wsproto
+def test_fragmented_compressed_message_is_wsprotos_and_inflates_everywhere(sandbox: None) -> None:
+    # Under compat only a message's last fragment is flushed, as in wsproto:
+    # the same bytes, which our receiver (without compat) and wsproto's inflate.
+    assert REAL is not None
+    real_extension = REAL_PER_MESSAGE_DEFLATE()
+    real_extension.accept("permessage-deflate")
+    real_server = REAL.connection.Connection(REAL.connection.ConnectionType.SERVER, extensions=[real_extension])
+    expected = _send_fragmented(real_server, REAL.events.BytesMessage)
+
+    compat.install()
+    extension = wsproto_core.extensions.PerMessageDeflate()
+    extension.accept("permessage-deflate")
+    server = Connection(ConnectionType.SERVER, extensions=[extension])
+    wire = _send_fragmented(server, wsproto_core.events.BytesMessage)
+    assert wire == expected
+    compat.uninstall()
+
+    # A fragment may now carry no complete deflate block; each still goes out
+    # as a frame, RSV1 on the first only.
+    assert wire[0] == 0x40 | Opcode.BINARY
+    for client_extension, connection_type, receiver_class in [
+        (wsproto_core.extensions.PerMessageDeflate(), ConnectionType.CLIENT, Connection),
+        (REAL_PER_MESSAGE_DEFLATE(), REAL.connection.ConnectionType.CLIENT, REAL.connection.Connection),
+    ]:
+        client_extension.finalize("permessage-deflate")
+        receiver = receiver_class(connection_type, extensions=[client_extension])
+        receiver.receive_data(wire)
+        assert _received_data(receiver.events()) == b"".join(FRAGMENTS)
+
+
+def test_without_compat_each_fragment_is_flushed(sandbox: None) -> None:
+    # Our own behaviour: every fragment inflates on arrival, alone.
+    compat.install()
+    compat.uninstall()
+    extension = wsproto_core.extensions.PerMessageDeflate()
+    extension.accept("permessage-deflate")
+    server = Connection(ConnectionType.SERVER, extensions=[extension])
+    first = server.send(wsproto_core.events.BytesMessage(data=FRAGMENTS[0], message_finished=False))
+    payload = first[2:]
+    assert first[1] == len(payload)
+    assert payload.endswith(b"\x00\x00\xff\xff")
+    assert zlib.decompressobj(-15).decompress(payload) == FRAGMENTS[0]
+
+
+@pytest.mark.parametrize("touched_before_data", [False, True])
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_events_injected_after_the_upgrade_come_out_of_ws_events(
+    installed: None, side: str, touched_before_data: bool
+) -> None:
+    # A program may first touch _events once its WSConnection has upgraded,
+    # after the WSConnection bound the Connection's events method.
+    assert Connection.__dict__["events"] is compat._ORIGINALS[Connection, "events"]
+    client = wsproto_core.WSConnection(ConnectionType.CLIENT)
+    server = wsproto_core.WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(wsproto_core.events.Request(host="example.com", target="/")))
+    assert [type(event).__name__ for event in server.events()] == ["Request"]
+    client.receive_data(server.send(wsproto_core.events.AcceptConnection()))
+    assert [type(event).__name__ for event in client.events()] == ["AcceptConnection"]
+    ws, peer = (client, server) if side == "client" else (server, client)
+    if touched_before_data:
+        assert not ws._connection._events  # type: ignore[union-attr]
+    ws.receive_data(peer.send(TextMessage("from the wire")))
+    ws._connection._events.append(TextMessage("injected"))  # type: ignore[union-attr]
+    assert list(ws.events()) == [TextMessage("injected"), TextMessage("from the wire")]
+    ws._connection._events.append(TextMessage("later"))  # type: ignore[union-attr]
+    assert list(ws.events()) == [TextMessage("later")]
+
+
+@needs_real_wsproto
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "permessage-deflate",
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; client_max_window_bits; server_no_context_takeover",
+        "permessage-deflate; client_max_window_bits=15; server_max_window_bits=15",
+        "permessage-deflate; client_max_window_bits; client_no_context_takeover; server_max_window_bits=10",
+    ],
+)
+def test_deflate_response_of_an_unconfigured_server_is_wsprotos(installed: None, offer: str) -> None:
+    # A browser offers a bare client_max_window_bits; wsproto answers it with
+    # 15, which states the window we agree on anyway.
+    server = wsproto_core.extensions.PerMessageDeflate()
+    response = server.accept(offer)
+    assert response == REAL_PER_MESSAGE_DEFLATE().accept(offer)
+    client = wsproto_core.extensions.PerMessageDeflate()
+    client.finalize("; ".join(filter(None, ["permessage-deflate", response])))
+    assert client.negotiated == server.negotiated

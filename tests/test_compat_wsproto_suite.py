@@ -101,19 +101,7 @@ EXPECTED_FAILURES: dict[str, str] = {
 
 #: Tests that fail for differences that are not safety exceptions and are not
 #: resolved yet (issue 13), each with what differs. This list only shrinks.
-NOT_YET_COMPATIBLE: dict[str, str] = {
-    "tests/test_permessage_deflate.py::TestPerMessageDeflate::test_offer[params6]": (
-        "PerMessageDeflate(client_max_window_bits=None) keeps None (no limit of ours, offered bare) "
-        "where wsproto substitutes 15"
-    ),
-    "tests/test_permessage_deflate.py::TestPerMessageDeflate::test_outbound_compress_multiple_frames[False]": (
-        "each fragment of a compressed message is sync-flushed, so the peer can inflate it on arrival; "
-        "wsproto holds the data back until the last fragment, so the bytes differ"
-    ),
-    "tests/test_permessage_deflate.py::TestPerMessageDeflate::test_outbound_compress_multiple_frames[True]": (
-        "as for [False]"
-    ),
-}
+NOT_YET_COMPATIBLE: dict[str, str] = {}
 
 
 def _expected_failure(nodeid: str) -> str | None:

@@ -38,11 +38,13 @@ import importlib
 import sys
 import types
 import weakref
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import h11
 
+from . import WSConnection, _UpgradedWSConnection
 from . import handshake as _handshake
 from .connection import Connection
 from .errors import LocalProtocolError, RemoteProtocolError, Violation
@@ -195,12 +197,38 @@ class _EventQueue:
         queue = _queues.get(instance)
         if queue is None:
             queue = _queues[instance] = collections.deque()
-            Connection.events = _events  # type: ignore[method-assign]
+            _start_draining(instance)
         return queue
 
     def __set__(self, instance: Connection, value: collections.deque[Event]) -> None:
         _queues[instance] = value
-        Connection.events = _events  # type: ignore[method-assign]
+        _start_draining(instance)
+
+
+def _start_draining(connection: Connection) -> None:
+    """Make ``events()`` drain injected events first, also through an upgraded WSConnection."""
+    Connection.events = _events  # type: ignore[method-assign]
+    # A WSConnection that upgraded earlier holds the Connection's events
+    # method bound then, which was the one without the queue: bind it again.
+    upgraded = _upgraded_over.get(connection)
+    ws = upgraded() if upgraded is not None else None
+    if ws is not None and type(ws) is _UpgradedWSConnection:
+        _EVENTS_SLOT.__set__(ws, connection.events)
+
+
+#: The WSConnection that upgraded onto each Connection (weakly: the
+#: WSConnection holds its Connection, so a strong value would keep the key).
+_upgraded_over: weakref.WeakKeyDictionary[Connection, weakref.ref[WSConnection]] = weakref.WeakKeyDictionary()
+_EVENTS_SLOT: Any = vars(_UpgradedWSConnection)["events"]
+
+
+def _check_upgrade(self: WSConnection) -> None:
+    # Once per connection: remember which WSConnection holds the Connection's
+    # bound events, for _start_draining.
+    _ORIGINALS[WSConnection, "_check_upgrade"](self)
+    connection = self._connection
+    if connection is not None and type(self) is _UpgradedWSConnection and connection not in _upgraded_over:
+        _upgraded_over[connection] = weakref.ref(self)
 
 
 # ============================================================================ H11Handshake
@@ -433,14 +461,55 @@ def _in_order(parameters: str, order: dict[str, int]) -> str:
     return "; ".join(sorted(elements, key=lambda element: order.get(element.split("=", 1)[0], len(order))))
 
 
+#: Extensions whose own negotiation code is running: they read their
+#: configuration as configured (``None`` for no limit), not wsproto's view.
+_reading_configuration: weakref.WeakSet[PerMessageDeflate] = weakref.WeakSet()
+
+
+def _as_configured(self: PerMessageDeflate, name: str, *args: str) -> Any:
+    _reading_configuration.add(self)
+    try:
+        return _ORIGINALS[PerMessageDeflate, name](self, *args)
+    finally:
+        _reading_configuration.discard(self)
+
+
 def _deflate_offer(self: PerMessageDeflate) -> str:
-    offer: str = _ORIGINALS[PerMessageDeflate, "offer"](self)
-    return _in_order(offer, _WSPROTO_PARAMETER_ORDER)
+    # wsproto writes out both window sizes, 15 where none is configured.
+    # Offering 15 asks for nothing more than offering no limit: finalize()
+    # still reads the configuration, so a response that leaves out
+    # server_max_window_bits is accepted as before.
+    offer: str = _as_configured(self, "offer")
+    elements = [element.strip() for element in offer.split(";")]
+    bare_client_bits = f"{_CLIENT_MAX_WINDOW_BITS}={PerMessageDeflate.DEFAULT_CLIENT_MAX_WINDOW_BITS}"
+    elements = [bare_client_bits if element == _CLIENT_MAX_WINDOW_BITS else element for element in elements]
+    if not any(element.startswith(_SERVER_MAX_WINDOW_BITS + "=") for element in elements):
+        elements.append(f"{_SERVER_MAX_WINDOW_BITS}={PerMessageDeflate.DEFAULT_SERVER_MAX_WINDOW_BITS}")
+    return _in_order("; ".join(elements), _WSPROTO_PARAMETER_ORDER)
 
 
 def _deflate_accept(self: PerMessageDeflate, offer: str) -> str | None:
-    response: str | None = _ORIGINALS[PerMessageDeflate, "accept"](self, offer)
-    return response if not response else _in_order(response, _WSPROTO_RESPONSE_ORDER)
+    response: str | None = _as_configured(self, "accept", offer)
+    negotiated = self.negotiated
+    if negotiated is None or response is None:
+        return response
+    # wsproto answers a bare client_max_window_bits (as browsers offer it) with
+    # the window it agreed, 15 when nothing limits it; we leave out the
+    # parameter that would change nothing. Stating it is as valid (RFC 7692
+    # section 7.1.2.2) and makes the 101 response wsproto's.
+    offered = [element.strip() for element in offer.split(";")[1:]]
+    if _CLIENT_MAX_WINDOW_BITS in offered and _CLIENT_MAX_WINDOW_BITS not in response:
+        stated = f"{_CLIENT_MAX_WINDOW_BITS}={negotiated.client_max_window_bits}"
+        response = f"{response}; {stated}" if response else stated
+    return _in_order(response, _WSPROTO_RESPONSE_ORDER) if response else response
+
+
+def _deflate_finalize(self: PerMessageDeflate, offer: str) -> None:
+    _as_configured(self, "finalize", offer)
+
+
+_CLIENT_MAX_WINDOW_BITS = "client_max_window_bits"
+_SERVER_MAX_WINDOW_BITS = "server_max_window_bits"
 
 
 def _negotiated_view(name: str) -> property:
@@ -448,13 +517,21 @@ def _negotiated_view(name: str) -> property:
 
     wsproto overwrote its configuration while negotiating, and programs read
     the outcome from these attributes. We keep the configuration (so an object
-    answers the same for every connection) and show the outcome instead.
+    answers the same for every connection) and show the outcome instead. A
+    window size configured as ``None`` (no limit) shows as wsproto's default,
+    15, except to the extension's own negotiation code.
     """
     configured = vars(PerMessageDeflate)[name]  # the slot that holds the configuration
+    default = getattr(PerMessageDeflate, f"DEFAULT_{name.upper()}", None)
 
     def get(self: PerMessageDeflate) -> Any:
         negotiated = self.negotiated
-        return configured.__get__(self) if negotiated is None else getattr(negotiated, name)
+        if negotiated is not None:
+            return getattr(negotiated, name)
+        value = configured.__get__(self)
+        if value is None and default is not None and self not in _reading_configuration:
+            return default
+        return value
 
     def set_(self: PerMessageDeflate, value: Any) -> None:
         configured.__set__(self, value)
@@ -469,6 +546,7 @@ _GRAFTS: dict[tuple[Any, str], Any] = {
     (Connection, "_fail"): _fail,
     (Connection, "receive_data"): _receive_data,
     (Connection, "_events"): _EventQueue(),
+    (WSConnection, "_check_upgrade"): _check_upgrade,
     (H11Handshake, "receive_data"): _handshake_receive_data,
     (H11Handshake, "_process_request"): _process_request,
     (H11Handshake, "_process_response"): _process_response,
@@ -482,6 +560,8 @@ _GRAFTS: dict[tuple[Any, str], Any] = {
     (PerMessageDeflate, "enabled"): _deflate_enabled_get,
     (PerMessageDeflate, "offer"): _deflate_offer,
     (PerMessageDeflate, "accept"): _deflate_accept,
+    (PerMessageDeflate, "finalize"): _deflate_finalize,
+    (PerMessageDeflate, "_fragment_flush"): zlib.Z_NO_FLUSH,
     **{
         (PerMessageDeflate, name): _negotiated_view(name)
         for name in (

@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from .errors import RemoteProtocolError
 from .events import RejectConnection
@@ -265,6 +265,13 @@ class PerMessageDeflate(Extension):
     """
 
     name = _EXTENSION_NAME
+
+    #: How a fragment that does not end its message is flushed: synced, so
+    #: the peer can inflate it on arrival. ``compat.install()`` sets
+    #: ``zlib.Z_NO_FLUSH`` (a no-op flush), which holds the data back until the
+    #: message's last frame, as wsproto does. Either way the frames form one
+    #: valid RFC 7692 stream; only where the bytes fall between frames differs.
+    _fragment_flush: ClassVar[int] = _Z_SYNC_FLUSH
 
     #: The window a side compresses with when nothing limits it (RFC 7692
     #: section 7.1.2: 15 bits, zlib's largest); wsproto's class attributes.
@@ -812,7 +819,9 @@ class PerMessageDeflate(Extension):
         Each frame's data is compressed and sync-flushed, so a fragment carries
         everything sent so far; the flush's trailing ``00 00 ff ff`` is removed
         from the last frame of the message only (the receiver appends it once,
-        after the whole message). RSV1 goes on the first frame only.
+        after the whole message). RSV1 goes on the first frame only. (Under
+        ``compat.install()`` only the last frame is flushed, as wsproto does:
+        see ``_fragment_flush``.)
         """
         if opcode & 0x08:
             return rsv, data
@@ -832,7 +841,7 @@ class PerMessageDeflate(Extension):
             compressor = self._compressor = zlib.compressobj(
                 self.compress_level, zlib.DEFLATED, self._send_wbits, self.mem_level
             )
-        payload = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        payload = compressor.compress(data) + compressor.flush(_Z_SYNC_FLUSH if fin else self._fragment_flush)
         if fin:
             self._out_compressed = False
             if payload.endswith(_TAIL):
