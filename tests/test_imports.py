@@ -109,7 +109,14 @@ def runtime_imports(path: Path) -> set[str]:
             if node.module:
                 imported.add(node.module.split(".")[0])
             else:
-                imported.update(alias.name for alias in node.names)
+                # ``from . import name``: a module of the package, or else a
+                # name that the package's ``__init__`` defines.
+                imported.update(
+                    alias.name
+                    if (PACKAGE / f"{alias.name}.py").exists() or (PACKAGE / alias.name).is_dir()
+                    else "__init__"
+                    for alias in node.names
+                )
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wsproto_core."):
             imported.add(node.module.split(".")[1])
         for child in ast.iter_child_nodes(node):
