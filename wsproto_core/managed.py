@@ -35,6 +35,7 @@ from typing import Protocol
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
 from .frames import CloseReason
+from .prepared import PreparedMessage
 from .state import ConnectionState
 
 __all__ = ["ManagedConnection"]
@@ -60,6 +61,8 @@ class _Engine(Protocol):
 
     @property
     def failure(self) -> RemoteProtocolError | None: ...
+
+    def send_prepared(self, message: PreparedMessage) -> bytes: ...
 
 
 class ManagedConnection:
@@ -210,6 +213,11 @@ class ManagedConnection:
         elif self.connection.state is ConnectionState.CLOSED:
             # A rejection (RejectConnection / RejectData) was sent in full.
             self._should_close_transport = True
+
+    def send_prepared(self, message: PreparedMessage, now: float | None = None) -> None:
+        """Queue a prepared message (see ``Connection.send_prepared``), behind what is queued."""
+        self._clock(now)
+        self._queue(self.connection.send_prepared(message))
 
     def close(self, code: int = 1000, reason: str | None = None, now: float | None = None) -> None:
         """Start the closing handshake, if it is not already under way."""

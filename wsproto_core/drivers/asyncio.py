@@ -52,6 +52,7 @@ from .. import WSConnection
 from ..errors import LocalProtocolError
 from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
+from ..prepared import PreparedMessage
 from ..state import ConnectionState, ConnectionType
 from ._common import (
     REFUSAL_GRACE,
@@ -400,6 +401,37 @@ class WebSocket:
     def closed(self) -> bool:
         """Whether the connection is closed."""
         return self._closed
+
+    # What a fan-out needs (wsproto_core.drivers.broadcast): how much waits to
+    # be sent, and a send that queues without waiting, written later for
+    # many connections at once.
+
+    @property
+    def outgoing_buffer_size(self) -> int:
+        """How many bytes were sent on this connection but not yet taken by the OS."""
+        return self._managed.bytes_to_send + self._transport.get_write_buffer_size()
+
+    def queue_prepared(self, message: PreparedMessage) -> None:
+        """Queue a :class:`~wsproto_core.PreparedMessage` without writing it; :meth:`write_queued` writes it.
+
+        For :func:`~wsproto_core.drivers.broadcast.broadcast`, which bounds
+        each connection's buffer itself and writes what it queued once per
+        event loop iteration (one system call per connection for several
+        messages broadcast in a row). An application sending to one connection
+        uses :meth:`send`, which also writes what was queued, in order. Raises
+        :class:`ConnectionClosed` when the connection can no longer send.
+        """
+        try:
+            # Hot path (once per recipient): the connection's own state check
+            # refuses after a Close, instead of checking here first.
+            self._managed.send_prepared(message)
+        except LocalProtocolError:
+            self._raise_if_closed()
+            raise
+
+    def write_queued(self) -> None:
+        """Hand everything queued to the transport, without waiting for it to drain."""
+        self._write_queued()
 
     @property
     def remote_address(self) -> Any:

@@ -1,0 +1,263 @@
+"""asyncio broadcast of 1 KiB text to many real loopback connections: ours against websockets'.
+
+The server runs in this process, one at a time: wsproto_core's asyncio
+driver with :func:`wsproto_core.drivers.broadcast.broadcast`, or websockets'
+asyncio server with its ``broadcast()``; compression off on both, keepalive
+off. The clients run in other processes (``--client-processes``, our asyncio
+client; the same clients for both servers), open their share of the
+connections, and check every message: each connection must receive every
+message, exactly once, in order, byte for byte. A run counts as valid only
+when all of them did.
+
+The server broadcasts ``--messages`` messages; after each one it waits
+until every connection's transport buffer is empty again (what the kernel
+took, the clients read at their pace), so both servers do the same work.
+Two figures, both recipients (one message reaching one connection) per
+second of the server process's CPU time: over the whole run (handshakes
+excluded; polling for empty buffers included), and over the broadcast calls
+plus the event loop iteration that follows them, where ours writes what it
+queued (websockets writes inside the call; the system calls are included in
+both).
+Each round runs both servers in alternating order; the ratio ours/websockets
+is taken per round and its median reported.
+
+With ``--slow``, one more client connects and never reads: the figure for the
+others is compared with the round without it, and the slow one's buffer is
+reported against the limit.
+
+Run: python benchmarks/bench_broadcast.py [--connections 1000,10000] [--messages 50] [--rounds 3] [--slow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import websockets.asyncio.server
+
+from wsproto_core import PreparedMessage
+from wsproto_core.drivers.asyncio import WebSocket, connect, serve
+from wsproto_core.drivers.broadcast import broadcast
+
+PAYLOAD_SIZE = 1024
+
+
+def message_for(index: int) -> str:
+    """1 KiB of text carrying its index, so that clients can check order and content."""
+    head = f"{index:08d}:"
+    return head + "x" * (PAYLOAD_SIZE - len(head))
+
+
+# ------------------------------------------------------------------ clients
+
+
+async def client_main(port: int, count: int, messages: int) -> dict[str, Any]:
+    errors: list[str] = []
+    received = 0
+    gate = asyncio.Semaphore(100)
+
+    async def one() -> None:
+        nonlocal received
+        async with gate:
+            websocket = await connect(f"ws://127.0.0.1:{port}/", compression=False, ping_interval=None, open_timeout=60)
+        try:
+            for index in range(messages):
+                data = await websocket.recv()
+                if data != message_for(index):
+                    errors.append(f"message {index}: got {str(data)[:12]!r}")
+                    return
+                received += 1
+        finally:
+            await websocket.close()
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return {"received": received, "errors": errors[:5]}
+
+
+def start_clients(port: int, count: int, processes: int, messages: int) -> list[subprocess.Popen[str]]:
+    shares = [count // processes + (1 if index < count % processes else 0) for index in range(processes)]
+    return [
+        subprocess.Popen(
+            [sys.executable, __file__, "--client", str(port), str(share), str(messages)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+        if share
+    ]
+
+
+def collect(clients: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    received = 0
+    errors: list[str] = []
+    for client in clients:
+        out, _ = client.communicate(timeout=600)
+        report = json.loads(out)
+        received += report["received"]
+        errors += report["errors"]
+    return {"received": received, "errors": errors}
+
+
+async def stalled_client(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16))
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    return sock
+
+
+# ------------------------------------------------------------------ servers
+
+
+async def run_server(kind: str, count: int, processes: int, messages: int, burst: int, slow: bool) -> dict[str, Any]:  # noqa: PLR0917
+    members: list[Any] = []
+    everyone = asyncio.Event()
+    total = count + (1 if slow else 0)
+
+    if kind == "wsproto_core":
+
+        async def ours(websocket: WebSocket) -> None:
+            members.append(websocket)
+            if len(members) >= total:
+                everyone.set()
+            await websocket.wait_closed()
+
+        server: Any = await serve(ours, "127.0.0.1", 0, compression=False, ping_interval=None)
+        port = server.port
+
+        def buffered(member: Any) -> int:
+            return int(member.outgoing_buffer_size)
+
+        def send(index: int) -> int:
+            result = broadcast(members, PreparedMessage(message_for(index)))
+            return result.sent
+    else:
+
+        async def theirs(websocket: Any) -> None:
+            members.append(websocket)
+            if len(members) >= total:
+                everyone.set()
+            await websocket.wait_closed()
+
+        server = await websockets.asyncio.server.serve(
+            theirs, "127.0.0.1", 0, compression=None, ping_interval=None, max_queue=None
+        )
+        port = server.sockets[0].getsockname()[1]
+
+        def buffered(member: Any) -> int:
+            return int(member.transport.get_write_buffer_size())
+
+        def send(index: int) -> int:
+            websockets.asyncio.server.broadcast(members, message_for(index))
+            return len(members)
+
+    clients = start_clients(port, count, processes, messages)
+    stalled = await stalled_client(port) if slow else None
+    await asyncio.wait_for(everyone.wait(), 300)
+    spent = 0.0
+    slow_member = members[-1] if slow else None
+    slow_peak = 0
+    cpu_start = time.process_time()
+    for first in range(0, messages, burst):
+        start = time.process_time()
+        for index in range(first, min(first + burst, messages)):
+            send(index)
+        # One loop iteration: ours writes what it queued there.
+        await asyncio.sleep(0)
+        spent += time.process_time() - start
+        # Wait until the clients took everything (but the stalled one).
+        while any(buffered(member) for member in members if member is not slow_member):
+            await asyncio.sleep(0.02)
+        if slow_member is not None:
+            slow_peak = max(slow_peak, buffered(slow_member))
+    cpu = time.process_time() - cpu_start
+    report = collect(clients)
+    if stalled is not None:
+        stalled.close()
+    if kind == "wsproto_core":
+        await server.close()
+    else:
+        server.close()
+        await server.wait_closed()
+    report.update(
+        in_call=count * messages / spent,
+        per_cpu=count * messages / cpu,
+        slow_peak=slow_peak,
+    )
+    report["valid"] = report["received"] == count * messages and not report["errors"]
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", default="1000,10000")
+    parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--bursts", default="1,10", help="messages broadcast per event loop iteration")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--slow", action="store_true", help="also run each case with one stalled client")
+    parser.add_argument("--client", nargs=3, type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.client:
+        port, count, messages = options.client
+        print(json.dumps(asyncio.run(client_main(port, count, messages))))
+        return
+    print(f"{PAYLOAD_SIZE} B text, {options.messages} messages, {options.client_processes} client processes")
+    print("recipients/s: of server CPU time (whole run) | of time inside the broadcast calls")
+    for count in (int(value) for value in options.connections.split(",")):
+        for burst in (int(value) for value in options.bursts.split(",")):
+            for slow in [False, True] if options.slow else [False]:
+                figures: dict[str, dict[str, list[float]]] = {
+                    kind: {"per_cpu": [], "in_call": []} for kind in ("wsproto_core", "websockets")
+                }
+                ratios: dict[str, list[float]] = {"per_cpu": [], "in_call": []}
+                peaks = []
+                for round_index in range(options.rounds):
+                    kinds = ["wsproto_core", "websockets"] if round_index % 2 == 0 else ["websockets", "wsproto_core"]
+                    reports = {}
+                    for kind in kinds:
+                        report = asyncio.run(
+                            run_server(kind, count, options.client_processes, options.messages, burst, slow)
+                        )
+                        if not report["valid"]:
+                            raise SystemExit(f"{kind}, {count} connections: clients saw {report}")
+                        reports[kind] = report
+                        for figure in ("per_cpu", "in_call"):
+                            figures[kind][figure].append(report[figure])
+                        if kind == "wsproto_core" and slow:
+                            peaks.append(report["slow_peak"])
+                    for figure in ("per_cpu", "in_call"):
+                        ratios[figure].append(reports["wsproto_core"][figure] / reports["websockets"][figure])
+                    print(f"  round {round_index + 1}: {reports}", file=sys.stderr)
+                label = f"{count} conns, burst {burst}" + (" + 1 stalled" if slow else "")
+                cells = []
+                for figure in ("per_cpu", "in_call"):
+                    ours = statistics.median(figures["wsproto_core"][figure])
+                    theirs = statistics.median(figures["websockets"][figure])
+                    ratio = statistics.median(ratios[figure])
+                    cells.append(
+                        f"{ours:10,.0f} vs {theirs:10,.0f} = {ratio:.2f}x "
+                        f"[{min(ratios[figure]):.2f}-{max(ratios[figure]):.2f}]"
+                    )
+                peak = f"   stalled buffer peak {max(peaks)} B" if peaks else ""
+                print(f"{label:34} {cells[0]}  |  {cells[1]}{peak}")
+
+
+if __name__ == "__main__":
+    main()
