@@ -1,9 +1,11 @@
-"""The command line: ``python -m wsproto_core [demo | serve | connect | fuzz]``.
+"""The command line: ``python -m wsproto_core [demo | serve | chat | connect | fuzz]``.
 
 - ``demo`` (the default): a client and a server talking through memory, every
   frame and event printed;
 - ``serve``: an echo server on the asyncio driver, with a page at ``/`` to try
   it from a browser;
+- ``chat``: chat rooms in a browser, on the topics hub (``--redis URL``:
+  shared by several processes);
 - ``connect URL``: an interactive client, or (``--echo``) an echo client for
   test suites such as Autobahn's fuzzingserver;
 - ``fuzz URL``: a compliance fuzzer that sends generated valid and invalid
@@ -175,6 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(serve, client=False)
 
+    chat = commands.add_parser(
+        "chat",
+        help="chat rooms in a browser; with --redis, shared by several processes",
+        description="Run a chat server: open http://HOST:PORT/ in several browser tabs (or machines) and talk in "
+        "rooms. "
+        'Its WebSocket, at /ws, speaks JSON: send {"join": ROOM}, {"leave": ROOM} and {"room": ROOM, "text": TEXT}; '
+        'every member of ROOM, the sender included, receives {"room": ROOM, "text": TEXT, ...}; a malformed message '
+        'gets {"error": ...} back. With --redis URL, rooms are shared by every chat process on the same Redis.',
+    )
+    chat.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on; 0.0.0.0 or :: for all (default: %(default)s)"
+    )
+    chat.add_argument(
+        "--port", type=port, default=8766, help="the port to listen on; 0 for any free one (default: %(default)s)"
+    )
+    chat.add_argument(
+        "--redis", metavar="URL", help="share rooms through Redis pub/sub, e.g. redis://127.0.0.1:6379/0 (extra: redis)"
+    )
+    _add_connection_options(chat, client=False)
+
     connect = commands.add_parser(
         "connect",
         help="an interactive client, or an echo client (--echo)",
@@ -330,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import run_serve  # noqa: PLC0415 (asyncio only for the commands that use it)
 
         return run_serve(args)
+    if args.command == "chat":
+        from .chat import run_chat  # noqa: PLC0415
+
+        return run_chat(args)
     if args.command == "connect":
         from .connect import run_connect  # noqa: PLC0415
 
