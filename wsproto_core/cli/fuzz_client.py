@@ -361,6 +361,8 @@ class ClientRunner:
         self.starts = 0
 
     def _start(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()  # the previous run's, no longer read
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (read after the process ends)
         self.process = subprocess.Popen(
             self.argv,
