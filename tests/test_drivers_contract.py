@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import queue
+import select
 import socket
 import struct
 import threading
@@ -543,8 +544,8 @@ def test_ping_completes_when_its_pong_arrives(driver: Driver) -> None:
         while not frames:
             frames, pending = parse_frames(pending + sock.recv(65536))
         received.append(frames)
+        answered.set()  # Before the Pong, so that the waiter cannot complete first.
         sock.sendall(unmasked(0xA, frames[0][1]))
-        answered.set()
         stop.wait(GUARD)
 
     with raw_server(script) as port:
@@ -593,3 +594,51 @@ def test_close_timeout_when_the_peer_never_answers_our_close(driver: Driver) -> 
         with pytest.raises(ConnectionClosed) as caught:
             client.recv()
     assert caught.value.code == 1006
+
+
+def test_backpressure_a_client_that_does_not_read_stops_the_server(driver: Driver) -> None:
+    """With max_queue=1 and an application that does not read, the client stops reading the socket.
+
+    The raw server writes large messages without blocking until the socket
+    stays unwritable (our client stopped reading); were the client to buffer
+    without bound, the server would get 256 MiB out first. Then the
+    application reads every message, in order.
+    """
+    payload_size = 60_000
+    limit = 256 * 1024 * 1024 // payload_size
+    sent: list[int] = []
+    stopped = threading.Event()
+
+    def script(sock: socket.socket, stop: threading.Event) -> None:
+        sock.setblocking(False)
+        pending = b""
+        index = 0
+        while index < limit:
+            if not pending:
+                body = struct.pack("!I", index) + bytes([index % 256]) * (payload_size - 4)
+                pending = bytes((0x82, 126)) + struct.pack("!H", len(body)) + body
+                index += 1
+            try:
+                pending = pending[sock.send(pending) :]
+            except BlockingIOError:
+                # Unwritable for 2 s: the client stopped reading (a stall of a
+                # client that reads only delays the test, it cannot fail it).
+                _, writable, _ = select.select([], [sock], [], 2.0)
+                if not writable:
+                    break
+        sent.append(index)  # Messages begun, which the sendall below completes.
+        stopped.set()
+        sock.setblocking(True)
+        sock.sendall(pending)
+        stop.wait(GUARD)
+
+    with raw_server(script) as port:
+        client = driver.connect(port, max_queue=1, compression=False, ping_interval=None, close_timeout=0.2)
+        assert stopped.wait(GUARD)
+        (count,) = sent
+        assert count < limit, "the client read 256 MiB that its application did not take"
+        for index in range(count):
+            message = client.recv()
+            assert isinstance(message, bytes)
+            assert struct.unpack("!I", message[:4]) == (index,)
+            assert len(message) == payload_size
