@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 
@@ -95,3 +96,24 @@ def on_signals(callback: Callable[[int], None]) -> Iterator[None]:
             loop.remove_signal_handler(signum)
         for number, handler in previous.items():  # pragma: no cover
             signal.signal(number, handler)
+
+
+def run_logging(main: Coroutine[Any, Any, int]) -> int:
+    """Run a server command's ``main`` with the CLI's log lines on stderr; return its exit code.
+
+    The handler is ours only while the command runs, and the records do not also reach the root
+    logger (an embedding application's own logging set-up stays as it was).
+    """
+    logger = logging.getLogger("wsproto_core.cli")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:  # Ctrl-C before the loop's own handlers were in place: nothing to close
+        return 0
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate

@@ -21,7 +21,6 @@ import asyncio
 import importlib.resources
 import json
 import logging
-import sys
 import time
 from typing import Any
 
@@ -29,7 +28,7 @@ from ..drivers import ConnectionClosed, HttpResponse
 from ..drivers._common import ProcessRequest
 from ..drivers.asyncio import Handler, Server, WebSocket, serve
 from ..drivers.topics import Backend, Hub, PublishError
-from ._shared import error, format_address, on_signals, settings_from
+from ._shared import error, format_address, on_signals, run_logging, settings_from
 
 __all__ = ["MAX_ROOM_LENGTH", "MAX_TEXT_LENGTH", "make_handler", "run_chat"]
 
@@ -183,15 +182,4 @@ async def _run(args: argparse.Namespace, options: dict[str, Any]) -> int:
 def run_chat(args: argparse.Namespace) -> int:
     """Run ``chat`` with the parsed command line; return the exit code."""
     options = settings_from(args, ping_interval=20.0)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        return asyncio.run(_run(args, options))
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+    return run_logging(_run(args, options))

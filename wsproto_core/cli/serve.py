@@ -13,13 +13,12 @@ import contextlib
 import importlib.resources
 import logging
 import ssl
-import sys
 from typing import Any
 
 from ..drivers import ConnectionClosed, HttpResponse
 from ..drivers._common import ProcessRequest
 from ..drivers.asyncio import Handler, Server, WebSocket, serve
-from ._shared import describe_close, error, format_address, on_signals, settings_from
+from ._shared import describe_close, error, format_address, on_signals, run_logging, settings_from
 
 __all__ = ["PAGE_PATHS", "load_page", "make_handler", "make_process_request", "run_serve"]
 
@@ -204,15 +203,4 @@ async def serve_until_stopped(args: argparse.Namespace, options: dict[str, Any])
 def run_serve(args: argparse.Namespace) -> int:
     """Run ``serve`` with the parsed command line; return the exit code."""
     options = settings_from(args, ping_interval=20.0)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        return asyncio.run(serve_until_stopped(args, options))
-    except KeyboardInterrupt:  # Ctrl-C before the loop's own handlers were in place: nothing to close
-        return 0
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+    return run_logging(serve_until_stopped(args, options))
