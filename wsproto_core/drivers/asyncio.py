@@ -69,6 +69,7 @@ from ._common import (
     send_buffer_full,
 )
 from .proxy import open_tunnel, proxy_for
+from .reconnect import Backoff, reconnecting
 
 __all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener"]
 
@@ -689,17 +690,22 @@ class _ClientOpening(_Opening):
 
 
 class _Connect:
-    """``await connect(...)`` or ``async with connect(...) as websocket``."""
+    """``await connect(...)``, ``async with connect(...) as websocket``, or ``async for websocket in connect(...)``."""
 
-    def __init__(self, coroutine: Awaitable[WebSocket]) -> None:
-        self._coroutine = coroutine
+    def __init__(self, open_connection: Callable[[], Awaitable[WebSocket]], backoff: Backoff | None = None) -> None:
+        self._open = open_connection
+        self._backoff = backoff
         self._websocket: WebSocket | None = None
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
-        return self._coroutine.__await__()
+        return self._open().__await__()
+
+    def __aiter__(self) -> AsyncIterator[WebSocket]:
+        backoff = self._backoff or Backoff()
+        return reconnecting(self._open, backoff, backoff.sleep or asyncio.sleep)
 
     async def __aenter__(self) -> WebSocket:
-        self._websocket = await self._coroutine
+        self._websocket = await self._open()
         return self._websocket
 
     async def __aexit__(
@@ -719,6 +725,7 @@ def connect(
     listener: Listener | None = None,
     http2: bool = False,
     proxy: str | bool | None = True,
+    backoff: Backoff | None = None,
     **options: Any,
 ) -> _Connect:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``).
@@ -740,21 +747,28 @@ def connect(
     same server: ``wss://`` negotiates ``h2`` by ALPN, ``ws://`` speaks HTTP/2
     at once (h2c with prior knowledge). The result is a
     :class:`~wsproto_core.drivers.http2.H2WebSocket`, with the same methods.
+
+    ``async for websocket in connect(...)`` reconnects: each iteration yields a
+    fresh open connection, and the previous one is closed. Failed attempts are
+    retried with exponential backoff and jitter, or raised when they are
+    permanent, as ``backoff`` (a :class:`~wsproto_core.drivers.reconnect.Backoff`,
+    whose defaults are documented there) says.
     """
     settings = Settings.from_options(options)
     if http2:
         return _Connect(
-            _open_http2(
+            lambda: _open_http2(
                 url,
                 settings,
                 subprotocols=subprotocols,
                 extra_headers=extra_headers,
                 ssl=ssl,
                 open_timeout=open_timeout,
-            )
+            ),
+            backoff,
         )
     return _Connect(
-        _open(
+        lambda: _open(
             url,
             settings,
             subprotocols=subprotocols,
@@ -763,7 +777,8 @@ def connect(
             open_timeout=open_timeout,
             listener=listener,
             proxy=proxy,
-        )
+        ),
+        backoff,
     )
 
 

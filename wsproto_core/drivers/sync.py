@@ -53,8 +53,9 @@ from ._common import (
     parse_url,
     request_for,
 )
+from .reconnect import Backoff
 
-__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "serve"]
+__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -410,6 +411,32 @@ def connect(
         raise
     managed = managed_connection(connection, settings, client=True, now=time.monotonic())
     return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
+
+
+def reconnect(url: str, *, backoff: Backoff | None = None, **kwargs: Any) -> Iterator[WebSocket]:
+    """``for websocket in reconnect(url)``: a fresh open connection each time the previous one is done with.
+
+    The previous connection is closed when the loop asks for the next one, and
+    the current one when the loop is left. Failed attempts are retried with
+    exponential backoff and jitter, or raised when they are permanent, as
+    ``backoff`` (a :class:`~wsproto_core.drivers.reconnect.Backoff`) says. The
+    other arguments are those of :func:`connect`.
+    """
+    backoff = backoff or Backoff()
+    sleep = backoff.sleep or time.sleep
+    attempts = backoff.attempts()
+    while True:
+        try:
+            websocket = connect(url, **kwargs)
+        except Exception as error:
+            delay = attempts.failed(error)
+            if delay is None:
+                raise
+            sleep(delay)
+            continue
+        attempts.opened()
+        with websocket:
+            yield websocket
 
 
 Handler = Callable[[WebSocket], None]

@@ -50,8 +50,9 @@ from ._common import (
     parse_url,
     request_for,
 )
+from .reconnect import Backoff, reconnecting
 
-__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "serve"]
+__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -389,6 +390,62 @@ async def _open(
             raise
     managed = managed_connection(connection, settings, client=True, now=trio.current_time())
     return WebSocket(stream, managed, settings, subprotocol=accepted.subprotocol)
+
+
+@contextlib.asynccontextmanager
+async def reconnect(
+    url: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    ssl: ssl_module.SSLContext | None = None,
+    open_timeout: float | None = 10.0,
+    backoff: Backoff | None = None,
+    **options: Any,
+) -> AsyncIterator[AsyncIterator[WebSocket]]:
+    """``async with reconnect(url) as connections: async for websocket in connections``.
+
+    Each iteration yields a fresh open connection; the previous one is closed
+    when the loop asks for the next, and the current one when the block exits.
+    Failed attempts are retried with exponential backoff and jitter, or raised
+    when they are permanent, as ``backoff`` (a
+    :class:`~wsproto_core.drivers.reconnect.Backoff`) says; an attempt that
+    takes longer than ``open_timeout`` fails with ``TimeoutError`` (transient).
+    The connections' tasks run in a nursery that the block owns, which is why
+    this is an ``async with`` around the ``async for`` (an async generator
+    must not yield from inside a nursery). The other arguments are those of
+    :func:`connect`.
+    """
+    settings = Settings.from_options(options)
+    backoff = backoff or Backoff()
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def open_connection() -> WebSocket:
+            try:
+                websocket = await _open(
+                    url,
+                    settings,
+                    subprotocols=subprotocols,
+                    extra_headers=extra_headers,
+                    ssl=ssl,
+                    open_timeout=open_timeout,
+                )
+            except trio.TooSlowError as exc:
+                raise TimeoutError(f"The WebSocket handshake took more than {open_timeout} s") from exc
+            websocket._start(nursery)
+            return websocket
+
+        connections = reconnecting(open_connection, backoff, backoff.sleep or trio.sleep)
+        try:
+            yield connections
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once the nursery is closed
+            error = exc
+        finally:
+            # Closes the connection the loop holds, if any (its tasks then end).
+            await connections.aclose()
+    if error is not None:
+        raise error
 
 
 Handler = Callable[[WebSocket], Awaitable[None]]
