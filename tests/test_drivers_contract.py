@@ -338,13 +338,6 @@ class ThreadsDriver(Driver):
 
 #: (test, driver, parameter id or None for all) -> why that driver does not meet that contract item yet.
 GAPS: dict[tuple[str, str, str | None], str] = {}
-_WAIT_CLOSED_GAP = (
-    "asyncio parses the rest of a read (a Close behind a message) only in recv(): an application that"
-    " answers the message and then calls wait_closed() never answers the Close, nor notices the end of"
-    " the stream (only a reset or the keepalive ends the connection)"
-)
-GAPS[("test_ordering_rule_as_server", "asyncio", "wait_closed")] = _WAIT_CLOSED_GAP
-GAPS[("test_ordering_rule_as_client", "asyncio", "wait_closed")] = _WAIT_CLOSED_GAP
 
 DRIVERS = {"asyncio": AsyncioDriver, "trio": TrioDriver, "threads": ThreadsDriver}
 

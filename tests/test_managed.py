@@ -27,7 +27,7 @@ from helpers import (
     close_payload,
     parse_frame,
 )
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -1333,3 +1333,88 @@ def test_a_payload_sent_again_waits_for_the_pong_after_its_latest_sending() -> N
     receive(m, incoming(m, OP_PONG, b"A"), now=5)
     assert m.take_acknowledged_pings() == [b"A"]
     assert m.next_deadline is None
+
+
+# ============================================================== ordering rule
+
+
+@ROLES
+def test_hold_after_message_stops_before_a_close_in_the_same_read(client: bool) -> None:
+    m = managed(client, hold_after_message=True)
+    m.receive_data(incoming(m, OP_TEXT, b"hello") + incoming(m, OP_CLOSE, close_payload(1000, b"")), 1)
+    assert list(m.events(1)) == [TextMessage("hello")]
+    assert m.held
+    # The Close behind the message is not parsed yet: the reply may still be sent.
+    assert m.state is S.OPEN
+    m.send(TextMessage("hello back"))
+    assert list(m.events(2)) == [CloseConnection(1000, "")]
+    assert not m.held
+    queued = frames(m.data_to_send())
+    assert [first for first, _, _ in queued] == [FIRST_TEXT, FIRST_CLOSE]
+    assert queued[0][2] == b"hello back"
+
+
+def test_hold_after_message_does_not_hold_without_bytes_behind_or_without_the_option() -> None:
+    held = managed(False, hold_after_message=True)
+    assert receive(held, incoming(held, OP_BINARY, b"one")) == [BytesMessage(b"one")]
+    assert not held.held
+    plain = managed(False)
+    data = incoming(plain, OP_TEXT, b"a") + incoming(plain, OP_CLOSE, close_payload(1000, b""))
+    assert receive(plain, data) == [TextMessage("a"), CloseConnection(1000, "")]
+    assert not plain.held
+
+
+def test_hold_after_message_holds_behind_an_incomplete_frame_too() -> None:
+    m = managed(False, hold_after_message=True)
+    second = incoming(m, OP_TEXT, b"second")
+    m.receive_data(incoming(m, OP_TEXT, b"first") + second[:3])
+    assert list(m.events()) == [TextMessage("first")]
+    assert m.held
+    assert list(m.events()) == []
+    assert not m.held
+    m.receive_data(second[3:])
+    assert list(m.events()) == [TextMessage("second")]
+
+
+def test_hold_after_message_ends_once_we_sent_our_close() -> None:
+    """After our Close no reply can be sent any more: nothing to hold for."""
+    m = managed(False, hold_after_message=True)
+    m.close(1001)
+    data = incoming(m, OP_TEXT, b"late") + incoming(m, OP_CLOSE, close_payload(1001, b""))
+    assert receive(m, data) == [TextMessage("late"), CloseConnection(1001, "")]
+    assert not m.held
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    messages=st.lists(st.binary(max_size=40), min_size=1, max_size=6),
+    ending=st.sampled_from(["close", "violation"]),
+    chunk=st.integers(min_value=1, max_value=64),
+)
+def test_every_message_before_a_close_or_violation_can_be_answered(
+    messages: list[bytes], ending: str, chunk: int
+) -> None:
+    """A driver that answers each message once taken: every answer precedes the closing frame.
+
+    The reads split the peer's bytes anywhere; with the ordering rule, no
+    Close or failure Close of ours overtakes an answer, and every message is
+    delivered.
+    """
+    m = managed(False, hold_after_message=True)
+    data = b"".join(incoming(m, OP_BINARY, message) for message in messages)
+    data += incoming(m, OP_CLOSE, close_payload(1000, b"")) if ending == "close" else incoming(m, 0x3)
+    delivered = []
+    for start in range(0, len(data), chunk):
+        m.receive_data(data[start : start + chunk])
+        while True:
+            for event in m.events():
+                if isinstance(event, BytesMessage):
+                    delivered.append(event.data)
+                    m.send(BytesMessage(b"re:" + event.data))
+            if not m.held:
+                break
+    assert delivered == messages
+    sent = frames(m.data_to_send())
+    assert [payload for first, _, payload in sent[:-1]] == [b"re:" + message for message in messages]
+    assert sent[-1][0] == FIRST_CLOSE
+    assert close_frame(sent[-1][2])[0] == (1000 if ending == "close" else 1002)

@@ -17,7 +17,12 @@ or a :class:`~wsproto_core.WSConnection` and adds, all opt-in:
   or ``BytesMessage`` per message;
 - an outgoing buffer: everything to send, replies included, accumulates in
   :meth:`data_to_send`, and :attr:`bytes_to_send` tells its size so a driver
-  can apply backpressure.
+  can apply backpressure;
+- the ordering rule (``hold_after_message``): a message received before a
+  Close (or before a protocol violation) can still be answered. :meth:`events`
+  stops after a message that has more bytes behind it, and :attr:`held` says
+  so; the driver calls :meth:`events` again once its application took that
+  message and had its turn to answer it.
 
 A driver's loop is then: feed what it reads to :meth:`receive_data`, hand the
 :meth:`events` to the application, write :meth:`data_to_send`, close the
@@ -79,12 +84,15 @@ class ManagedConnection:
         Close (and, as a client, for the server to close TCP).
     :param now: the current time, in the same unit and origin as later ``now``
         arguments (``time.monotonic()`` or an event loop's ``time()``).
+    :param hold_after_message: apply the ordering rule: :meth:`events` stops
+        after each message that has received bytes behind it (see :attr:`held`).
     """
 
     # One per open connection in a server: slots keep an idle one small.
     __slots__ = (
         "_acknowledged",
         "_close_deadline",
+        "_held",
         "_next_ping_at",
         "_now",
         "_outgoing",
@@ -98,6 +106,7 @@ class ManagedConnection:
         "close_event",
         "close_timeout",
         "connection",
+        "hold_after_message",
         "ping_interval",
         "ping_timeout",
     )
@@ -113,6 +122,7 @@ class ManagedConnection:
         ping_timeout: float | None = None,
         close_timeout: float | None = 10.0,
         now: float = 0.0,
+        hold_after_message: bool = False,
     ) -> None:
         for name, value in (
             ("ping_interval", ping_interval),
@@ -144,6 +154,8 @@ class ManagedConnection:
         self._acknowledged: list[bytes] | None = None
         self._close_deadline: float | None = None
         self._now = now
+        self.hold_after_message = hold_after_message
+        self._held = False
         #: The close code and reason the connection ended with, once known.
         self.close_event: CloseConnection | None = None
 
@@ -161,6 +173,17 @@ class ManagedConnection:
     def buffered_bytes(self) -> int:
         """How many received bytes wait to be parsed by :meth:`events`."""
         return self.connection.buffered_bytes
+
+    @property
+    def held(self) -> bool:
+        """Whether :meth:`events` stopped behind a message with received bytes still to parse.
+
+        The ordering rule (``hold_after_message``): those bytes may hold a
+        Close or a protocol violation, after which only a Close may be sent
+        (RFC 6455 section 5.5.1), so they wait until the application took the
+        message and could answer it. The driver then calls :meth:`events` again.
+        """
+        return self._held
 
     @property
     def bytes_to_send(self) -> int:
@@ -239,7 +262,9 @@ class ManagedConnection:
     def events(self, now: float | None = None) -> Iterator[Event]:
         """Iterate over received events, with the automatic replies queued as they pass."""
         now = self._clock(now)
-        for received in self.connection.events():
+        self._held = False
+        connection = self.connection
+        for received in connection.events():
             event = received
             if isinstance(received, Message) and self.assemble_messages:
                 pieces = self._pieces
@@ -249,16 +274,20 @@ class ManagedConnection:
                     else:
                         pieces.append(received.data)
                     continue
-                if pieces is None:
-                    # Hot path: a message in one piece is already whole.
-                    yield received
-                    continue
-                pieces.append(received.data)
-                self._pieces = None
-                if isinstance(received, TextMessage):
-                    event = TextMessage("".join(pieces))  # type: ignore[arg-type]
-                else:
-                    event = BytesMessage(b"".join(pieces))  # type: ignore[arg-type]
+                if pieces is not None:
+                    pieces.append(received.data)
+                    self._pieces = None
+                    if isinstance(received, TextMessage):
+                        event = TextMessage("".join(pieces))  # type: ignore[arg-type]
+                    else:
+                        event = BytesMessage(b"".join(pieces))  # type: ignore[arg-type]
+                if self.hold_after_message and connection.buffered_bytes and connection.state is ConnectionState.OPEN:
+                    # The ordering rule: stop here until the driver asks again.
+                    self._held = True
+                    yield event
+                    return
+                yield event
+                continue
             elif isinstance(event, Ping):
                 if self.auto_reply and self.connection.state is ConnectionState.OPEN:
                     self._queue(self.connection.send(event.response()))

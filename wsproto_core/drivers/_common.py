@@ -383,11 +383,16 @@ def send_buffer_full(settings: Settings, buffered: int) -> bool:
     return settings.max_send_buffer is not None and buffered >= settings.max_send_buffer
 
 
-def managed_connection(connection: WSConnection, settings: Settings, *, client: bool, now: float) -> ManagedConnection:
+def managed_connection(
+    connection: WSConnection, settings: Settings, *, client: bool, now: float, hold_after_message: bool = False
+) -> ManagedConnection:
     """The :class:`ManagedConnection` that a driver runs, configured from ``settings``.
 
     Once the handshake is over it wraps the WSConnection's framing
     ``Connection`` directly, so that the handshake's objects are freed.
+    ``hold_after_message``: the driver keeps the ordering rule through
+    :attr:`ManagedConnection.held` (an application that takes messages from a
+    queue; not one whose callbacks answer inside the parse).
     """
     return ManagedConnection(
         connection.connection if connection.connection is not None else connection,
@@ -396,4 +401,5 @@ def managed_connection(connection: WSConnection, settings: Settings, *, client: 
         ping_timeout=settings.ping_timeout,
         close_timeout=settings.close_timeout,
         now=now,
+        hold_after_message=hold_after_message,
     )

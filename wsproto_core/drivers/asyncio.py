@@ -23,15 +23,18 @@ Two ways to receive messages:
 Reading also stops while the transport's write buffer is above its high-water
 mark; ``send`` waits only then.
 
-The ordering rule: a message that was received before a Close (or before a
-protocol violation) can still be answered. With the handler API, the bytes
-after a received message are parsed only once the application took that
-message: a read is parsed up to the first message with more bytes behind it,
-and the application's next :meth:`WebSocket.recv` parses on, in its own task.
-A pipelining peer then costs no task switch per message, and the replies to
-those messages go out together in one write, when the application next waits
-for a message (or at the next event loop iteration). With the callback API the
-rule holds by construction: the listener answers inside the parse.
+The ordering rule (kept by :class:`~wsproto_core.managed.ManagedConnection`,
+``hold_after_message``): a message that was received before a Close (or
+before a protocol violation) can still be answered. With the handler API a
+read is parsed up to the first message with more bytes behind it; the rest is
+parsed once the application took that message, either by its next
+:meth:`WebSocket.recv` (in its own task: a pipelining peer costs no task switch
+per message, and the replies go out together in one write), or at the next
+event loop iteration, so that a Close behind the message is answered even if
+the application only waits for the end (:meth:`WebSocket.wait_closed`). A
+reply sent before the application's task next waits for something else
+therefore precedes our answer to that Close. With the callback API the rule
+holds by construction: the listener answers inside the parse.
 
 Any event loop that implements asyncio's transport and protocol interfaces
 will do (uvloop among them): nothing here checks a transport's class.
@@ -198,16 +201,15 @@ class WebSocket:
         "_done",
         "_drain_waiter",
         "_ended",
-        "_flush_scheduled",
         "_listener",
         "_loop",
         "_managed",
         "_messages",
-        "_parse_pending",
         "_pong_waiters",
         "_protocol",
         "_reading_paused",
         "_settings",
+        "_soon_scheduled",
         "_timer",
         "_timer_deadline",
         "_transport",
@@ -248,13 +250,12 @@ class WebSocket:
         #: The Future a ``recv()`` waits on, only while one waits.
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
-        #: Received bytes may hold more events, left for ``recv`` to parse (the ordering rule).
-        self._parse_pending = False
         self._reading_paused = False
         self._ended = False
         self._closed = False
         self._closing = False
-        self._flush_scheduled = False
+        #: Whether :meth:`_soon` is scheduled for the next loop iteration.
+        self._soon_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._done: asyncio.Future[None] | None = None
@@ -279,16 +280,14 @@ class WebSocket:
             self._raise_if_closed()
         managed = self._managed
         managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message), self._loop.time())  # type: ignore[arg-type]
-        if (self._messages or self._parse_pending) and (
+        if (self._messages or managed.held) and (
             managed.bytes_to_send + self._transport.get_write_buffer_size() < _COALESCE_LIMIT
         ):
             # More received messages wait for the application (a pipelining
             # peer): write this reply together with theirs, when the
             # application next waits in recv(), instead of one write per
             # message. Nothing waits longer than the next loop iteration.
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self._loop.call_soon(self._scheduled_flush)
+            self._schedule_soon()
             return
         self._write_queued()
         if self._protocol.writing_paused:
@@ -311,9 +310,7 @@ class WebSocket:
             self.close_reason = "outgoing buffer full: the peer does not read"
             raise self._closed_error()
         self._managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message))  # type: ignore[arg-type]
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._scheduled_flush)
+        self._schedule_soon()
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
@@ -322,11 +319,11 @@ class WebSocket:
                 raise self._closed_error()
             if self._listener is not None:
                 raise LocalProtocolError("This connection hands its messages to its Listener; recv() gets none.")
-            if self._parse_pending and not self._closing:
+            if self._managed.held:
                 # The application took every message before the rest of the
                 # read: parse on, here (see the ordering rule above).
                 self._parse()
-                if not self._parse_pending:
+                if not self._managed.held:
                     self._after_parse()
                 continue
             self._write_queued()
@@ -336,6 +333,10 @@ class WebSocket:
             finally:
                 self._waiter = None
         message = messages.popleft()
+        if not messages and self._managed.held:
+            # Whatever the application does next, the rest of the read is
+            # parsed by the next loop iteration (see the ordering rule above).
+            self._schedule_soon()
         if self._reading_paused:
             self._update_reading()
         return message
@@ -386,7 +387,7 @@ class WebSocket:
         # The peer's Close must be read even if unread messages fill the queue.
         self._closing = True
         if not self._closed:
-            if self._parse_pending:
+            if self._managed.held:
                 self._parse()
             self._after_parse()
 
@@ -459,9 +460,19 @@ class WebSocket:
         self._transport_write(data)
         return True
 
-    def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
+    def _schedule_soon(self) -> None:
+        if not self._soon_scheduled:
+            self._soon_scheduled = True
+            self._loop.call_soon(self._soon)
+
+    def _soon(self) -> None:
+        """Write the replies held back for one write; parse on once the application took every message."""
+        self._soon_scheduled = False
         self._write_queued()
+        if self._managed.held and not self._messages and not self._closed:
+            self._parse()
+            if not self._managed.held:
+                self._after_parse()
 
     async def _flush(self) -> None:
         self._write_queued()
@@ -485,7 +496,6 @@ class WebSocket:
         """Deliver received messages; with the handler API, stop after one that has more bytes behind it."""
         managed = self._managed
         listener = self._listener
-        self._parse_pending = False
         for event in managed.events(self._loop.time()):
             if isinstance(event, Message):
                 if listener is not None:
@@ -497,13 +507,6 @@ class WebSocket:
                 waiter = self._waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
-                if managed.buffered_bytes and not self._closing:
-                    # A Close (or a violation) further in the buffer would
-                    # otherwise be answered before the application could reply
-                    # to this message, and after a Close only a Close may be
-                    # sent (RFC 6455 section 5.5.1). recv() parses on.
-                    self._parse_pending = True
-                    break
             elif isinstance(event, Pong):
                 self._pings_acknowledged()
         self._set_timer()
@@ -523,7 +526,7 @@ class WebSocket:
             self._ended = True
         try:
             self._managed.receive_data(data, self._loop.time())
-            if not self._parse_pending or self._closing:
+            if not self._managed.held or self._closing:
                 self._parse()
             self._after_parse()
         except Exception:
@@ -539,7 +542,7 @@ class WebSocket:
 
     def _after_parse(self) -> None:
         self._write_queued()
-        if self._managed.should_close_transport and (self._closing or not self._parse_pending):
+        if self._managed.should_close_transport and (self._closing or not self._managed.held):
             self._finish()
         else:
             self._update_reading()
@@ -551,7 +554,7 @@ class WebSocket:
         pause = not self._closing and (
             (self._messages is not None and len(self._messages) >= self._settings.max_queue)
             or self._protocol.writing_paused
-            or (self._parse_pending and self._managed.buffered_bytes >= _PARSE_HOLD_LIMIT)
+            or (self._managed.held and self._managed.buffered_bytes >= _PARSE_HOLD_LIMIT)
         )
         if pause is not self._reading_paused:
             self._reading_paused = pause
@@ -675,7 +678,13 @@ class _ClientOpening(_Opening):
             return
         assert self._transport is not None and self._protocol is not None
         loop = asyncio.get_running_loop()
-        managed = managed_connection(self._opening.connection, self._settings, client=True, now=loop.time())
+        managed = managed_connection(
+            self._opening.connection,
+            self._settings,
+            client=True,
+            now=loop.time(),
+            hold_after_message=self._listener is None,
+        )
         websocket = WebSocket(
             self._transport,
             self._protocol,
@@ -948,14 +957,17 @@ class _ServerOpening(_Opening):
         accept = accept_for(request, server.settings, server.subprotocols)
         transport.write(opening.connection.send(accept))
         loop = asyncio.get_running_loop()
+        listener = server.listener_factory() if server.listener_factory is not None else None
         websocket = WebSocket(
             transport,
             self._protocol,
-            managed_connection(opening.connection, server.settings, client=False, now=loop.time()),
+            managed_connection(
+                opening.connection, server.settings, client=False, now=loop.time(), hold_after_message=listener is None
+            ),
             server.settings,
             subprotocol=accept.subprotocol,
             request=request,
-            listener=server.listener_factory() if server.listener_factory is not None else None,
+            listener=listener,
         )
         server.open(websocket)
 
