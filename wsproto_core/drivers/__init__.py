@@ -9,6 +9,24 @@ sleep until the next deadline. Import the one you need:
 
 from __future__ import annotations
 
-from ._common import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL, Settings, parse_url
+from ._common import (
+    ConnectionClosed,
+    HandshakeRejected,
+    HttpResponse,
+    InvalidURL,
+    ProcessResponse,
+    SelectSubprotocol,
+    Settings,
+    parse_url,
+)
 
-__all__ = ["ConnectionClosed", "HandshakeRejected", "HttpResponse", "InvalidURL", "Settings", "parse_url"]
+__all__ = [
+    "ConnectionClosed",
+    "HandshakeRejected",
+    "HttpResponse",
+    "InvalidURL",
+    "ProcessResponse",
+    "SelectSubprotocol",
+    "Settings",
+    "parse_url",
+]

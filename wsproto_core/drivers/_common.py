@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import WSConnection
 from ..connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE
-from ..errors import RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import AcceptConnection, RejectConnection, RejectData, Request
 from ..extensions import Extension
 from ..handshake import DEFAULT_MAX_HANDSHAKE_SIZE
@@ -29,8 +29,11 @@ __all__ = [
     "HandshakeRejected",
     "HttpResponse",
     "InvalidURL",
+    "ProcessResponse",
+    "SelectSubprotocol",
     "ServerOpening",
     "Settings",
+    "Upgrade",
     "WebSocketURL",
     "accept_for",
     "admission_refusal",
@@ -236,6 +239,56 @@ class HttpResponse:
 ProcessRequest = Callable[[str, list[tuple[bytes, bytes]]], "HttpResponse | None"]
 
 
+#: ``select_subprotocol(request)``: called for every valid upgrade request
+#: (``request.subprotocols`` lists what the client offered, in its order);
+#: return one of those, or ``None`` for no subprotocol. It replaces the
+#: choice by the server's ``subprotocols`` list.
+SelectSubprotocol = Callable[[Request], "str | None"]
+
+#: ``process_response(request, accept)``: called with every valid upgrade
+#: request and the 101 about to answer it (an ``AcceptConnection``: its
+#: subprotocol, extensions and ``extra_headers``). Return ``None`` to send it,
+#: another ``AcceptConnection`` to send that one instead (for instance
+#: ``dataclasses.replace(accept, extra_headers=[(b"set-cookie", b"...")])``),
+#: or an :class:`HttpResponse` to answer with plain HTTP instead of upgrading.
+ProcessResponse = Callable[[Request, AcceptConnection], "AcceptConnection | HttpResponse | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Upgrade:
+    """How a server answers a valid upgrade request: its subprotocols and the two callbacks.
+
+    One decision for every driver (:meth:`decide`). A callback that raises, or
+    chooses a subprotocol the client did not offer, is a bug of the
+    application: it is logged and the client gets a 500.
+    """
+
+    subprotocols: Sequence[str] = ()
+    select_subprotocol: SelectSubprotocol | None = None
+    process_response: ProcessResponse | None = None
+
+    def decide(self, request: Request, settings: Settings) -> AcceptConnection | HttpResponse:
+        """The 101 (an ``AcceptConnection``) or the plain HTTP answer for ``request``."""
+        try:
+            accept = accept_for(request, settings, self.subprotocols)
+            if self.select_subprotocol is not None:
+                accept = dataclasses.replace(accept, subprotocol=self.select_subprotocol(request))
+            answer = accept if self.process_response is None else self.process_response(request, accept) or accept
+            if isinstance(answer, AcceptConnection) and answer.subprotocol not in (None, *request.subprotocols):
+                raise LocalProtocolError(
+                    f"The server chose subprotocol {answer.subprotocol!r}, which the client did not offer "
+                    f"(offered: {request.subprotocols}); choose one of those, or None"
+                )
+        except Exception:
+            # logging loads threading, and this module is imported with the
+            # package, which the sans-I/O import check walks: load it only here.
+            import logging  # noqa: PLC0415
+
+            logging.getLogger("wsproto_core.drivers").exception("WebSocket upgrade callback failed")
+            return HttpResponse(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal server error.\n")
+        return answer
+
+
 class ClientOpening:
     """The client's side of the opening handshake, without the I/O.
 
@@ -334,6 +387,18 @@ class ServerOpening:
                     self.request = event
                 return True
         return False
+
+    def upgrade(self, upgrade: Upgrade, settings: Settings) -> tuple[bytes, AcceptConnection | None]:
+        """Once :attr:`request` is set: the bytes answering it, and the ``AcceptConnection`` if they are a 101.
+
+        ``None`` instead of an acceptance means the answer is plain HTTP (from
+        ``process_response``, or a 500): write it, then close the connection.
+        """
+        assert self.request is not None
+        answer = upgrade.decide(self.request, settings)
+        if isinstance(answer, HttpResponse):
+            return self._respond(answer), None
+        return self.connection.send(answer), answer
 
     def _answer(self) -> HttpResponse | None:
         head = self.connection.handshake.request_head

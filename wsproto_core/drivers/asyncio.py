@@ -62,9 +62,11 @@ from ._common import (
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
+    ProcessResponse,
+    SelectSubprotocol,
     ServerOpening,
     Settings,
-    accept_for,
+    Upgrade,
     admission_refusal,
     managed_connection,
     parse_url,
@@ -954,8 +956,12 @@ class _ServerOpening(_Opening):
         if server.tracked.closing:
             transport.abort()
             return
-        accept = accept_for(request, server.settings, server.subprotocols)
-        transport.write(opening.connection.send(accept))
+        answer, accept = opening.upgrade(server.upgrade, server.settings)
+        if accept is None:
+            # process_response answered with plain HTTP (or a callback failed: 500).
+            self._refuse(answer)
+            return
+        transport.write(answer)
         loop = asyncio.get_running_loop()
         listener = server.listener_factory() if server.listener_factory is not None else None
         websocket = WebSocket(
@@ -984,9 +990,12 @@ class _ServerConfig:
         open_timeout: float | None,
         handler: Handler | None,
         listener_factory: Callable[[], Listener] | None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        process_response: ProcessResponse | None = None,
     ) -> None:
         self.settings = settings
         self.subprotocols = subprotocols
+        self.upgrade = Upgrade(subprotocols, select_subprotocol, process_response)
         self.process_request = process_request
         self.open_timeout = open_timeout
         self.handler = handler
@@ -1081,6 +1090,8 @@ async def serve(
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
     http2: bool = False,
+    select_subprotocol: SelectSubprotocol | None = None,
+    process_response: ProcessResponse | None = None,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection.
@@ -1089,6 +1100,12 @@ async def serve(
     answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
     connection is closed (1000) when the handler returns, or (1011) when it
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
+
+    ``select_subprotocol(request)`` chooses the subprotocol instead of the
+    ``subprotocols`` list (see :data:`~wsproto_core.drivers.SelectSubprotocol`);
+    ``process_response(request, accept)`` may edit the 101 or answer with plain
+    HTTP instead (see :data:`~wsproto_core.drivers.ProcessResponse`).
+    Both apply to HTTP/1.1 upgrades (not yet to HTTP/2 streams).
 
     ``http2=True`` (the ``http2`` extra) also serves WebSockets over HTTP/2
     (RFC 8441) on the same port, many per connection: with ``ssl``, ALPN
@@ -1104,6 +1121,8 @@ async def serve(
         open_timeout=open_timeout,
         handler=handler,
         listener_factory=None,
+        select_subprotocol=select_subprotocol,
+        process_response=process_response,
     )
     protocol: Callable[[], asyncio.BaseProtocol] = config.protocol
     if http2:
@@ -1129,6 +1148,8 @@ async def serve_listener(
     process_request: ProcessRequest | None = None,
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    select_subprotocol: SelectSubprotocol | None = None,
+    process_response: ProcessResponse | None = None,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port`` with the callback API: ``listener_factory()`` makes each connection's :class:`Listener`.
@@ -1143,6 +1164,8 @@ async def serve_listener(
         open_timeout=open_timeout,
         handler=None,
         listener_factory=listener_factory,
+        select_subprotocol=select_subprotocol,
+        process_response=process_response,
     )
     server = await asyncio.get_running_loop().create_server(config.protocol, host, port, ssl=ssl)
     return Server(server, config.tracked)

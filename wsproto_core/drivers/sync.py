@@ -45,9 +45,11 @@ from ._common import (
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
+    ProcessResponse,
+    SelectSubprotocol,
     ServerOpening,
     Settings,
-    accept_for,
+    Upgrade,
     admission_refusal,
     managed_connection,
     parse_url,
@@ -455,11 +457,14 @@ class Server:
         process_request: ProcessRequest | None,
         ssl: ssl_module.SSLContext | None,
         open_timeout: float | None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        process_response: ProcessResponse | None = None,
     ) -> None:
         self.socket = sock
         self._handler = handler
         self._settings = settings
         self._subprotocols = subprotocols
+        self._upgrade = Upgrade(subprotocols, select_subprotocol, process_response)
         self._process_request = process_request
         self._ssl = ssl
         self._open_timeout = open_timeout
@@ -550,15 +555,17 @@ class Server:
         try:
             if self._ssl is not None:
                 sock = self._ssl.wrap_socket(deadline.apply(sock), server_side=True)
-            connection, request = _server_handshake(sock, settings, self._process_request, deadline)
-            if request is not None:
-                accept = accept_for(request, settings, self._subprotocols)
-                deadline.apply(sock).sendall(connection.send(accept))
+            opening = _server_handshake(sock, settings, self._process_request, deadline)
+            accept = None
+            if opening.request is not None:
+                answer, accept = opening.upgrade(self._upgrade, settings)
+                deadline.apply(sock).sendall(answer)
                 sock.settimeout(None)
         except (OSError, RemoteProtocolError):
             sock.close()
             return
-        if request is None:
+        connection, request = opening.connection, opening.request
+        if request is None or accept is None:
             sock.close()
             return
         websocket = WebSocket(
@@ -613,6 +620,8 @@ def serve(
     process_request: ProcessRequest | None = None,
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    select_subprotocol: SelectSubprotocol | None = None,
+    process_response: ProcessResponse | None = None,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port``; :meth:`Server.serve_forever` runs ``handler(websocket)`` per connection.
@@ -621,6 +630,8 @@ def serve(
     answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
     connection is closed (1000) when the handler returns, or (1011) when it
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
+    ``select_subprotocol`` and ``process_response`` are those of the asyncio
+    driver's :func:`~wsproto_core.drivers.asyncio.serve`.
     """
     settings = Settings.from_options(options)
     if host is None and socket.has_dualstack_ipv6():
@@ -637,15 +648,17 @@ def serve(
         process_request=process_request,
         ssl=ssl,
         open_timeout=open_timeout,
+        select_subprotocol=select_subprotocol,
+        process_response=process_response,
     )
 
 
 def _server_handshake(
     sock: socket.socket, settings: Settings, process_request: ProcessRequest | None, deadline: _Deadline
-) -> tuple[WSConnection, Request | None]:
+) -> ServerOpening:
     opening = ServerOpening(settings, process_request)
     while not opening.receive(deadline.apply(sock).recv(READ_SIZE)):
         pass
     if opening.response:
         sock.sendall(opening.response)
-    return opening.connection, opening.request
+    return opening

@@ -42,9 +42,11 @@ from ._common import (
     ClientOpening,
     ConnectionClosed,
     ProcessRequest,
+    ProcessResponse,
+    SelectSubprotocol,
     ServerOpening,
     Settings,
-    accept_for,
+    Upgrade,
     admission_refusal,
     managed_connection,
     parse_url,
@@ -501,6 +503,8 @@ async def serve(
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    select_subprotocol: SelectSubprotocol | None = None,
+    process_response: ProcessResponse | None = None,
     **options: Any,
 ) -> None:
     """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection, until cancelled.
@@ -510,9 +514,12 @@ async def serve(
     ``process_request`` may answer any HTTP request with plain HTTP (see
     :data:`ProcessRequest`). The connection is closed (1000) when the handler
     returns, or (1011) when it raises. Options are those of
-    :class:`~wsproto_core.drivers.Settings`.
+    :class:`~wsproto_core.drivers.Settings`. ``select_subprotocol`` and
+    ``process_response`` are those of the asyncio driver's
+    :func:`~wsproto_core.drivers.asyncio.serve`.
     """
     settings = Settings.from_options(options)
+    upgrade = Upgrade(subprotocols, select_subprotocol, process_response)
     connections: set[WebSocket] = set()
     handshaking = 0
 
@@ -525,12 +532,16 @@ async def serve(
         handshaking += 1
         try:
             with trio.fail_after(_timeout(open_timeout)):
-                connection, request = await _server_handshake(stream, settings, process_request)
+                opening = await _server_handshake(stream, settings, process_request)
+                connection, request = opening.connection, opening.request
                 if request is None:
                     await stream.aclose()
                     return
-                accept = accept_for(request, settings, subprotocols)
-                await stream.send_all(connection.send(accept))
+                answer, accept = opening.upgrade(upgrade, settings)
+                await stream.send_all(answer)
+                if accept is None:
+                    await stream.aclose()
+                    return
         except (trio.TooSlowError, *_STREAM_ERRORS, RemoteProtocolError):
             await trio.aclose_forcefully(stream)
             return
@@ -589,7 +600,7 @@ async def _refuse(stream: trio.abc.Stream, answer: bytes) -> None:
 
 async def _server_handshake(
     stream: trio.abc.Stream, settings: Settings, process_request: ProcessRequest | None
-) -> tuple[WSConnection, Request | None]:
+) -> ServerOpening:
     opening = ServerOpening(settings, process_request)
     try:
         while not opening.receive(await stream.receive_some(READ_SIZE)):
@@ -598,4 +609,4 @@ async def _server_handshake(
         raise trio.BrokenResourceError(str(exc)) from None
     if opening.response:
         await stream.send_all(opening.response)
-    return opening.connection, opening.request
+    return opening
