@@ -30,7 +30,8 @@ from hypercorn.config import Config
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse
 from wsproto_core.drivers.asyncio import Server, connect, serve
-from wsproto_core.drivers.http2 import STREAM_WINDOW, ExtendedConnectUnsupported, H2WebSocket
+from wsproto_core.drivers.asyncio import WebSocket
+from wsproto_core.drivers.http2 import STREAM_HIGH_WATER, STREAM_WINDOW, ExtendedConnectUnsupported
 
 T = TypeVar("T")
 
@@ -180,7 +181,7 @@ def frames(data: bytes) -> list[tuple[int, bytes]]:
 @pytest.mark.parametrize("tls", [False, True], ids=["h2c", "h2-alpn"])
 def test_many_websockets_share_one_connection(tls: bool) -> None:
     server_ssl, client_ssl = tls_contexts() if tls else (None, None)
-    seen: list[H2WebSocket] = []
+    seen: list[WebSocket] = []
 
     async def handler(websocket: Any) -> None:
         seen.append(websocket)
@@ -196,13 +197,13 @@ def test_many_websockets_share_one_connection(tls: bool) -> None:
             # One TCP connection: every stream has the same peer address and
             # the same h2 state machine on the client.
             assert len({ws.remote_address for ws in seen}) == 1
-            assert len({id(ws._protocol) for ws in clients}) == 1
+            assert len({id(ws._transport._connection) for ws in clients}) == 1
             assert sorted(ws.stream_id for ws in clients) == list(range(1, 40, 2))
-            assert all(ws.http2 and ws.request is not None and ws.request.target == "/chat" for ws in seen)
+            assert all(ws.stream_id is not None and ws.request is not None and ws.request.target == "/chat" for ws in seen)
             await asyncio.gather(*(ws.close() for ws in clients))
             assert [ws.close_code for ws in clients] == [1000] * 20
             # The client closed its connection with its last WebSocket.
-            await asyncio.wait_for(clients[0]._protocol.lost, 5)
+            await asyncio.wait_for(clients[0]._transport._connection.lost, 5)
 
     run(main)
 
@@ -214,7 +215,7 @@ def test_http11_and_http2_on_one_tls_port() -> None:
     async def main() -> None:
         async with h2_server(ssl=server_ssl, process_request=page_or_websocket) as server:
             async with connect(f"wss://127.0.0.1:{server.port}/ws", ssl=client_ssl) as websocket:
-                assert not hasattr(websocket, "http2")
+                assert websocket.stream_id is None
                 await websocket.send("over HTTP/1.1")
                 assert await websocket.recv() == "over HTTP/1.1"
             reader, writer = await asyncio.open_connection(
@@ -432,12 +433,16 @@ def test_a_stream_whose_window_is_zero_stalls_nobody_else() -> None:
             for _ in range(20):  # give the server every chance to (wrongly) reopen it
                 await asyncio.sleep(0)
             assert peer.h2.local_flow_control_window(deaf) == 0
-            # The flood stream's sends stopped at the peer's window of 4000 bytes.
+            # The flood stream's DATA stopped at the peer's window of 4000
+            # bytes, and its sends once the stream's buffer passed the
+            # high-water mark: what waits in the server is bounded.
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and len(peer.data(flood)) >= 4000)
+            for _ in range(20):
+                await asyncio.sleep(0)
             assert len(peer.data(flood)) == 4000
-            assert sends_done.get("flood", 0) <= 4
-            # What waits in the server is bounded: the message being sent.
-            assert len(stuck[0]._outgoing) <= 1004
+            assert sends_done.get("flood", 0) <= (4000 + STREAM_HIGH_WATER) // 1004 + 1
+            waiting = stuck[0]._transport.get_write_buffer_size()
+            assert STREAM_HIGH_WATER < waiting <= STREAM_HIGH_WATER + 1004
             # Meanwhile another stream on the same connection echoes.
             for index in range(10):
                 peer.send(other, masked(OP_TEXT, f"message {index}".encode()))
@@ -545,7 +550,7 @@ def test_our_client_against_hypercorn_over_h2(tmp_path: Path) -> None:
             url = f"wss://127.0.0.1:{port}/hyper"
             first = await connect(url, http2=True, ssl=client_ssl, subprotocols=["echo"], ping_interval=None)
             second = await connect(url, http2=True, ssl=client_ssl, ping_interval=None)
-            assert first._protocol is second._protocol
+            assert first._transport._connection is second._transport._connection
             assert first.subprotocol == "echo"
             await first.send("text over hypercorn")
             await second.send(b"\x00bytes" * 5000)

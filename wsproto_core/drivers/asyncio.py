@@ -112,8 +112,10 @@ class _Protocol(asyncio.Protocol):
 
     __slots__ = ("_opening", "_transport", "websocket", "writing_paused")
 
-    def __init__(self, opening: _Opening) -> None:
-        self._opening: _Opening | None = opening
+    def __init__(self, opening: _Opening | None) -> None:
+        # None: the WebSocket is already open (an HTTP/2 stream's, whose
+        # opening is the HTTP/2 connection's business).
+        self._opening = opening
         self._transport: asyncio.Transport | None = None
         self.websocket: WebSocket | None = None
         self.writing_paused = False
@@ -442,6 +444,11 @@ class WebSocket:
         """The peer's address, as the socket reports it."""
         return self._transport.get_extra_info("peername")
 
+    @property
+    def stream_id(self) -> int | None:
+        """The HTTP/2 stream that carries this WebSocket (RFC 8441), or ``None`` over HTTP/1.1."""
+        return self._transport.get_extra_info("http2_stream_id")  # type: ignore[no-any-return]
+
     # ----------------------------------------------------------------- plumbing
 
     def _raise_if_closed(self) -> None:
@@ -756,8 +763,8 @@ def connect(
     ``http2=True`` (the ``http2`` extra) opens the WebSocket as a stream of an
     HTTP/2 connection (RFC 8441), reusing this loop's open connection to the
     same server: ``wss://`` negotiates ``h2`` by ALPN, ``ws://`` speaks HTTP/2
-    at once (h2c with prior knowledge). The result is a
-    :class:`~wsproto_core.drivers.http2.H2WebSocket`, with the same methods.
+    at once (h2c with prior knowledge). The result is a :class:`WebSocket`
+    whose transport is the stream (see :mod:`wsproto_core.drivers.http2`).
 
     ``async for websocket in connect(...)`` reconnects: each iteration yields a
     fresh open connection, and the previous one is closed. Failed attempts are
@@ -842,7 +849,7 @@ async def _open_http2(
     extra_headers: Sequence[tuple[bytes, bytes]],
     ssl: ssl_module.SSLContext | None,
     open_timeout: float | None,
-) -> Any:
+) -> WebSocket:
     from .http2 import open_websocket  # noqa: PLC0415 (the h2 library is the optional extra "http2")
 
     async with asyncio.timeout(open_timeout):
@@ -1128,7 +1135,7 @@ async def serve(
     if http2:
         from .http2 import H2Server  # noqa: PLC0415 (the h2 library is the optional extra "http2")
 
-        http2_server = H2Server(handler, settings, subprotocols, process_request, config.tracked)  # type: ignore[arg-type]
+        http2_server = H2Server(config)
         if ssl is not None:
             ssl.set_alpn_protocols(["h2", "http/1.1"])
 

@@ -37,7 +37,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import h2.config
@@ -49,22 +49,21 @@ import h2.settings
 
 from ..connection import Connection
 from ..errors import RemoteProtocolError
-from ..events import AcceptConnection, BytesMessage, Message, Pong, RejectConnection, Request, TextMessage
+from ..events import AcceptConnection, RejectConnection
 from ..http2 import accept_headers, client_accepted, connect_request_headers, request_from_headers, response_headers
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
-    ConnectionClosed,
     HandshakeRejected,
     HttpResponse,
-    ProcessRequest,
     Settings,
     WebSocketURL,
     accept_for,
     request_for,
 )
+from .asyncio import WebSocket, _Protocol, _ServerConfig
 
-__all__ = ["STREAM_WINDOW", "ExtendedConnectUnsupported", "H2Server", "H2WebSocket", "open_websocket"]
+__all__ = ["STREAM_HIGH_WATER", "STREAM_WINDOW", "ExtendedConnectUnsupported", "H2Server", "open_websocket"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +74,12 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: Each stream's receive window, in bytes: how much a peer may send on one
 #: WebSocket that the application has not taken yet (HTTP/2's default).
 STREAM_WINDOW = 65535
+
+#: A stream's outgoing bytes waiting for the peer's window beyond which its
+#: WebSocket's ``send`` waits (the high-water mark of a transport's buffer);
+#: ``send`` goes on once they are down to :data:`STREAM_LOW_WATER`.
+STREAM_HIGH_WATER = 65536
+STREAM_LOW_WATER = 16384
 
 #: The connection's receive window, in bytes. It is topped up as bytes
 #: arrive, whether or not an application took them: only the streams' own
@@ -87,8 +92,6 @@ MAX_CONCURRENT_STREAMS = 100
 
 #: A rejection's or page's body is read up to this size by a client.
 _MAX_REJECTION_BODY = 65536
-
-Handler = Callable[["H2WebSocket"], Awaitable[None]]
 
 
 class ExtendedConnectUnsupported(ConnectionError):
@@ -123,14 +126,18 @@ class _H2Protocol(asyncio.Protocol):
             initial[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
         self.h2.local_settings = h2.settings.Settings(client=client, initial_values=initial)
         self.transport: asyncio.Transport | None = None
-        self.streams: dict[int, H2WebSocket] = {}
+        self.streams: dict[int, _Stream] = {}
         self.writing_paused = False
         self.closed = False
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
+        #: Connection-level flow-controlled bytes received and not given back yet.
         self._connection_consumed = 0
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self.lost = self._loop.create_future()
+        #: Inside data_received: what h2 queued is written once, at its end.
+        self._receiving = False
+        self._flush_scheduled = False
+        #: Streams with DATA frames from the current read, handed over at its end.
+        self.arrived: list[_Stream] = []
+        self.lost = self.loop.create_future()
 
     # ------------------------------------------------------------- transport
 
@@ -143,24 +150,30 @@ class _H2Protocol(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
+        self._receiving = True
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            # A connection error (RFC 9113 section 5.4.1): h2 queued the
-            # GOAWAY; every stream ends with it.
-            self.flush()
-            self._terminate()
-            return
-        self._connection_consumed += sum(
-            event.flow_controlled_length for event in events if isinstance(event, h2.events.DataReceived)
-        )
-        for event in events:
-            self.dispatch(event)
-        if self._connection_consumed >= CONNECTION_WINDOW // 4 and not self.closed:
-            # The connection's window never waits for an application: each
-            # stream's own window bounds what it buffers.
-            self.h2.increment_flow_control_window(self._connection_consumed)
-            self._connection_consumed = 0
+            try:
+                events = self.h2.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                # A connection error (RFC 9113 section 5.4.1): h2 queued the
+                # GOAWAY; every stream ends with it.
+                self.flush()
+                self._terminate()
+                return
+            for event in events:
+                self.dispatch(event)
+            arrived = self.arrived
+            while arrived:
+                arrived.pop(0).deliver()
+            if self._connection_consumed >= CONNECTION_WINDOW // 4 and not self.closed:
+                # The connection's window never waits for an application: each
+                # stream's own window bounds what it buffers.
+                self.h2.increment_flow_control_window(self._connection_consumed)
+                self._connection_consumed = 0
+        finally:
+            self._receiving = False
+        # Everything the events made h2 queue (replies of every stream,
+        # WINDOW_UPDATEs) goes out in one write.
         self.flush()
 
     def eof_received(self) -> bool:
@@ -171,38 +184,46 @@ class _H2Protocol(asyncio.Protocol):
         self.closed = True
         self.transport = None
         for stream in list(self.streams.values()):
-            stream._ended(reset=True)
-        self._drained.set()
+            stream.reset()
         if not self.lost.done():
             self.lost.set_result(None)
 
     def pause_writing(self) -> None:
+        # The streams keep what they are given (each up to its high-water
+        # mark, then its WebSocket waits) until the transport drains.
         self.writing_paused = True
-        self._drained.clear()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._drained.set()
         for stream in list(self.streams.values()):
-            stream._pump()
+            stream.pump()
         self.flush()
+
+    def schedule_flush(self) -> None:
+        """Have what h2 queued written soon, once for everything queued meanwhile.
+
+        Inside :meth:`data_received` that is at its end; elsewhere (a
+        handler's ``send``), at the next event loop iteration, so that the
+        streams' sends of one iteration share one write.
+        """
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._receiving:
+                self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what h2 queued."""
+        self._flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-
-    async def drained(self) -> None:
-        """Wait while the transport's buffer is over its high-water mark."""
-        await self._drained.wait()
 
     def _terminate(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
         for stream in list(self.streams.values()):
-            stream._ended(reset=True)
+            stream.reset()
 
     def goaway(self) -> None:
         """End the connection: GOAWAY, then close the transport once written."""
@@ -219,33 +240,36 @@ class _H2Protocol(asyncio.Protocol):
 
     def dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.DataReceived):
+            self._connection_consumed += event.flow_controlled_length
             stream = self.streams.get(event.stream_id)
             if stream is not None:
-                stream._received(event.data, event.flow_controlled_length)
+                stream.data_arrived(event.data, event.flow_controlled_length)
             else:
                 self._other_data(event)
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
-                stream._ended(reset=False)
+                stream.ended()
             else:
                 self._other_stream_ended(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
-                stream._ended(reset=True)
+                stream.reset()
             self._other_stream_reset(event.stream_id)
         elif isinstance(event, h2.events.WindowUpdated):
             if event.stream_id == 0:
                 for stream in list(self.streams.values()):
-                    stream._pump()
+                    stream.pump()
             elif (stream := self.streams.get(event.stream_id)) is not None:
-                stream._pump()
+                stream.pump()
+            self._other_event(event)
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._settings_changed()
             # A larger initial window opens every stream's window.
             for stream in list(self.streams.values()):
-                stream._pump()
+                stream.pump()
+            self._other_event(event)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._terminate()
         else:
@@ -267,367 +291,292 @@ class _H2Protocol(asyncio.Protocol):
         """The peer's SETTINGS arrived."""
 
     def _other_event(self, event: h2.events.Event) -> None:
-        """Requests (server) and responses (client)."""
+        """Requests (server) and responses (client), and window changes for plain answers' bodies."""
 
     def forget(self, stream_id: int) -> None:
         """A WebSocket stream is done."""
         self.streams.pop(stream_id, None)
 
 
-class H2WebSocket:
-    """One WebSocket on one HTTP/2 stream; the same API as the asyncio driver's ``WebSocket``.
+class _Stream(asyncio.Transport):
+    """One WebSocket's HTTP/2 stream, as the transport of an asyncio driver :class:`WebSocket`.
 
-    Attributes: ``subprotocol``, ``request`` (server side: the client's
-    ``Request``), ``stream_id``, ``close_code`` and ``close_reason`` (once
-    closed), and ``http2`` (always true: it came as an extended CONNECT).
+    The WebSocket writes, pauses, closes and aborts it as it would a TCP
+    transport; RFC 8441 section 6 maps those onto the stream:
+
+    - ``write``: DATA frames as far as the peer's windows (the stream's and
+      the connection's) allow; the rest waits here, and past
+      :data:`STREAM_HIGH_WATER` bytes the WebSocket is told to pause writing
+      (its ``send`` waits, and it stops reading);
+    - ``pause_reading``: what arrives waits here and the stream's receive
+      window stops reopening, so the peer runs out of window on this stream
+      only;
+    - ``close``: ``END_STREAM`` once everything was sent (a TCP FIN), or
+      ``RST_STREAM`` with ``CANCEL`` after a protocol failure; ``abort``:
+      ``RST_STREAM`` at once (a TCP reset).
     """
-
-    http2 = True
 
     def __init__(
         self,
-        protocol: _H2Protocol,
+        connection: _H2Protocol,
         stream_id: int,
         managed: ManagedConnection,
-        settings: Settings,
+        protocol: _Protocol,
         *,
-        subprotocol: str | None,
-        request: Request | None = None,
+        client: bool,
     ) -> None:
-        self._protocol = protocol
-        self._h2 = protocol.h2
+        super().__init__()
+        self._connection = connection
+        self._h2 = connection.h2
         self.stream_id = stream_id
         self._managed = managed
-        self._settings = settings
-        self._loop = asyncio.get_running_loop()
-        self.subprotocol = subprotocol
-        self.request = request
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self._messages: deque[str | bytes] = deque()
-        #: What recv() waits on when nothing is queued (created only then).
-        self._message_waiter: asyncio.Future[None] | None = None
-        self._parse_pending = False
-        self._closing = False
-        #: Bytes for DATA frames that wait for the peer's window (bounded: send waits).
+        self._protocol = protocol
+        self._client = client
+        self._loop = connection.loop
+        #: Bytes written that wait for the peer's window (bounded: past the
+        #: high-water mark the WebSocket waits in send).
         self._outgoing = bytearray()
-        self._sent = asyncio.Event()
-        self._sent.set()
-        #: Received flow-controlled bytes not yet given back to the peer's window.
+        self._writing_paused = False
+        self._reading_paused = False
+        #: What arrived while reading was paused (``None``: the peer ended the
+        #: stream); at most a window of bytes, as the window stays shut.
+        self._held: deque[bytes | None] = deque()
+        #: The DATA frames of the connection's current read, not handed over yet.
+        self._incoming: list[bytes] = []
+        #: Received flow-controlled bytes not given back to the peer's window yet.
         self._unacknowledged = 0
-        self._stream_done = False
+        self._closing = False
+        #: Nothing more can be sent: END_STREAM or RST_STREAM went out, or the peer reset.
+        self._done = False
         self._cancel_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: float | None = None
-        self._closed = asyncio.Event()
-        self._pong_waiters: dict[bytes, asyncio.Future[None]] = {}
-        protocol.streams[stream_id] = self
-        self._set_timer()
-
-    # ------------------------------------------------------------- application
-
-    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
-        """Send a text (``str``) or binary message; wait until it went to the transport."""
-        self._raise_if_closed()
-        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
-        self._managed.send(event, self._loop.time())
-        await self._flush()
-
-    async def recv(self) -> str | bytes:
-        """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
-        messages = self._messages
-        while not messages:
-            if self._closed.is_set():
-                raise self._closed_error()
-            if self._parse_pending and not self._closing:
-                self._parse()
-                self._after_parse()
-                continue
-            waiter = self._message_waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._message_waiter = None
-        message = messages.popleft()
-        self._acknowledge()
-        return message
-
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosed as closed:
-                if closed.normal:
-                    return
-                raise
-
-    async def ping(self, payload: bytes | None = None) -> Awaitable[None]:
-        """Send a Ping; return an awaitable that completes when its Pong arrives."""
-        self._raise_if_closed()
-        payload = self._managed.ping(payload, self._loop.time())
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        self._pong_waiters[payload] = waiter
-        self._set_timer()
-        await self._flush()
-        return waiter
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the WebSocket (closing handshake, then the end of its stream) and wait for it.
-
-        Cancelling this wait resets the stream at once (code 1006).
-        """
-        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            self._managed.close(code, reason or None, self._loop.time())
-            self._set_timer()
-            self._pump()
-        self._closing = True
-        if not self._closed.is_set():
-            if self._parse_pending:
-                self._parse()
-            self._after_parse()
-        try:
-            await self.wait_closed()
-        except asyncio.CancelledError:
-            self._reset()
-            raise
-
-    async def wait_closed(self) -> None:
-        """Wait until the stream is closed."""
-        await asyncio.shield(self._closed.wait())
+        connection.streams[stream_id] = self
+        protocol.connection_made(self)
 
     @property
-    def closed(self) -> bool:
-        """Whether the WebSocket is closed."""
-        return self._closed.is_set()
+    def websocket(self) -> WebSocket | None:
+        """The WebSocket this stream carries."""
+        return self._protocol.websocket
 
-    @property
-    def remote_address(self) -> Any:
-        """The peer's address, as the socket reports it (shared by every stream of the connection)."""
-        transport = self._protocol.transport
-        return transport.get_extra_info("peername") if transport is not None else None
+    # ------------------------------------------------- the transport interface
 
-    # ----------------------------------------------------------------- plumbing
-
-    def _raise_if_closed(self) -> None:
-        if self._closed.is_set():
-            raise self._closed_error()
-        if self._managed.state is not ConnectionState.OPEN:
-            close = self._managed.close_event
-            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
-
-    def _closed_error(self) -> ConnectionClosed:
-        return ConnectionClosed(self.close_code or 1006, self.close_reason)
-
-    async def _flush(self) -> None:
-        self._pump()
-        while (self._outgoing or self._protocol.writing_paused) and not self._closed.is_set():
-            if self._outgoing:
-                self._sent.clear()
-                await self._sent.wait()
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` in DATA frames as the windows allow; keep the rest."""
+        if self._done:
+            return
+        if not self._outgoing and not self._connection.writing_paused:
+            # Hot path: the whole write in one frame, when it fits; h2 checks
+            # the window and the frame size before it changes any state.
+            try:
+                self._h2.send_data(self.stream_id, bytes(data) if isinstance(data, bytearray) else data)
+            except h2.exceptions.ProtocolError:
+                pass
             else:
-                await self._protocol.drained()
+                self._connection.schedule_flush()
+                return
+        self._outgoing += data
+        self._pump()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written but not yet in a DATA frame (waiting for the peer's window)."""
+        return len(self._outgoing)
+
+    def is_closing(self) -> bool:
+        """Whether the stream was closed or reset."""
+        return self._closing or self._done
+
+    def close(self) -> None:
+        """End the stream once everything written was sent."""
+        if self._closing or self._done:
+            return
+        self._closing = True
+        if not self._outgoing:
+            self._end()
+
+    def abort(self) -> None:
+        """Reset the stream at once (``RST_STREAM`` with ``CANCEL``)."""
+        self._held.clear()
+        if not self._done:
+            self._stop(reset=True)
+
+    def pause_reading(self) -> None:
+        """Stop handing over what arrives, and stop reopening the stream's window."""
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        """Hand over what waited (at the next loop iteration, as a socket would), and reopen the window."""
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        if self._held:
+            self._loop.call_soon(self._deliver_held)
+        else:
+            self._acknowledge()
+
+    def is_reading(self) -> bool:
+        """Whether what arrives is handed over at once."""
+        return not self._reading_paused
+
+    def can_write_eof(self) -> bool:
+        """No: a WebSocket ends its stream with :meth:`close` (RFC 8441 section 6)."""
+        return False
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        """The WebSocket's protocol."""
+        return self._protocol
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``http2_stream_id``, or what the connection's transport says (``peername``, ``ssl_object``...)."""
+        if name == "http2_stream_id":
+            return self.stream_id
+        transport = self._connection.transport
+        return transport.get_extra_info(name, default) if transport is not None else default
+
+    # ------------------------------------------------------- from the connection
+
+    def data_arrived(self, data: bytes, flow_controlled_length: int) -> None:
+        """A DATA frame of this stream; handed over with the others of the same read (see :meth:`deliver`)."""
+        self._unacknowledged += flow_controlled_length
+        if not self._incoming:
+            self._connection.arrived.append(self)
+        self._incoming.append(data)
+
+    def deliver(self) -> None:
+        """Hand over this read's DATA frames as one ``data_received``, as a socket's read would be.
+
+        One call, not one per frame: the WebSocket applies the ordering rule
+        to what one call brings (a message and a Close behind it in the next
+        frame must not have the Close answered first).
+        """
+        incoming = self._incoming
+        if not incoming:
+            return
+        data = incoming[0] if len(incoming) == 1 else b"".join(incoming)
+        incoming.clear()
+        if self._reading_paused or self._held:
+            self._held.append(data)
+            return
+        self._protocol.data_received(data)
+        self._after_delivery()
+
+    def ended(self) -> None:
+        """The peer ended its side of the stream (``END_STREAM``)."""
+        self.deliver()
+        if self._reading_paused or self._held:
+            self._held.append(None)
+            return
+        self._protocol.eof_received()
+        self._after_delivery()
+
+    def reset(self) -> None:
+        """The peer reset the stream, or the connection is gone."""
+        self._incoming.clear()
+        self._held.clear()
+        if not self._done:
+            self._done = True
+            self._outgoing.clear()
+            self._release()
+
+    def pump(self) -> None:
+        """Send what waits, as far as the windows allow (called when a window opens)."""
+        if self._outgoing and not self._done:
+            self._pump()
+
+    # ------------------------------------------------------------------ plumbing
 
     def _pump(self) -> None:
-        """Move queued frames into DATA frames as far as the windows allow; end the stream when due."""
-        if self._stream_done:
-            return
-        data = self._managed.data_to_send()
-        if data:
-            self._outgoing += data
-        h2_connection = self._h2
-        sent = False
-        while self._outgoing and not self._protocol.writing_paused:
+        outgoing = self._outgoing
+        connection = self._connection
+        if outgoing and not connection.writing_paused and not self._done:
+            h2_connection = self._h2
+            stream_id = self.stream_id
             try:
-                window = h2_connection.local_flow_control_window(self.stream_id)
-            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-                self._outgoing.clear()
-                break
-            size = min(window, h2_connection.max_outbound_frame_size, len(self._outgoing))
-            if size <= 0:
-                break
-            h2_connection.send_data(self.stream_id, bytes(self._outgoing[:size]))
-            del self._outgoing[:size]
-            sent = True
-        if not self._outgoing:
-            self._sent.set()
-            if self._managed.should_close_transport:
-                self._end_stream()
-            elif self._managed.state is ConnectionState.CLOSED and not self._cancel_scheduled:
-                # A client after the closing handshake: the server ends the
-                # stream first, as it closes TCP first over HTTP/1.1, and its
-                # END_STREAM usually came in the same read. If it did not, the
-                # stream is "no longer needed" (RFC 9113 section 7, CANCEL):
-                # waiting close_timeout for it would gain nothing, and a
-                # server that forgets a closed WebSocket's stream without
-                # ending it (hypercorn 0.18 does) fails its whole connection
-                # on a later DATA frame, but not on a reset.
-                self._cancel_scheduled = True
-                self._loop.call_soon(self._cancel_unless_ended)
-        if sent:
-            self._protocol.flush()
+                while outgoing:
+                    size = min(
+                        h2_connection.local_flow_control_window(stream_id),
+                        h2_connection.max_outbound_frame_size,
+                        len(outgoing),
+                    )
+                    if size <= 0:
+                        break
+                    h2_connection.send_data(stream_id, bytes(outgoing[:size]))
+                    del outgoing[:size]
+            except (h2.exceptions.ProtocolError, KeyError):
+                # The stream is gone (h2 forgot it, or it was reset meanwhile).
+                outgoing.clear()
+            connection.schedule_flush()
+        if not outgoing and self._closing and not self._done:
+            self._end()
+        size = len(outgoing)
+        if self._writing_paused:
+            if size <= STREAM_LOW_WATER or self._done:
+                self._writing_paused = False
+                self._protocol.resume_writing()
+        elif size > STREAM_HIGH_WATER:
+            self._writing_paused = True
+            self._protocol.pause_writing()
 
-    def _cancel_unless_ended(self) -> None:
-        if not self._stream_done:
-            self._reset()
-
-    def _end_stream(self) -> None:
-        """Section 6 of RFC 8441: END_STREAM after a closing handshake, RST_STREAM after a failure."""
-        if self._stream_done:
-            return
-        self._stream_done = True
+    def _end(self) -> None:
+        """RFC 8441 section 6: END_STREAM after a closing handshake, RST_STREAM after a failure."""
         connection = self._managed.connection
         failed = isinstance(connection, Connection) and connection.failure is not None
-        clean = self._managed.state is ConnectionState.CLOSED and not failed
-        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
-            if clean:
-                self._h2.end_stream(self.stream_id)
+        self._stop(reset=failed or self._managed.state is not ConnectionState.CLOSED)
+
+    def _stop(self, *, reset: bool) -> None:
+        self._done = True
+        self._outgoing.clear()
+        with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
+            if reset:
+                self._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
             else:
-                self._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
-        self._protocol.flush()
-        self._finish()
+                self._h2.end_stream(self.stream_id)
+        self._connection.schedule_flush()
+        self._release()
 
-    def _reset(self) -> None:
-        """Drop the stream at once."""
-        self._closing = True
-        if not self._stream_done:
-            self._stream_done = True
-            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
-                self._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
-            self._protocol.flush()
-        self._managed.receive_data(None, self._loop.time())
-        for _ in self._managed.events(self._loop.time()):
-            pass
-        self._finish()
+    def _release(self) -> None:
+        """The stream carries nothing more: the connection forgets it, the protocol hears it is lost."""
+        self._connection.forget(self.stream_id)
+        # As a transport does, after close() returned.
+        self._loop.call_soon(self._protocol.connection_lost, None)
 
-    def _received(self, data: bytes, flow_controlled_length: int) -> None:
-        if self._closed.is_set():
-            return
-        self._unacknowledged += flow_controlled_length
-        self._managed.receive_data(data, self._loop.time())
-        if self._messages and not self._closing:
-            # The ordering rule across DATA frames: these bytes are behind a
-            # message the application has not taken (a Close among them must
-            # not be answered before the application could reply to it).
-            self._parse_pending = True
-        elif not self._parse_pending or self._closing:
-            self._parse()
-        self._after_parse()
+    def _deliver_held(self) -> None:
+        held = self._held
+        while held and not self._reading_paused:
+            data = held.popleft()
+            if data is None:
+                self._protocol.eof_received()
+            else:
+                self._protocol.data_received(data)
+        self._after_delivery()
 
-    def _ended(self, *, reset: bool) -> None:
-        """The peer ended its side of the stream (END_STREAM), or it was reset."""
-        if self._closed.is_set():
-            return
-        if reset:
-            # Nothing more can be sent on a reset stream.
-            self._stream_done = True
-            self._outgoing.clear()
-            self._sent.set()
-        self._closing = self._closing or reset
-        self._managed.receive_data(None, self._loop.time())
-        self._parse()
-        self._after_parse()
-        if reset:
-            self._finish()
-
-    def _parse(self) -> None:
-        managed = self._managed
-        self._parse_pending = False
-        for event in managed.events(self._loop.time()):
-            if isinstance(event, Message):
-                self._messages.append(event.data)
-                self._wake_receiver()
-                if managed.buffered_bytes and not self._closing:
-                    # The ordering rule (see the asyncio driver).
-                    self._parse_pending = True
-                    break
-            elif isinstance(event, Pong):
-                self._pong_arrived(event.payload)
-        self._set_timer()
-
-    def _wake_receiver(self) -> None:
-        waiter = self._message_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _after_parse(self) -> None:
-        self._pump()
+    def _after_delivery(self) -> None:
+        if self._client and not self._cancel_scheduled and self._managed.state is ConnectionState.CLOSED:
+            # A client after the closing handshake: the server ends the stream
+            # first, as it closes TCP first over HTTP/1.1, and its END_STREAM
+            # usually came in the same read. If it did not, the stream is "no
+            # longer needed" (RFC 9113 section 7, CANCEL): waiting
+            # close_timeout for it would gain nothing, and a server that
+            # forgets a closed WebSocket's stream without ending it (hypercorn
+            # 0.18 does) fails its whole connection on a later DATA frame,
+            # but not on a reset.
+            self._cancel_scheduled = True
+            self._loop.call_soon(self.abort)
         self._acknowledge()
 
     def _acknowledge(self) -> None:
-        """Reopen the stream's window for what the application took (the backpressure)."""
+        """Reopen the stream's window for what the WebSocket took (the backpressure)."""
         if (
-            self._unacknowledged
-            and not self._stream_done
-            and not self._parse_pending
-            and len(self._messages) < self._settings.max_queue
             # In halves of the window: a WINDOW_UPDATE per small message would
-            # cost a frame and a write each way, and the peer keeps at least
-            # half a window to send with meanwhile.
-            and self._unacknowledged >= STREAM_WINDOW // 2
+            # cost a frame each way, and the peer keeps at least half a window
+            # to send with meanwhile, so it never waits for one.
+            self._unacknowledged >= STREAM_WINDOW // 2
+            and not self._reading_paused
+            and not self._held
+            and not self._done
         ):
             increment, self._unacknowledged = self._unacknowledged, 0
-            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+            with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
                 self._h2.increment_flow_control_window(increment, self.stream_id)
-            self._protocol.flush()
-
-    def _set_timer(self) -> None:
-        deadline = self._managed.next_deadline
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_deadline = deadline
-        if deadline is not None and not self._closed.is_set():
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        deadline = self._timer_deadline
-        self._timer = None
-        self._timer_deadline = None
-        now = self._loop.time()
-        self._managed.handle_timers(now if deadline is None else max(now, deadline))
-        if self._managed.should_close_transport and self._managed.state is not ConnectionState.CLOSED:
-            # Given up on the peer (keepalive or close timeout): the Close
-            # that says why, if the window lets it through, then a reset.
-            self._pump()
-            self._reset()
-        else:
-            self._pump()
-            self._set_timer()
-
-    def _pong_arrived(self, payload: bytes) -> None:
-        if payload not in self._pong_waiters:
-            return
-        for key in list(self._pong_waiters):
-            waiter = self._pong_waiters.pop(key)
-            if not waiter.done():
-                waiter.set_result(None)
-            if key == payload:
-                break
-
-    def _finish(self) -> None:
-        if self._closed.is_set():
-            return
-        close = self._managed.close_event
-        self.close_code = close.code if close is not None else 1006
-        self.close_reason = close.reason if close is not None else None
-        self._closed.set()
-        self._wake_receiver()
-        self._sent.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        error = self._closed_error()
-        for waiter in self._pong_waiters.values():
-            if not waiter.done():
-                waiter.set_exception(error)
-                waiter.exception()
-        self._pong_waiters.clear()
-        self._protocol.forget(self.stream_id)
+            self._connection.schedule_flush()
 
 
 def _managed(settings: Settings, extensions: list[Any], *, client: bool, now: float) -> ManagedConnection:
@@ -658,19 +607,11 @@ class H2Server:
     HTTP/2 preface, that is h2c with prior knowledge, else HTTP/1.1).
     """
 
-    def __init__(
-        self,
-        handler: Handler,
-        settings: Settings,
-        subprotocols: Sequence[str],
-        process_request: ProcessRequest | None,
-        tracked: Any,
-    ) -> None:
-        self.handler = handler
-        self.settings = settings
-        self.subprotocols = subprotocols
-        self.process_request = process_request
-        self.tracked = tracked
+    def __init__(self, config: _ServerConfig) -> None:
+        #: The asyncio server's settings, handler and bookkeeping: a WebSocket
+        #: over HTTP/2 is opened, run and tracked as one over HTTP/1.1 is.
+        self.config = config
+        self.settings = config.settings
 
     def protocol(self, http1: asyncio.BaseProtocol) -> asyncio.BaseProtocol:
         """The protocol for a new connection: it becomes HTTP/2 or hands over to ``http1``."""
@@ -724,49 +665,42 @@ class _H2ServerProtocol(_H2Protocol):
     def __init__(self, server: H2Server) -> None:
         super().__init__(client=False, settings=server.settings)
         self.server = server
-        self._tasks: set[asyncio.Task[None]] = set()
         #: Plain HTTP answers whose body waits for the window (stream id -> body left).
         self._bodies: dict[int, bytearray] = {}
-        server.tracked.open.add(self)
+        server.config.tracked.open.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.server.tracked.open.discard(self)
+        self.server.config.tracked.open.discard(self)
 
     async def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Close every WebSocket of this connection, then the connection (GOAWAY).
 
         ``Server.close()`` calls it, as it calls each WebSocket's ``close``.
         """
-        await asyncio.gather(
-            *(stream.close(code, reason) for stream in list(self.streams.values())), return_exceptions=True
-        )
+        websockets = [stream.websocket for stream in list(self.streams.values()) if stream.websocket is not None]
+        await asyncio.gather(*(websocket.close(code, reason) for websocket in websockets), return_exceptions=True)
         self.goaway()
 
     def _other_event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
             self._request(event.stream_id, event.headers or [])
-        elif isinstance(event, h2.events.WindowUpdated):
-            self._send_bodies()
-
-    def dispatch(self, event: h2.events.Event) -> None:
-        super().dispatch(event)
-        if isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
             self._send_bodies()
 
     def _request(self, stream_id: int, raw_headers: list[Any]) -> None:
         headers = [(bytes(name), bytes(value)) for name, value in raw_headers]
         fields = dict(headers)
-        server = self.server
-        if server.tracked.closing:
+        config = self.server.config
+        if config.tracked.closing:
             self._respond(stream_id, HttpResponse(503, [(b"content-type", b"text/plain")], b"shutting down\n"))
             return
-        if server.process_request is not None:
+        if config.process_request is not None:
             path = fields.get(b":path", b"/").decode("latin-1")
             # Over HTTP/2 the header list includes the pseudo-headers
             # (:method, :protocol, :path...), so an answer can tell an
             # extended CONNECT from a page request.
-            answer = server.process_request(path, headers)
+            answer = config.process_request(path, headers)
             if answer is not None:
                 self._respond(stream_id, answer)
                 return
@@ -781,37 +715,16 @@ class _H2ServerProtocol(_H2Protocol):
                 HttpResponse(rejection.status_code, [*rejection.headers, (b"content-type", b"text/plain")], body),
             )
             return
-        accept = accept_for(request, server.settings, server.subprotocols)
+        accept = accept_for(request, config.settings, config.subprotocols)
         response, extensions = accept_headers(request, accept)
         self.h2.send_headers(stream_id, response)
-        websocket = H2WebSocket(
-            self,
-            stream_id,
-            _managed(server.settings, extensions, client=False, now=self._loop.time()),
-            server.settings,
-            subprotocol=accept.subprotocol,
-            request=request,
-        )
         self.flush()
-        task = self._loop.create_task(self._run(websocket))
-        server.tracked.tasks.add(task)
-        task.add_done_callback(server.tracked.tasks.discard)
-
-    async def _run(self, websocket: H2WebSocket) -> None:
-        tracked = self.server.tracked
-        tracked.open.add(websocket)
-        try:
-            await self.server.handler(websocket)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-            with contextlib.suppress(Exception):
-                await websocket.close(1011, "internal error")
-        finally:
-            with contextlib.suppress(Exception):
-                await websocket.close()
-            tracked.open.discard(websocket)
+        managed = _managed(config.settings, extensions, client=False, now=self.loop.time())
+        protocol = _Protocol(None)
+        stream = _Stream(self, stream_id, managed, protocol, client=False)
+        config.open(
+            WebSocket(stream, protocol, managed, config.settings, subprotocol=accept.subprotocol, request=request)
+        )
 
     def _respond(self, stream_id: int, answer: HttpResponse) -> None:
         rejection = answer.rejection()
@@ -847,7 +760,7 @@ class _H2ServerProtocol(_H2Protocol):
 class _H2ClientProtocol(_H2Protocol):
     def __init__(self, settings: Settings) -> None:
         super().__init__(client=True, settings=settings)
-        self.settings_received = self._loop.create_future()
+        self.settings_received = self.loop.create_future()
         #: Stream id -> the response headers, then the rejection's body, as they come.
         self.responses: dict[int, asyncio.Future[list[tuple[bytes, bytes]]]] = {}
         self.bodies: dict[int, tuple[bytearray, asyncio.Future[bytes]]] = {}
@@ -961,7 +874,7 @@ async def open_websocket(
     subprotocols: Sequence[str],
     extra_headers: Sequence[tuple[bytes, bytes]],
     ssl: ssl_module.SSLContext | None,
-) -> H2WebSocket:
+) -> WebSocket:
     """Open a WebSocket on a new stream of an HTTP/2 connection to ``url``'s server (reused if open).
 
     ``wss://`` negotiates ``h2`` by ALPN; ``ws://`` speaks HTTP/2 at once (h2c
@@ -979,9 +892,9 @@ async def open_websocket(
             )
         request = request_for(url, settings, subprotocols, extra_headers)
         stream_id = protocol.h2.get_next_available_stream_id()
-        response: asyncio.Future[list[tuple[bytes, bytes]]] = protocol._loop.create_future()
+        response: asyncio.Future[list[tuple[bytes, bytes]]] = protocol.loop.create_future()
         protocol.responses[stream_id] = response
-        body: asyncio.Future[bytes] = protocol._loop.create_future()
+        body: asyncio.Future[bytes] = protocol.loop.create_future()
         protocol.bodies[stream_id] = (bytearray(), body)
         protocol.h2.send_headers(stream_id, connect_request_headers(request, "https" if url.secure else "http"))
         protocol.flush()
@@ -999,13 +912,12 @@ async def open_websocket(
             raise
         protocol.bodies.pop(stream_id, None)
         assert isinstance(answer, AcceptConnection)
-        return H2WebSocket(
-            protocol,
-            stream_id,
-            _managed(settings, answer.extensions, client=True, now=protocol._loop.time()),
-            settings,
-            subprotocol=answer.subprotocol,
-        )
+        managed = _managed(settings, answer.extensions, client=True, now=protocol.loop.time())
+        stream_protocol = _Protocol(None)
+        stream = _Stream(protocol, stream_id, managed, stream_protocol, client=True)
+        websocket = WebSocket(stream, stream_protocol, managed, settings, subprotocol=answer.subprotocol)
+        websocket._start()
+        return websocket
     finally:
         protocol.opening -= 1
         protocol.close_if_idle()
