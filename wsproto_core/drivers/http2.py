@@ -593,6 +593,9 @@ def _managed(settings: Settings, extensions: list[Any], *, client: bool, now: fl
         ping_timeout=settings.ping_timeout,
         close_timeout=settings.close_timeout,
         now=now,
+        # The asyncio WebSocket's ordering rule: what follows a message waits
+        # until the application took it.
+        hold_after_message=True,
     )
 
 
