@@ -500,6 +500,136 @@ def test_too_many_request_headers() -> None:
     receive_request(raw_request(add=many[: MAX_HEADER_COUNT - len(BASE_HEADERS)]))
 
 
+# ======================================================================== server: a whole request in one read
+
+
+# A server whose first read holds the whole request head parses it with h11's
+# request reader alone, and makes an h11.Connection only if something else than
+# the 101 follows. Everything must come out as on the h11.Connection path, which
+# a head split over two reads takes.
+
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=12)
+_value = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=0, max_size=20)
+_frame_bytes = st.sampled_from(
+    [
+        b"",
+        # A masked text frame "Hi" and a masked Ping (RFC 6455 section 5.7).
+        b"\x81\x82\x37\xfa\x21\x3d\x7f\x93",
+        b"\x81\x82\x37\xfa\x21\x3d\x7f\x93\x89\x80\x01\x02\x03\x04",
+        # Not a valid frame: RSV1 without an extension.
+        b"\xc1\x80\x00\x00\x00\x00",
+    ]
+)
+
+
+def _answer_and_follow(ws: WSConnection, answer: AcceptConnection | RejectConnection, later: bytes) -> list[object]:
+    """Everything observable from the request on: the events, the answer's bytes, what follows."""
+    seen: list[object] = [list(ws.events()), ws.handshake.request_head]
+    if later:
+        ws.receive_data(later)
+    seen.append(ws.send(answer))
+    if isinstance(answer, RejectConnection) and answer.has_body:
+        seen.append(ws.send(RejectData(b"no", body_finished=True)))
+    seen.append(ws.state)
+    if ws.state is ConnectionState.OPEN:
+        seen.append(list(ws.events()))
+        seen.append(ws.state)
+        if ws.state is ConnectionState.OPEN:
+            seen.append(ws.send(TextMessage("ok")))
+    return seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    extra=st.lists(st.tuples(_token, _value), max_size=6),
+    upper_names=st.booleans(),
+    subprotocols=st.lists(st.sampled_from(["chat", "superchat", "v2.json"]), max_size=3, unique=True),
+    extension_offer=st.sampled_from([None, b"permessage-deflate", b"toy, other; x=1", b'toy; q="a,b"']),
+    # Weighted towards valid requests that are accepted, the path that skips h11.Connection.
+    drop=st.sampled_from([None, None, None, None, b"Sec-WebSocket-Key", b"Upgrade", b"Host"]),
+    method=st.sampled_from([b"GET", b"GET", b"GET", b"POST"]),
+    trailing=_frame_bytes,
+    later=st.one_of(st.just(b""), _frame_bytes),
+    reject=st.sampled_from([None, None, 403, 404]),
+    cut=st.integers(min_value=1, max_value=40),
+)
+def test_whole_request_read_as_by_h11_connection(
+    *,
+    extra: list[tuple[str, str]],
+    upper_names: bool,
+    subprotocols: list[str],
+    extension_offer: bytes | None,
+    drop: bytes | None,
+    method: bytes,
+    trailing: bytes,
+    later: bytes,
+    reject: int | None,
+    cut: int,
+) -> None:
+    add = [(b"X-" + name.encode("ascii"), value.encode("ascii")) for name, value in extra]
+    if subprotocols:
+        add.append((b"Sec-WebSocket-Protocol", ", ".join(subprotocols).encode("ascii")))
+    if extension_offer is not None:
+        add.append((b"Sec-WebSocket-Extensions", extension_offer))
+    head = raw_request(method=method, replace={drop: None} if drop else {}, add=add)
+    if upper_names:
+        head = head.replace(b"Upgrade:", b"UPGRADE:").replace(b"Host:", b"host:")
+    data = head + trailing
+    results = []
+    for pieces in ([data], [data[:cut], data[cut:]]):
+        ws = WSConnection(SERVER)
+        try:
+            for piece in pieces:
+                ws.receive_data(piece)
+        except RemoteProtocolError as error:
+            hint = error.event_hint
+            assert isinstance(hint, RejectConnection)
+            results.append([str(error), hint, ws.handshake.request_head, ws.send(hint), ws.state])
+            continue
+        answer: AcceptConnection | RejectConnection
+        if reject is None:
+            answer = AcceptConnection(subprotocol=subprotocols[0] if subprotocols else None)
+        else:
+            answer = RejectConnection(status_code=reject, headers=[(b"x-why", b"test")], has_body=reject == 404)
+        results.append(_answer_and_follow(ws, answer, later))
+    whole, split = results
+    assert whole == split
+
+
+def test_whole_request_needs_no_h11_connection_until_the_answer() -> None:
+    # The point of the path: a server that accepts a request read whole never
+    # builds h11's connection (with a future h11 that moved its request reader,
+    # this fails and the handshake takes the slower, equivalent path).
+    ws = WSConnection(SERVER)
+    ws.receive_data(raw_request() + b"\x81\x82\x37\xfa\x21\x3d\x7f\x93")
+    assert ws.handshake._h11 is None
+    [request] = ws.events()
+    assert isinstance(request, Request)
+    assert ws.send(AcceptConnection()).startswith(b"HTTP/1.1 101 ")
+    assert list(ws.events()) == [TextMessage("Hi")]
+
+
+def test_whole_request_then_rejection_is_written_by_h11() -> None:
+    ws = WSConnection(SERVER)
+    ws.receive_data(raw_request())
+    list(ws.events())
+    response, body = parse_response(
+        ws.send(RejectConnection(status_code=403, headers=[(b"content-type", b"text/plain")], has_body=True))
+        + ws.send(RejectData(b"go away"))
+    )
+    assert response.status_code == 403
+    assert body == b"go away"
+    assert ws.state is ConnectionState.CLOSED
+
+
+def test_whole_request_then_transport_closed() -> None:
+    ws = WSConnection(SERVER)
+    ws.receive_data(raw_request())
+    ws.receive_data(None)
+    assert [type(event) for event in ws.events()] == [Request]
+    assert ws.state is ConnectionState.CLOSED
+
+
 # ======================================================================== initiate_upgrade_connection
 
 

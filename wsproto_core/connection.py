@@ -182,11 +182,39 @@ class Connection:
             )
         check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
         check_min_partial_size(min_partial_size)
+        self._setup(
+            connection_type is ConnectionType.CLIENT, extensions, max_frame_size, max_message_size, min_partial_size
+        )
+        if trailing_data:
+            self.receive_data(trailing_data)
+
+    @classmethod
+    def _checked_elsewhere(
+        cls,
+        client: bool,
+        extensions: Iterable[Extension],
+        max_frame_size: int | None,
+        max_message_size: int | None,
+        min_partial_size: int,
+    ) -> Connection:
+        """A new connection whose limits the caller (the handshake) already checked."""
+        connection = cls.__new__(cls)
+        connection._setup(client, extensions, max_frame_size, max_message_size, min_partial_size)
+        return connection
+
+    def _setup(
+        self,
+        client: bool,
+        extensions: Iterable[Extension] | None,
+        max_frame_size: int | None,
+        max_message_size: int | None,
+        min_partial_size: int,
+    ) -> None:
         # Hot path: CPython 3.11 reads instance attributes fastest while an
         # object has at most 29 of them (its shared-keys limit is 30, and past
         # it the instance gets a dict of its own, 5-10% slower per message
         # here). Count before adding one.
-        self.client = connection_type is ConnectionType.CLIENT
+        self.client = client
         # Only the extensions that the handshake enabled take part: hypercorn,
         # like wsproto's own handshake, passes every configured extension here.
         self.extensions: list[Extension] = [extension for extension in extensions or () if extension.enabled()]
@@ -209,9 +237,12 @@ class Connection:
         )
         # The largest frame the receive fast path may take without checking the
         # limits one by one.
-        self._whole_frame_limit = min(
-            limit for limit in (max_frame_size, max_message_size, 0xFFFF) if limit is not None
-        )
+        whole_frame_limit = 0xFFFF
+        if max_frame_size is not None and max_frame_size < whole_frame_limit:
+            whole_frame_limit = max_frame_size
+        if max_message_size is not None and max_message_size < whole_frame_limit:
+            whole_frame_limit = max_message_size
+        self._whole_frame_limit = whole_frame_limit
         self.failure: RemoteProtocolError | None = None
         self._state = _OPEN
         # Unparsed input: _buffer[_offset:]. Kept as the caller's bytes object when
@@ -243,8 +274,6 @@ class Connection:
         self._set_send_paths()
         self._masks = b""
         self._mask_index = 0
-        if trailing_data:
-            self.receive_data(trailing_data)
 
     def _transition(self, trigger: Trigger) -> None:
         self._state = next_state(self._state, trigger)

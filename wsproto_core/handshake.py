@@ -13,7 +13,6 @@ the size of the request head).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import re
@@ -22,6 +21,15 @@ from http import HTTPStatus
 from typing import Any
 
 import h11
+
+try:
+    # h11's own request-head reader and buffer, which h11.Connection runs on
+    # every request: called directly, they parse a whole request head without
+    # the connection's state machine (a quarter of h11's cost per handshake).
+    from h11._readers import maybe_read_from_IDLE_client as _read_request_head
+    from h11._receivebuffer import ReceiveBuffer as _ReceiveBuffer
+except ImportError:  # pragma: no cover - a future h11 that moved them: h11.Connection does it all
+    _read_request_head = None  # type: ignore[assignment]
 
 from .connection import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -70,6 +78,13 @@ _FIELD_VALUE = re.compile(rb"[^\x00\r\n]*")
 # added" (trio-websocket hands the client's copy to its users, hypercorn's tests
 # compare it whole).
 _REQUEST_FIELD_HEADERS = frozenset((b"host", b"sec-websocket-extensions", b"sec-websocket-protocol"))
+# The request headers that the server's checks read.
+_CHECKED_REQUEST_HEADERS = _REQUEST_FIELD_HEADERS | {
+    b"upgrade",
+    b"connection",
+    b"sec-websocket-version",
+    b"sec-websocket-key",
+}
 _RESPONSE_FIELD_HEADERS = frozenset(
     (b"connection", b"upgrade", b"sec-websocket-accept", b"sec-websocket-extensions", b"sec-websocket-protocol")
 )
@@ -82,6 +97,7 @@ _HANDSHAKE_KINDS: tuple[tuple[type[Event], SendKind], ...] = (
     (RejectConnection, SendKind.REJECT),
     (RejectData, SendKind.REJECT_DATA),
 )
+_HANDSHAKE_KIND_OF_CLASS: dict[type[Event], SendKind] = dict(_HANDSHAKE_KINDS)
 
 
 def _other_headers(headers: Iterable[tuple[bytes, bytes]], omitted: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
@@ -101,8 +117,30 @@ def _upgrade_required() -> RejectConnection:
     )
 
 
+def _header_pairs(headers: h11._headers.Headers) -> list[tuple[bytes, bytes]]:
+    """The ``(lower-cased name, value)`` pairs of h11's headers, as a list."""
+    try:
+        # h11 keeps (raw name, lower-cased name, value) triples: reading them
+        # costs a fifth of iterating its Headers, a Sequence without an
+        # iterator of its own (a Python call per header).
+        full_items = headers._full_items
+    except AttributeError:  # pragma: no cover - an h11 that stores its headers otherwise
+        return list(headers)
+    return [(name, value) for _raw_name, name, value in full_items]
+
+
 def _tokens(values: Iterable[bytes]) -> set[str]:
     return {element.lower() for element in split_header_values(values)}
+
+
+def _includes_token(values: list[bytes] | None, token: bytes) -> bool:
+    """Whether a list header's values include ``token`` (lower-case), in any case."""
+    if values is None:
+        return False
+    # The common case, the token alone, without splitting the list.
+    if len(values) == 1 and values[0].lower() == token:
+        return True
+    return token.decode("ascii") in _tokens(values)
 
 
 class H11Handshake:
@@ -137,9 +175,11 @@ class H11Handshake:
         "_max_message_size",
         "_min_partial_size",
         "_nonce",
+        "_received",
         "_request",
         "_state",
         "_transport_closed",
+        "_unparsed",
         "client",
         "request_head",
     )
@@ -159,14 +199,26 @@ class H11Handshake:
             )
         if not isinstance(max_handshake_size, int) or max_handshake_size <= 0:
             raise LocalProtocolError(f"max_handshake_size must be a positive int, not {max_handshake_size!r}")
-        check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
-        check_min_partial_size(min_partial_size)
+        # The defaults need no check (most servers pass them: a handshake's
+        # every microsecond counts when clients connect by the thousand).
+        if (
+            max_frame_size is not DEFAULT_MAX_FRAME_SIZE
+            or max_message_size is not DEFAULT_MAX_MESSAGE_SIZE
+            or min_partial_size is not DEFAULT_MIN_PARTIAL_SIZE
+        ):
+            check_limits(max_frame_size=max_frame_size, max_message_size=max_message_size)
+            check_min_partial_size(min_partial_size)
         self.client = connection_type is ConnectionType.CLIENT
         self._state = ConnectionState.CONNECTING
         self._max_handshake_size = max_handshake_size
-        self._h11: h11.Connection | None = h11.Connection(
-            h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=max_handshake_size
-        )
+        # Made when first needed (see _http): a server whose first read holds
+        # a whole upgrade request that it accepts never needs one.
+        self._h11: h11.Connection | None = None
+        # Server, when its request was parsed without h11.Connection: the bytes
+        # received (for h11.Connection, should it be needed after all), and
+        # those after the request head (the WebSocket's first bytes).
+        self._received = b""
+        self._unparsed = b""
         # For the Connection that a successful handshake opens.
         self._max_frame_size = max_frame_size
         self._max_message_size = max_message_size
@@ -200,11 +252,49 @@ class H11Handshake:
     def _http(self) -> h11.Connection:
         """The h11 connection, which only exists until the upgrade is done."""
         http = self._h11
-        if http is None:
+        if http is not None:
+            return http
+        if self._connection is not None:
             raise LocalProtocolError(
                 "The opening handshake is over: send, receive and read events through handshake.connection."
             )
+        http = self._h11 = h11.Connection(
+            h11.CLIENT if self.client else h11.SERVER, max_incomplete_event_size=self._max_handshake_size
+        )
+        received = self._received
+        if received:
+            # The request was parsed without h11.Connection (_read_whole_request)
+            # and something else than the 101 follows (a rejection, more
+            # bytes, the end of the stream): h11 reads the same bytes, so that
+            # its state is the one it would have had from the start.
+            http.receive_data(received)
+            http.next_event()
+            self._received = self._unparsed = b""
         return http
+
+    def _read_whole_request(self, data: bytes) -> bool:
+        """Take a server's first read when it holds a whole request head; false if it does not.
+
+        h11's request reader parses the head as h11.Connection would; a head
+        that is incomplete or that h11 refuses goes the usual way instead, so
+        that h11.Connection handles it (and words any error) as always.
+        """
+        if _read_request_head is None:  # pragma: no cover - see the import
+            return False
+        buffer = _ReceiveBuffer()
+        buffer += data
+        try:
+            request = _read_request_head(buffer)
+        except h11.ProtocolError:
+            return False
+        if request is None:
+            return False
+        self._received = data
+        self._unparsed = bytes(buffer)
+        event = self._process_request(request)
+        self._request = event
+        self._events.append(event)
+        return True
 
     # ------------------------------------------------------------------ server
 
@@ -234,11 +324,27 @@ class H11Handshake:
 
     def _process_request(self, request: h11.Request) -> Request:
         """Validate an upgrade request (section 4.2.1) and describe it as an event."""
-        # h11's Headers is a Sequence without its own iterator: every pass over
-        # it costs a Python call per header, so read it once (a handshake's
-        # hot spot).
-        headers = list(request.headers)
-        self.request_head = (request.target, headers)
+        target = request.target
+        headers = _header_pairs(request.headers)
+        # One pass over the headers (a handshake's hot spot): it sizes the
+        # head and keeps the headers that the checks below read and those
+        # that the Request hands on as extra_headers.
+        extra_headers: list[tuple[bytes, bytes]] = []
+        fields: dict[bytes, list[bytes]] = {}
+        size = len(target) + 16 + 4 * len(headers)
+        for pair in headers:
+            name, value = pair
+            size += len(name) + len(value)
+            if name in _CHECKED_REQUEST_HEADERS:
+                values = fields.get(name)
+                if values is None:
+                    fields[name] = [value]
+                else:
+                    values.append(value)
+                if name in _REQUEST_FIELD_HEADERS:
+                    continue
+            extra_headers.append(pair)
+        self.request_head = (target, headers)
         # Section 4.2.1, item 1: "An HTTP/1.1 or higher GET request".
         if request.method != b"GET":
             raise RemoteProtocolError(
@@ -249,7 +355,7 @@ class H11Handshake:
             raise RemoteProtocolError(
                 "A WebSocket handshake needs HTTP/1.1 or later", event_hint=RejectConnection(status_code=505)
             )
-        if _head_size(request.target, headers) > self._max_handshake_size:
+        if size > self._max_handshake_size:
             # h11 enforces the limit on heads that arrive in pieces; this
             # covers one that arrived whole.
             raise RemoteProtocolError(
@@ -260,7 +366,6 @@ class H11Handshake:
             raise RemoteProtocolError(
                 f"More than {MAX_HEADER_COUNT} request headers", event_hint=RejectConnection(status_code=431)
             )
-        fields = collect_headers(headers, lowercase=False)
         # Item 2, exactly one Host. h11 checks this for HTTP/1.1 only (RFC 7230
         # section 5.4), and lets a request that claims HTTP/1.2 through.
         hosts = fields.get(b"host", [])
@@ -269,9 +374,9 @@ class H11Handshake:
         host = hosts[0]
         # Items 3 and 4: Upgrade includes "websocket", Connection includes
         # "Upgrade" (case-insensitive tokens in lists).
-        if "websocket" not in _tokens(fields.get(b"upgrade", [])):
+        if not _includes_token(fields.get(b"upgrade"), b"websocket"):
             raise RemoteProtocolError("Missing 'Upgrade: websocket' header", event_hint=_upgrade_required())
-        if "upgrade" not in _tokens(fields.get(b"connection", [])):
+        if not _includes_token(fields.get(b"connection"), b"upgrade"):
             raise RemoteProtocolError("Missing 'Connection: Upgrade' header", event_hint=_upgrade_required())
         # Item 6: the version is 13; section 4.4 says to answer anything else
         # with 426 and the versions we support.
@@ -284,12 +389,14 @@ class H11Handshake:
                 "Sec-WebSocket-Key must be one base64-encoded 16-byte value", event_hint=RejectConnection()
             )
         self._nonce = keys[0]
+        extensions = fields.get(b"sec-websocket-extensions")
+        subprotocols = fields.get(b"sec-websocket-protocol")
         return Request(
             host=_decode_host(host),
-            target=request.target.decode("latin-1"),
-            extensions=split_header_values(fields.get(b"sec-websocket-extensions", [])),
-            extra_headers=[(name, value) for name, value in headers if name not in _REQUEST_FIELD_HEADERS],
-            subprotocols=split_header_values(fields.get(b"sec-websocket-protocol", [])),
+            target=target.decode("latin-1"),
+            extensions=split_header_values(extensions) if extensions else [],
+            extra_headers=extra_headers,
+            subprotocols=split_header_values(subprotocols) if subprotocols else [],
         )
 
     def _accept(self, event: AcceptConnection) -> bytes:
@@ -400,17 +507,16 @@ class H11Handshake:
     # ---------------------------------------------------------------- plumbing
 
     def _open(self, extensions: list[Extension]) -> None:
-        trailing, _closed = self._http().trailing_data
-        connection_type = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
-        self._connection = Connection(
-            connection_type,
-            extensions,
-            bytes(trailing),
-            max_frame_size=self._max_frame_size,
-            max_message_size=self._max_message_size,
-            min_partial_size=self._min_partial_size,
+        http = self._h11
+        trailing = self._unparsed if http is None else http.trailing_data[0]
+        # The limits were checked when the handshake was created.
+        connection = Connection._checked_elsewhere(
+            self.client, extensions, self._max_frame_size, self._max_message_size, self._min_partial_size
         )
+        self._connection = connection
         self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
+        if trailing:
+            connection.receive_data(trailing)
         # The connection lives on without HTTP: drop what only the handshake
         # needed (h11's state and buffers, the request, its headers), which
         # would otherwise cost several KB per connection for its whole life.
@@ -418,10 +524,14 @@ class H11Handshake:
         self._request = None
         self._nonce = None
         self.request_head = None
+        self._received = self._unparsed = b""
 
     def send(self, event: Event) -> bytes:
         """Return the bytes of a handshake event (Request, AcceptConnection, RejectConnection, RejectData)."""
-        kind = next((kind for cls, kind in _HANDSHAKE_KINDS if isinstance(event, cls)), None)
+        kind = _HANDSHAKE_KIND_OF_CLASS.get(type(event))
+        if kind is None:
+            # A subclass of an event class.
+            kind = next((kind for cls, kind in _HANDSHAKE_KINDS if isinstance(event, cls)), None)
         role = ConnectionType.CLIENT if self.client else ConnectionType.SERVER
         # The state tables decide (state.may_send); the HTTP request's existence
         # is the one fact they need from us while CONNECTING.
@@ -468,7 +578,10 @@ class H11Handshake:
             # The handshake is over: what follows is the WebSocket's.
             self._connection.receive_data(data)
         elif data:
-            self._http().receive_data(bytes(data))
+            data = bytes(data)
+            if self._h11 is None and not self.client and self.request_head is None and self._read_whole_request(data):
+                return
+            self._http().receive_data(data)
             self._receive_events()
 
     def _receive_events(self) -> None:
@@ -629,8 +742,9 @@ def _reason_phrase(status_code: int) -> bytes:
 
 def _is_valid_key(key: bytes) -> bool:
     try:
-        return len(base64.b64decode(key, validate=True)) == 16
-    except (binascii.Error, ValueError):
+        # What base64.b64decode(key, validate=True) does, without its wrapper.
+        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
+    except binascii.Error:
         return False
 
 

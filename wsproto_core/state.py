@@ -45,6 +45,12 @@ __all__ = [
 class ConnectionType(enum.Enum):
     """Which end of the connection we are."""
 
+    # The tables below are dicts and sets keyed by these members, read on
+    # every handshake and close: Enum's own __hash__ is a Python function
+    # (hashing the name), the identity hash is C and as correct, since each
+    # member is a singleton compared by identity. The same in each enum here.
+    __hash__ = object.__hash__
+
     #: We opened the connection; our frames are masked.
     CLIENT = 1
     #: We accepted the connection; frames we receive must be masked.
@@ -53,6 +59,8 @@ class ConnectionType(enum.Enum):
 
 class ConnectionState(enum.Enum):
     """The state of a WebSocket connection (same values as wsproto)."""
+
+    __hash__ = object.__hash__
 
     #: The opening handshake is in progress.
     CONNECTING = 0
@@ -71,6 +79,8 @@ class ConnectionState(enum.Enum):
 class Trigger(enum.Enum):
     """What can move a connection from one state to another."""
 
+    __hash__ = object.__hash__
+
     SEND_CLOSE = enum.auto()
     RECEIVE_CLOSE = enum.auto()
     REMOTE_VIOLATION = enum.auto()
@@ -83,6 +93,8 @@ class Trigger(enum.Enum):
 
 class SendKind(enum.Enum):
     """The kinds of event an application can send."""
+
+    __hash__ = object.__hash__
 
     #: TextMessage, BytesMessage, Ping, Pong.
     DATA = enum.auto()

@@ -7,6 +7,7 @@ from ``wsproto.utilities``.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 from collections.abc import Iterable
@@ -88,4 +89,6 @@ def generate_nonce() -> bytes:
 
 def generate_accept_token(token: bytes) -> bytes:
     """The ``Sec-WebSocket-Accept`` value that answers the key ``token`` (section 4.2.2)."""
-    return base64.b64encode(hashlib.sha1(token.strip() + ACCEPT_GUID).digest())
+    # binascii rather than base64.b64encode: the same encoding without a
+    # Python-level wrapper, on every handshake.
+    return binascii.b2a_base64(hashlib.sha1(token.strip() + ACCEPT_GUID).digest(), newline=False)
