@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import websockets.frames
+from bench_handshake import REQUEST as HANDSHAKE_REQUEST
+from bench_handshake import core_handshake, websockets_handshake, wsproto_handshake
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Opcode as WsOpcode
 from websockets.protocol import Protocol, Side, State
@@ -60,6 +62,8 @@ from wsproto_core.connection import ConnectionType as CoreType
 from wsproto_core.frames import frame_header, read_frame_header
 from wsproto_core.permessage_deflate import PerMessageDeflate as CorePerMessageDeflate
 
+#: The Sec-WebSocket-Accept that answers bench_handshake's request (RFC 6455 section 1.3's key).
+HANDSHAKE_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 CORE, WSPROTO, WEBSOCKETS = "wsproto_core", "wsproto", "websockets"
 IMPLS = (CORE, WSPROTO, WEBSOCKETS)
 
@@ -154,7 +158,7 @@ Memory = dict[str, dict[str, float]]  # measurement -> implementation -> value
 @dataclass
 class Case:
     name: str
-    group: str  # "receive", "send", "stream"
+    group: str  # "receive", "send", "stream", "handshake"
     msg_bytes: int  # payload bytes per message
     msgs_per_op: int  # messages per timed operation
     factories: dict[str, Callable[[], Runner]]
@@ -608,6 +612,38 @@ def stream_case(payload: bytes, piece: int, name: str, min_partial_size: int | N
     return Case(name, "stream", size, 1, {CORE: core, WSPROTO: wsproto, WEBSOCKETS: websockets})
 
 
+def handshake_case() -> Case:
+    """Server opening handshakes: ``bench_handshake.py``'s browser-like request, accepted."""
+
+    def runner(handshake: Callable[[], bytes]) -> Callable[[], Runner]:
+        def factory() -> Runner:
+            def run(n: int) -> Any:
+                response = b""
+                for _ in range(n):
+                    response = handshake()
+                return response
+
+            def verify(response: Any, n: int) -> None:
+                check(response.startswith(b"HTTP/1.1 101 "), f"not a 101: {response[:40]!r}")
+                check(HANDSHAKE_ACCEPT in response, "wrong Sec-WebSocket-Accept")
+
+            return run, verify
+
+        return factory
+
+    return Case(
+        "handshake server (browser request, accepted)",
+        "handshake",
+        len(HANDSHAKE_REQUEST),
+        1,
+        {
+            CORE: runner(core_handshake),
+            WSPROTO: runner(wsproto_handshake),
+            WEBSOCKETS: runner(websockets_handshake),
+        },
+    )
+
+
 def build_cases() -> list[Case]:
     rng = random.Random(6455)
     binary = {size: rng.randbytes(size) for size in SIZES}
@@ -651,6 +687,7 @@ def build_cases() -> list[Case]:
                 if label in ("128 B", "16 B text"):
                     cases.append(send_case("server", opcode, payload, plain))
                 cases.append(send_case("server", opcode, payload, upgraded, upgraded=True))
+    cases.append(handshake_case())
     # Two sizes with the same piece size: equal MB/s means the work is linear in the message size.
     cases.extend(
         stream_case(binary[size], STREAM_PIECE, f"stream server {fmt_size(size)} in {fmt_size(STREAM_PIECE)} pieces")
@@ -671,13 +708,19 @@ def build_cases() -> list[Case]:
 # ------------------------------------------------------------------------- timing
 
 
+#: The clock of every sample: wall time by default; ``--clock cpu`` takes this
+#: process's CPU time, which other processes on a shared machine disturb less.
+CLOCK: Callable[[], float] = time.perf_counter
+
+
 def timed(run: Run, n: int) -> tuple[float, Any]:
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    clock = CLOCK
     try:
-        start = time.perf_counter()
+        start = clock()
         result = run(n)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -984,6 +1027,7 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
         "websockets": importlib.metadata.version("websockets"),
         "websockets_speedups": websockets_speedups(),
         "quick": args.quick,
+        "clock": args.clock,
         "repetitions": args.reps,
         "target_seconds": args.target,
     }
@@ -1256,8 +1300,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filter", metavar="TEXT", help="only the cases whose name contains TEXT")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc measurements")
     parser.add_argument("--no-overhead", action="store_true", help="skip the WSConnection-over-Connection timing")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time samples in wall time (default) or in this process's CPU time (less disturbed on a busy machine)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.reps is None:
         args.reps = 7 if args.quick else 15
     if args.target is None:

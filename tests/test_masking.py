@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsproto_core import masking
 from wsproto_core.masking import python_apply_mask
@@ -164,3 +166,60 @@ def test_masked_frame(masked_frame: MaskFunction, length: int, kind: type) -> No
     result = masked_frame(prefix, kind(data), key)
     assert type(result) is bytes
     assert result == prefix + reference_mask(data, key)
+
+
+# ======================================================================== unmask_utf8
+
+UNMASK_UTF8: list[tuple[str, Callable[..., str]]] = [("python", masking.python_unmask_utf8)]
+if masking.SPEEDUPS:
+    UNMASK_UTF8.append(("speedups", masking.unmask_utf8))
+UNMASK_UTF8_FUNCTIONS = [function for _, function in UNMASK_UTF8]
+UNMASK_UTF8_NAMES = [name for name, _ in UNMASK_UTF8]
+
+_utf8_payloads = st.one_of(
+    st.text(max_size=300).map(lambda text: text.encode("utf-8")),
+    st.binary(max_size=300),
+    # Past the compiled version's 4 KiB stack buffer.
+    st.text(min_size=1100, max_size=1500).map(lambda text: text.encode("utf-8")),
+)
+
+
+@pytest.mark.parametrize(
+    "unmask_utf8", [function for _, function in UNMASK_UTF8], ids=[name for name, _ in UNMASK_UTF8]
+)
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=_utf8_payloads,
+    key=st.binary(min_size=4, max_size=4),
+    before=st.binary(max_size=9),
+    after=st.binary(max_size=9),
+    kind=st.sampled_from([bytes, bytearray]),
+)
+def test_unmask_utf8_is_unmask_then_decode(
+    unmask_utf8: Callable[..., str], *, payload: bytes, key: bytes, before: bytes, after: bytes, kind: type
+) -> None:
+    # The masked payload sits inside a larger buffer, as in a connection's.
+    data = kind(before + reference_mask(payload, key) + after)
+    try:
+        expected: str | UnicodeDecodeError = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        expected = error
+    try:
+        result: str | UnicodeDecodeError = unmask_utf8(data, len(before), len(before) + len(payload), key)
+    except UnicodeDecodeError as error:
+        result = error
+    if isinstance(expected, UnicodeDecodeError):
+        # The same error, at the same position of the payload.
+        assert isinstance(result, UnicodeDecodeError)
+        assert str(result) == str(expected)
+    else:
+        assert result == expected
+
+
+@pytest.mark.parametrize(
+    "unmask_utf8", [function for _, function in UNMASK_UTF8], ids=[name for name, _ in UNMASK_UTF8]
+)
+@pytest.mark.parametrize(("start", "end"), [(-1, 2), (3, 2), (0, 9)])
+def test_unmask_utf8_refuses_bounds_outside_the_data(unmask_utf8: Callable[..., str], start: int, end: int) -> None:
+    with pytest.raises(ValueError, match="delimit"):
+        unmask_utf8(b"12345678", start, end, b"\x00\x00\x00\x00")

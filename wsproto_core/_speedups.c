@@ -144,6 +144,66 @@ done:
     return result;
 }
 
+/* unmask_utf8(data, start, end, mask) -> str: data[start:end] XOR the mask,
+ * decoded as UTF-8 (strict), without the two intermediate bytes objects that
+ * slicing, unmasking and decoding make in Python. A server receives every
+ * whole text message through it. Raises UnicodeDecodeError as bytes.decode
+ * does, with the same positions (relative to the payload). */
+static PyObject *
+unmask_utf8(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data, mask;
+    Py_ssize_t start, end, length;
+    unsigned char small[4096];
+    unsigned char *plain = small;
+    PyObject *result = NULL;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "unmask_utf8(data, start, end, mask)");
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    end = PyLong_AsSsize_t(args[2]);
+    if (end == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[3], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+        goto done;
+    }
+    if (start < 0 || end < start || end > data.len) {
+        PyErr_SetString(PyExc_ValueError, "start and end must delimit a part of data");
+        goto done;
+    }
+    length = end - start;
+    if (length > (Py_ssize_t)sizeof(small)) {
+        plain = PyMem_Malloc(length);
+        if (plain == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    xor_into(plain, (const unsigned char *)data.buf + start, length, (const unsigned char *)mask.buf, 0);
+    result = PyUnicode_DecodeUTF8((const char *)plain, length, NULL);
+    if (plain != small) {
+        PyMem_Free(plain);
+    }
+done:
+    PyBuffer_Release(&mask);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 /* The frame codec of wsproto_core.frames (RFC 6455 section 5.2), compiled: the
  * Python versions there define what these return, and the tests hold both to
  * the same properties. Each runs once per frame sent or received. */
@@ -312,6 +372,8 @@ static PyMethodDef speedups_methods[] = {
      "apply_mask(data, mask, offset=0) -> bytes: XOR data with the repeated 4-byte mask."},
     {"masked_frame", (PyCFunction)(void (*)(void))masked_frame, METH_FASTCALL,
      "masked_frame(prefix, data, mask) -> bytes: prefix followed by data XOR the repeated mask."},
+    {"unmask_utf8", (PyCFunction)(void (*)(void))unmask_utf8, METH_FASTCALL,
+     "unmask_utf8(data, start, end, mask) -> str: data[start:end] unmasked and decoded as UTF-8."},
     {NULL, NULL, 0, NULL},
 };
 

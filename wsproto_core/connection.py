@@ -43,7 +43,7 @@ from .frames import (
     read_frame_header,
     write_frame,
 )
-from .masking import apply_mask
+from .masking import apply_mask, unmask_utf8
 from .state import ENDS_INPUT, SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, may_send, next_state
 
 if TYPE_CHECKING:
@@ -458,6 +458,13 @@ class Connection:
                 # small length, no RSV bits, masked as our role expects.
                 self._offset = end
                 if mask is not None:
+                    if first == 0x81:
+                        # A server's text message: unmasked and decoded in one
+                        # call, with no intermediate bytes.
+                        try:
+                            return TextMessage(unmask_utf8(buffer, start, end, mask), True, True)
+                        except UnicodeDecodeError:
+                            raise Violation.INVALID_UTF8.error() from None
                     payload = apply_mask(buffer[start:end], mask)
                 elif buffer.__class__ is bytes:
                     payload = buffer[start:end]

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["SPEEDUPS", "apply_mask", "masked_frame", "python_apply_mask", "python_masked_frame"]
+__all__ = [
+    "SPEEDUPS",
+    "apply_mask",
+    "masked_frame",
+    "python_apply_mask",
+    "python_masked_frame",
+    "python_unmask_utf8",
+    "unmask_utf8",
+]
 
 _from_bytes = int.from_bytes
 _XOR_TABLES = [bytes(value ^ key for value in range(256)) for key in range(256)]
@@ -64,12 +72,24 @@ def python_masked_frame(prefix: bytes, data: bytes | bytearray | memoryview, mas
     return prefix + python_apply_mask(data, mask)
 
 
+def python_unmask_utf8(data: bytes | bytearray, start: int, end: int, mask: bytes | bytearray) -> str:
+    """Return ``data[start:end]`` unmasked with ``mask`` and decoded as UTF-8 (strict).
+
+    A whole masked text payload in one call: the compiled version skips the
+    intermediate bytes objects. Raises ``UnicodeDecodeError`` as ``bytes.decode``.
+    """
+    if start < 0 or end < start or end > len(data):
+        raise ValueError("start and end must delimit a part of data")
+    return python_apply_mask(data[start:end], mask).decode("utf-8")
+
+
 apply_mask = python_apply_mask
 masked_frame = python_masked_frame
+unmask_utf8 = python_unmask_utf8
 SPEEDUPS = False
 if not os.environ.get("WSPROTO_CORE_PURE_PYTHON"):
     try:
-        from ._speedups import apply_mask, masked_frame
+        from ._speedups import apply_mask, masked_frame, unmask_utf8
     except ImportError:
         pass
     else:
