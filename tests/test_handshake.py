@@ -596,6 +596,36 @@ def test_whole_request_read_as_by_h11_connection(
     assert whole == split
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    filler=st.integers(min_value=0, max_value=400),
+    extra_headers=st.integers(min_value=0, max_value=20),
+    line_end=st.sampled_from([b"\r\n", b"\n"]),
+    separator=st.sampled_from([b": ", b":", b":  "]),
+)
+def test_whole_request_near_max_handshake_size_as_by_h11_connection(
+    *, filler: int, extra_headers: int, line_end: bytes, separator: bytes
+) -> None:
+    # A head read whole skips measuring itself when its length on the wire
+    # shows it is under the limit: the outcome must be the one of the
+    # h11.Connection path, which measures, for heads just under and over it,
+    # however tightly the lines are written.
+    headers = [*BASE_HEADERS, *((b"X-%d" % index, b"v") for index in range(extra_headers)), (b"X-Fill", b"f" * filler)]
+    head = b"GET /chat HTTP/1.1" + line_end
+    head += b"".join(name + separator + value + line_end for name, value in headers) + line_end
+    outcomes = []
+    for pieces in ([head], [head[:10], head[10:]]):
+        ws = WSConnection(SERVER, max_handshake_size=400)
+        try:
+            for piece in pieces:
+                ws.receive_data(piece)
+        except RemoteProtocolError as error:
+            outcomes.append(str(error))
+        else:
+            outcomes.append([type(event) for event in ws.events()])
+    assert outcomes[0] == outcomes[1]
+
+
 def test_whole_request_needs_no_h11_connection_until_the_answer() -> None:
     # The point of the path: a server that accepts a request read whole never
     # builds h11's connection (with a future h11 that moved its request reader,

@@ -217,7 +217,9 @@ class Connection:
         self.client = client
         # Only the extensions that the handshake enabled take part: hypercorn,
         # like wsproto's own handshake, passes every configured extension here.
-        self.extensions: list[Extension] = [extension for extension in extensions or () if extension.enabled()]
+        self.extensions: list[Extension] = (
+            [extension for extension in extensions if extension.enabled()] if extensions else []
+        )
         self._max_frame_size = max_frame_size
         self._max_message_size = max_message_size
         self._min_partial_size = min_partial_size

@@ -326,21 +326,19 @@ class H11Handshake:
         """Validate an upgrade request (section 4.2.1) and describe it as an event."""
         target = request.target
         headers = _header_pairs(request.headers)
-        # One pass over the headers (a handshake's hot spot): it sizes the
-        # head and keeps the headers that the checks below read and those
-        # that the Request hands on as extra_headers.
+        # One pass over the headers (a handshake's hot spot): it keeps the
+        # headers that the checks below read and those that the Request hands
+        # on as extra_headers.
         extra_headers: list[tuple[bytes, bytes]] = []
         fields: dict[bytes, list[bytes]] = {}
-        size = len(target) + 16 + 4 * len(headers)
         for pair in headers:
-            name, value = pair
-            size += len(name) + len(value)
+            name = pair[0]
             if name in _CHECKED_REQUEST_HEADERS:
                 values = fields.get(name)
                 if values is None:
-                    fields[name] = [value]
+                    fields[name] = [pair[1]]
                 else:
-                    values.append(value)
+                    values.append(pair[1])
                 if name in _REQUEST_FIELD_HEADERS:
                     continue
             extra_headers.append(pair)
@@ -355,9 +353,19 @@ class H11Handshake:
             raise RemoteProtocolError(
                 "A WebSocket handshake needs HTTP/1.1 or later", event_hint=RejectConnection(status_code=505)
             )
-        if size > self._max_handshake_size:
-            # h11 enforces the limit on heads that arrive in pieces; this
-            # covers one that arrived whole.
+        # h11 enforces the limit on heads that arrive in pieces; this covers
+        # one that arrived whole, measured by _head_size on both paths. That
+        # measure exceeds the head's length on the wire by at most two bytes a
+        # header and one (each line ends in at least LF, each name in a colon,
+        # the request line in " HTTP/1.1"), so a head known to be shorter than
+        # the limit by that margin needs no measuring.
+        received = self._received
+        # The head's length on the wire, known when _read_whole_request parsed it.
+        head_length = len(received) - len(self._unparsed) if received else self._max_handshake_size
+        if (
+            head_length + 2 * len(headers) + 1 > self._max_handshake_size
+            and _head_size(target, headers) > self._max_handshake_size
+        ):
             raise RemoteProtocolError(
                 f"Request head over max_handshake_size={self._max_handshake_size}",
                 event_hint=RejectConnection(status_code=431),
@@ -407,7 +415,12 @@ class H11Handshake:
         # than through h11 (whose per-header validation doubles the cost of a
         # handshake); the headers the application chose are checked the same
         # way, ours are constant or base64.
-        lines = [_SWITCHING_PROTOCOLS + generate_accept_token(self._nonce)]
+        accept = generate_accept_token(self._nonce)
+        if not negotiated:
+            # The usual answer: nothing but the accept token to add.
+            self._open(accepted)
+            return _SWITCHING_PROTOCOLS + accept + b"\r\n\r\n"
+        lines = [_SWITCHING_PROTOCOLS + accept]
         for name, value in negotiated:
             if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
                 raise LocalProtocolError(f"Invalid response header {name!r}: {value!r}")
