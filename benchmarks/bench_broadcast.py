@@ -46,7 +46,7 @@ import websockets.asyncio.server
 
 from wsproto_core import PreparedMessage
 from wsproto_core.drivers.asyncio import WebSocket, connect, serve
-from wsproto_core.drivers.broadcast import broadcast
+from wsproto_core.drivers.broadcast import DEFAULT_MAX_BUFFER_SIZE, broadcast
 
 PAYLOAD_SIZE = 1024
 
@@ -55,6 +55,12 @@ def message_for(index: int) -> str:
     """1 KiB of text carrying its index, so that clients can check order and content."""
     head = f"{index:08d}:"
     return head + "x" * (PAYLOAD_SIZE - len(head))
+
+
+def frame_for(index: int) -> bytes:
+    """The server frame carrying ``message_for(index)`` (RFC 6455 section 5.2: FIN, text, 16-bit length)."""
+    payload = message_for(index).encode()
+    return b"\x81\x7e" + len(payload).to_bytes(2, "big") + payload
 
 
 # ------------------------------------------------------------------ clients
@@ -107,7 +113,8 @@ def collect(clients: list[subprocess.Popen[str]]) -> dict[str, Any]:
     return {"received": received, "errors": errors}
 
 
-async def stalled_client(port: int) -> socket.socket:
+def stalled_client(port: int) -> socket.socket:
+    """A client that opens the connection and then never reads (blocking: call it from a thread)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
@@ -127,10 +134,11 @@ async def stalled_client(port: int) -> socket.socket:
 
 async def run_server(kind: str, count: int, processes: int, messages: int, burst: int, slow: bool) -> dict[str, Any]:  # noqa: PLR0917
     members: list[Any] = []
+    missed = [0]
     everyone = asyncio.Event()
     total = count + (1 if slow else 0)
 
-    if kind == "wsproto_core":
+    if kind in ("wsproto_core", "floor"):
 
         async def ours(websocket: WebSocket) -> None:
             members.append(websocket)
@@ -144,9 +152,21 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
         def buffered(member: Any) -> int:
             return int(member.outgoing_buffer_size)
 
-        def send(index: int) -> int:
-            result = broadcast(members, PreparedMessage(message_for(index)))
-            return result.sent
+        if kind == "floor":
+
+            def send(index: int) -> int:
+                # The least an asyncio server can do: the frame's bytes handed
+                # to each transport, no state, no buffer bound, no bookkeeping.
+                frame = frame_for(index)
+                for member in members:
+                    member._transport.write(frame)
+                return len(members)
+        else:
+
+            def send(index: int) -> int:
+                result = broadcast(members, PreparedMessage(message_for(index)))
+                missed[0] += len(result.skipped) + len(result.evicted) + len(result.closed)
+                return result.sent
     else:
 
         async def theirs(websocket: Any) -> None:
@@ -168,7 +188,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
             return len(members)
 
     clients = start_clients(port, count, processes, messages)
-    stalled = await stalled_client(port) if slow else None
+    stalled = await asyncio.to_thread(stalled_client, port) if slow else None
     await asyncio.wait_for(everyone.wait(), 300)
     spent = 0.0
     slow_member = members[-1] if slow else None
@@ -190,7 +210,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
     report = collect(clients)
     if stalled is not None:
         stalled.close()
-    if kind == "wsproto_core":
+    if kind != "websockets":
         await server.close()
     else:
         server.close()
@@ -199,6 +219,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
         in_call=count * messages / spent,
         per_cpu=count * messages / cpu,
         slow_peak=slow_peak,
+        missed=missed[0],
     )
     report["valid"] = report["received"] == count * messages and not report["errors"]
     return report
@@ -219,44 +240,66 @@ def main() -> None:
         print(json.dumps(asyncio.run(client_main(port, count, messages))))
         return
     print(f"{PAYLOAD_SIZE} B text, {options.messages} messages, {options.client_processes} client processes")
-    print("recipients/s: of server CPU time (whole run) | of time inside the broadcast calls")
+    print("recipients/s of server CPU time, whole run (handshakes excluded) | inside the broadcast calls + 1 iteration")
+    print("floor: the frame's bytes handed to each transport.write, nothing else (what any asyncio server pays)")
+    variants = [("floor", False), ("wsproto_core", False), ("websockets", False)]
+    if options.slow:
+        variants.append(("wsproto_core", True))
     for count in (int(value) for value in options.connections.split(",")):
         for burst in (int(value) for value in options.bursts.split(",")):
-            for slow in [False, True] if options.slow else [False]:
-                figures: dict[str, dict[str, list[float]]] = {
-                    kind: {"per_cpu": [], "in_call": []} for kind in ("wsproto_core", "websockets")
-                }
-                ratios: dict[str, list[float]] = {"per_cpu": [], "in_call": []}
-                peaks = []
-                for round_index in range(options.rounds):
-                    kinds = ["wsproto_core", "websockets"] if round_index % 2 == 0 else ["websockets", "wsproto_core"]
-                    reports = {}
-                    for kind in kinds:
-                        report = asyncio.run(
-                            run_server(kind, count, options.client_processes, options.messages, burst, slow)
-                        )
-                        if not report["valid"]:
-                            raise SystemExit(f"{kind}, {count} connections: clients saw {report}")
-                        reports[kind] = report
-                        for figure in ("per_cpu", "in_call"):
-                            figures[kind][figure].append(report[figure])
-                        if kind == "wsproto_core" and slow:
-                            peaks.append(report["slow_peak"])
-                    for figure in ("per_cpu", "in_call"):
-                        ratios[figure].append(reports["wsproto_core"][figure] / reports["websockets"][figure])
-                    print(f"  round {round_index + 1}: {reports}", file=sys.stderr)
-                label = f"{count} conns, burst {burst}" + (" + 1 stalled" if slow else "")
-                cells = []
-                for figure in ("per_cpu", "in_call"):
-                    ours = statistics.median(figures["wsproto_core"][figure])
-                    theirs = statistics.median(figures["websockets"][figure])
-                    ratio = statistics.median(ratios[figure])
-                    cells.append(
-                        f"{ours:10,.0f} vs {theirs:10,.0f} = {ratio:.2f}x "
-                        f"[{min(ratios[figure]):.2f}-{max(ratios[figure]):.2f}]"
+            figures: dict[tuple[str, bool], dict[str, list[float]]] = {
+                variant: {"per_cpu": [], "in_call": []} for variant in variants
+            }
+            ratios: dict[str, dict[str, list[float]]] = {}
+            peaks: list[int] = []
+            missed: list[int] = []
+            for round_index in range(options.rounds):
+                # Each round starts with a different variant: drift hits each alike.
+                shift = round_index % len(variants)
+                reports = {}
+                for kind, slow in variants[shift:] + variants[:shift]:
+                    report = asyncio.run(
+                        run_server(kind, count, options.client_processes, options.messages, burst, slow)
                     )
-                peak = f"   stalled buffer peak {max(peaks)} B" if peaks else ""
-                print(f"{label:34} {cells[0]}  |  {cells[1]}{peak}")
+                    if not report["valid"]:
+                        raise SystemExit(f"{kind}, {count} connections: clients saw {report}")
+                    reports[kind, slow] = report
+                    for figure in ("per_cpu", "in_call"):
+                        figures[kind, slow][figure].append(report[figure])
+                    if slow:
+                        peaks.append(report["slow_peak"])
+                        missed.append(report["missed"])
+                pairs = {
+                    "ours/websockets": (("wsproto_core", False), ("websockets", False)),
+                    "floor/websockets": (("floor", False), ("websockets", False)),
+                    "ours/floor": (("wsproto_core", False), ("floor", False)),
+                }
+                if options.slow:
+                    pairs["stalled/not"] = (("wsproto_core", True), ("wsproto_core", False))
+                for name, (top, bottom) in pairs.items():
+                    for figure in ("per_cpu", "in_call"):
+                        ratios.setdefault(name, {}).setdefault(figure, []).append(
+                            reports[top][figure] / reports[bottom][figure]
+                        )
+                print(f"  round {round_index + 1}: {reports}", file=sys.stderr)
+            print(f"{count} connections, {burst} message(s) per loop iteration")
+            for kind, slow in variants:
+                label = kind + (" + 1 stalled client" if slow else "")
+                cells = [
+                    f"{statistics.median(figures[kind, slow][figure]):11,.0f}" for figure in ("per_cpu", "in_call")
+                ]
+                print(f"  {label:34} {cells[0]} | {cells[1]}")
+            for name, by_figure in ratios.items():
+                cells = [
+                    f"{statistics.median(values):5.2f}x [{min(values):.2f}-{max(values):.2f}]"
+                    for values in (by_figure["per_cpu"], by_figure["in_call"])
+                ]
+                print(f"  {name:34} {cells[0]:>20} | {cells[1]}")
+            if peaks:
+                print(
+                    f"  stalled client: buffer peak {max(peaks):,} B (limit {DEFAULT_MAX_BUFFER_SIZE:,} B), "
+                    f"messages it missed per run {min(missed)}-{max(missed)} of {options.messages}"
+                )
 
 
 if __name__ == "__main__":

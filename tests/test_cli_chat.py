@@ -78,18 +78,6 @@ def test_rooms_answers_and_errors_with_raw_clients() -> None:
     assert "Traceback" not in server.text("stderr")
 
 
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("WSPROTO_CORE_REDIS_URL")
-    if not url:
-        if os.environ.get("CI") or os.environ.get("WSPROTO_CORE_CI"):
-            pytest.fail("CI is set but WSPROTO_CORE_REDIS_URL is not: .ci/run starts redis-server and exports it")
-        pytest.skip(
-            "no Redis: start redis-server on a free port and set WSPROTO_CORE_REDIS_URL=redis://127.0.0.1:PORT/0"
-        )
-    return url
-
-
 def test_two_chat_processes_share_rooms_through_redis(redis_url: str) -> None:
     per_client = 30
     with (

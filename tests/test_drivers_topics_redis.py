@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -28,18 +27,6 @@ from wsproto_core.drivers.topics import Hub, PublishError
 from wsproto_core.drivers.topics_redis import RedisBackend
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("WSPROTO_CORE_REDIS_URL")
-    if not url:
-        if os.environ.get("CI") or os.environ.get("WSPROTO_CORE_CI"):
-            pytest.fail("CI is set but WSPROTO_CORE_REDIS_URL is not: .ci/run starts redis-server and exports it")
-        pytest.skip(
-            "no Redis: start redis-server on a free port and set WSPROTO_CORE_REDIS_URL=redis://127.0.0.1:PORT/0"
-        )
-    return url
 
 
 def run(test: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
