@@ -656,3 +656,92 @@ def test_an_http2_connection_error_ends_every_websocket_on_it() -> None:
             await peer.close()
 
     run(main)
+
+
+# ------------------------------------------------- DATA frames taken past h2
+
+
+def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    """An HTTP/2 frame built by hand (RFC 9113 section 4.1), for what h2 would refuse to send."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload
+
+
+def test_data_frames_cut_anywhere_and_mixed_with_other_frames_arrive_in_order() -> None:
+    """Plain DATA frames skip h2; padded ones, PINGs and the rest go through it, in order, at any cut."""
+
+    async def main() -> None:
+        async with h2_server() as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            sent = [f"message {index}".encode() for index in range(6)]
+            for index, payload in enumerate(sent):
+                # Even messages in plain DATA frames, odd ones padded (h2's path).
+                peer.h2.send_data(stream, masked(OP_TEXT, payload), pad_length=None if index % 2 == 0 else 7)
+                if index == 2:
+                    peer.h2.ping(b"12345678")
+            # A message in two frames: its first half plain, its second padded.
+            message = masked(OP_BINARY, b"b" * 300)
+            peer.h2.send_data(stream, message[:100])
+            peer.h2.send_data(stream, message[100:], pad_length=3)
+            wire = peer.h2.data_to_send()
+            for index in range(len(wire)):
+                # One byte per write: frames and frame headers cut everywhere.
+                peer.writer.write(wire[index : index + 1])
+                await peer.writer.drain()
+            await peer.wait_for(lambda e: len(frames(peer.data(stream))) == 7)
+            assert frames(peer.data(stream)) == [(0x81, payload) for payload in sent] + [(0x82, b"b" * 300)]
+            assert any(isinstance(event, h2.events.PingAckReceived) for event in peer.events)
+            await peer.close()
+
+    run(main)
+
+
+def test_more_than_the_window_in_plain_data_frames_resets_that_stream_only() -> None:
+    """RFC 9113 section 6.9.1, checked for the frames h2 does not see: FLOW_CONTROL_ERROR on that stream."""
+    gate = asyncio.Event()
+
+    async def handler(websocket: Any) -> None:
+        if websocket.request is not None and websocket.request.target == "/deaf":
+            await gate.wait()
+        await echo(websocket)
+
+    async def main() -> None:
+        async with h2_server(handler, max_queue=1) as server:
+            peer = await HandPeer.client(server.port)
+            deaf = await peer.open_websocket(path=b"/deaf")
+            other = await peer.open_websocket(path=b"/other")
+            while (window := peer.h2.local_flow_control_window(deaf)) > 0:
+                peer.send(deaf, masked(OP_BINARY, b"z" * min(window - 8, 1000))[:window])
+                await asyncio.sleep(0)
+            # One byte beyond the window the server gave, which h2 would not send.
+            peer.writer.write(raw_frame(0x0, 0x0, deaf, b"z"))
+            reset = await peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset) and e.stream_id == deaf)
+            assert isinstance(reset, h2.events.StreamReset)
+            assert reset.error_code == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR
+            peer.send(other, masked(OP_TEXT, b"still here"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == other)
+            assert frames(peer.data(other)) == [(0x81, b"still here")]
+            gate.set()
+            await peer.close()
+
+    run(main)
+
+
+def test_a_data_frame_inside_a_header_block_is_a_connection_error() -> None:
+    """RFC 9113 section 6.10: only CONTINUATION may follow HEADERS without END_HEADERS; h2 sees the DATA frame."""
+
+    async def main() -> None:
+        async with h2_server() as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            block = peer.h2.encoder.encode(extended_connect())
+            peer.writer.write(
+                raw_frame(0x1, 0x0, stream + 2, block[:5]) + raw_frame(0x0, 0x0, stream, masked(OP_TEXT, b"no"))
+            )
+            ended = await peer.wait_for(lambda e: isinstance(e, h2.events.ConnectionTerminated))
+            assert isinstance(ended, h2.events.ConnectionTerminated)
+            assert ended.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+            assert frames(peer.data(stream)) == []
+            await peer.close()
+
+    run(main)

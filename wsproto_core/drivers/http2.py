@@ -87,6 +87,13 @@ STREAM_LOW_WATER = 16384
 #: connection's window on the others.
 CONNECTION_WINDOW = 1 << 20
 
+#: Frame types that start or continue a header block, and the flag that ends it (RFC 9113 section 6.2).
+_HEADER_BLOCK_FRAMES = frozenset({0x1, 0x5, 0x9})
+_END_HEADERS = 0x4
+
+#: A WINDOW_UPDATE frame's header: a 4-byte payload, type 0x8, no flags (RFC 9113 section 6.9).
+_WINDOW_UPDATE_HEAD = b"\x00\x00\x04\x08\x00"
+
 #: How many WebSocket streams a peer may open at once on one connection.
 MAX_CONCURRENT_STREAMS = 100
 
@@ -130,8 +137,18 @@ class _H2Protocol(asyncio.Protocol):
         self.writing_paused = False
         self.closed = False
         self.loop = asyncio.get_running_loop()
-        #: Connection-level flow-controlled bytes received and not given back yet.
+        #: Connection-level flow-controlled bytes received and not given back
+        #: yet: those h2 saw (h2 keeps their window), and those it did not.
         self._connection_consumed = 0
+        self._fast_connection_consumed = 0
+        #: A server's h2 reads the client's preface first (h2c's, or after ALPN).
+        self._preface_left = 0 if client else len(PREFACE)
+        #: The start of a frame whose end has not arrived yet.
+        self._partial = b""
+        #: Inside a header block (HEADERS without END_HEADERS, then CONTINUATIONs).
+        self._header_block = False
+        #: Frames of ours (WINDOW_UPDATEs for bytes h2 did not see), in order with h2's.
+        self._outgoing = bytearray()
         #: Inside data_received: what h2 queued is written once, at its end.
         self._receiving = False
         self._flush_scheduled = False
@@ -152,29 +169,117 @@ class _H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._receiving = True
         try:
-            try:
-                events = self.h2.receive_data(data)
-            except h2.exceptions.ProtocolError:
-                # A connection error (RFC 9113 section 5.4.1): h2 queued the
-                # GOAWAY; every stream ends with it.
-                self.flush()
-                self._terminate()
-                return
-            for event in events:
-                self.dispatch(event)
-            arrived = self.arrived
-            while arrived:
-                arrived.pop(0).deliver()
+            if self._preface_left:
+                # A server's first bytes are the client's preface, for h2.
+                preface, data = data[: self._preface_left], data[self._preface_left :]
+                self._preface_left -= len(preface)
+                self._to_h2(preface)
+            if self._partial:
+                data, self._partial = self._partial + data, b""
+            if data and not self.closed:
+                self._split(data)
             if self._connection_consumed >= CONNECTION_WINDOW // 4 and not self.closed:
                 # The connection's window never waits for an application: each
                 # stream's own window bounds what it buffers.
                 self.h2.increment_flow_control_window(self._connection_consumed)
                 self._connection_consumed = 0
+            if self._fast_connection_consumed >= CONNECTION_WINDOW // 4 and not self.closed:
+                self.window_update(0, self._fast_connection_consumed)
+                self._fast_connection_consumed = 0
+            arrived = self.arrived
+            while arrived:
+                arrived.pop(0).deliver()
         finally:
             self._receiving = False
         # Everything the events made h2 queue (replies of every stream,
         # WINDOW_UPDATEs) goes out in one write.
         self.flush()
+
+    def _split(self, data: bytes) -> None:
+        """Cut ``data`` into frames: a WebSocket stream's plain DATA frames here, the rest to h2.
+
+        Hot path. h2 costs tens of microseconds per frame (its state machines,
+        its frame objects, a repr of each frame for its trace log), which
+        would double the cost of a small message; so a DATA frame without
+        flags (no END_STREAM, no padding) on an open WebSocket stream, outside
+        a header block, goes straight to its stream. Every other frame goes
+        to h2, in order, and the connection's and those streams' windows for
+        the bytes taken here are kept here (h2 never sees those bytes, so its
+        own windows stay right for the frames it does see). A frame over our
+        SETTINGS_MAX_FRAME_SIZE goes to h2 at once, which fails the connection.
+        """
+        streams = self.streams
+        max_frame_size = self.h2.max_inbound_frame_size
+        size = len(data)
+        position = 0
+        #: Where the frames for h2 that were not handed over yet begin.
+        pending = -1
+        while size - position >= 9:
+            length = int.from_bytes(data[position : position + 3], "big")
+            if length > max_frame_size:
+                pending = position if pending < 0 else pending
+                position = size
+                break
+            end = position + 9 + length
+            if end > size:
+                break
+            kind = data[position + 3]
+            flags = data[position + 4]
+            if kind == 0 and flags == 0 and not self._header_block:
+                stream = streams.get(int.from_bytes(data[position + 5 : position + 9], "big") & 0x7FFFFFFF)
+                if stream is not None and not stream.peer_ended:
+                    if pending >= 0:
+                        self._to_h2(data[pending:position])
+                        pending = -1
+                        if self.closed:
+                            return
+                    self._fast_data(stream, data[position + 9 : end], length)
+                    if self.closed:
+                        return
+                    position = end
+                    continue
+            elif kind in _HEADER_BLOCK_FRAMES:
+                # RFC 9113 section 6.10: until END_HEADERS, only CONTINUATION
+                # frames of that block may come; h2 checks them all.
+                self._header_block = not flags & _END_HEADERS
+            if pending < 0:
+                pending = position
+            position = end
+        if pending >= 0:
+            self._to_h2(data[pending:position])
+        if position < size and not self.closed:
+            self._partial = data[position:]
+
+    def _to_h2(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            # A connection error (RFC 9113 section 5.4.1): h2 queued the
+            # GOAWAY; every stream ends with it.
+            self.flush()
+            self._terminate()
+            return
+        for event in events:
+            self.dispatch(event)
+
+    def _fast_data(self, stream: _Stream, data: bytes, length: int) -> None:
+        """A DATA frame taken past h2: the flow control that h2 would have checked."""
+        self._fast_connection_consumed += length
+        if self._fast_connection_consumed + self._connection_consumed > CONNECTION_WINDOW:
+            # RFC 9113 section 6.9.1: more than the window is a connection error.
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.close_connection(h2.errors.ErrorCodes.FLOW_CONTROL_ERROR)
+            self.flush()
+            self._terminate()
+            return
+        stream.data_arrived(data, length, fast=True)
+
+    def window_update(self, stream_id: int, increment: int) -> None:
+        """Send a WINDOW_UPDATE for bytes h2 did not see (:meth:`_split`), in order with h2's frames."""
+        outgoing = self._outgoing
+        outgoing += self.h2.data_to_send()
+        outgoing += _WINDOW_UPDATE_HEAD + stream_id.to_bytes(4, "big") + increment.to_bytes(4, "big")
+        self.schedule_flush()
 
     def eof_received(self) -> bool:
         self._terminate()
@@ -200,21 +305,29 @@ class _H2Protocol(asyncio.Protocol):
         self.flush()
 
     def schedule_flush(self) -> None:
-        """Have what h2 queued written soon, once for everything queued meanwhile.
+        """Have what h2 queued written, once for everything queued meanwhile.
 
-        Inside :meth:`data_received` that is at its end; elsewhere (a
-        handler's ``send``), at the next event loop iteration, so that the
-        streams' sends of one iteration share one write.
+        Inside :meth:`data_received`, at its end. Elsewhere (a handler's
+        ``send``): at once when the connection carries one WebSocket, as its
+        own TCP connection would; with several, at the next event loop
+        iteration, so that the sends of one iteration share one write.
         """
-        if not self._flush_scheduled:
+        if self._receiving:
             self._flush_scheduled = True
-            if not self._receiving:
-                self.loop.call_soon(self.flush)
+        elif len(self.streams) <= 1:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write what h2 queued."""
+        """Write what h2 queued (after our own frames, if any, that came before)."""
         self._flush_scheduled = False
         data = self.h2.data_to_send()
+        if self._outgoing:
+            self._outgoing += data
+            data = bytes(self._outgoing)
+            self._outgoing.clear()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -343,8 +456,11 @@ class _Stream(asyncio.Transport):
         self._held: deque[bytes | None] = deque()
         #: The DATA frames of the connection's current read, not handed over yet.
         self._incoming: list[bytes] = []
-        #: Received flow-controlled bytes not given back to the peer's window yet.
+        #: Received flow-controlled bytes not given back to the peer's window
+        #: yet: in frames h2 saw (it keeps their window), and in frames it did not.
         self._unacknowledged = 0
+        self._fast_unacknowledged = 0
+        self.peer_ended = False
         self._closing = False
         #: Nothing more can be sent: END_STREAM or RST_STREAM went out, or the peer reset.
         self._done = False
@@ -433,9 +549,18 @@ class _Stream(asyncio.Transport):
 
     # ------------------------------------------------------- from the connection
 
-    def data_arrived(self, data: bytes, flow_controlled_length: int) -> None:
-        """A DATA frame of this stream; handed over with the others of the same read (see :meth:`deliver`)."""
-        self._unacknowledged += flow_controlled_length
+    def data_arrived(self, data: bytes, flow_controlled_length: int, *, fast: bool = False) -> None:
+        """A DATA frame of this stream (``fast``: one that h2 did not see); see :meth:`deliver`."""
+        if fast:
+            self._fast_unacknowledged += flow_controlled_length
+            if self._fast_unacknowledged + self._unacknowledged > STREAM_WINDOW:
+                # RFC 9113 section 6.9.1: more than the stream's window is a
+                # stream error (h2 checks the frames it sees).
+                self._incoming.clear()
+                self._stop(reset=True, error=h2.errors.ErrorCodes.FLOW_CONTROL_ERROR)
+                return
+        else:
+            self._unacknowledged += flow_controlled_length
         if not self._incoming:
             self._connection.arrived.append(self)
         self._incoming.append(data)
@@ -460,6 +585,7 @@ class _Stream(asyncio.Transport):
 
     def ended(self) -> None:
         """The peer ended its side of the stream (``END_STREAM``)."""
+        self.peer_ended = True
         self.deliver()
         if self._reading_paused or self._held:
             self._held.append(None)
@@ -521,12 +647,12 @@ class _Stream(asyncio.Transport):
         failed = isinstance(connection, Connection) and connection.failure is not None
         self._stop(reset=failed or self._managed.state is not ConnectionState.CLOSED)
 
-    def _stop(self, *, reset: bool) -> None:
+    def _stop(self, *, reset: bool, error: h2.errors.ErrorCodes = h2.errors.ErrorCodes.CANCEL) -> None:
         self._done = True
         self._outgoing.clear()
         with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
             if reset:
-                self._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
+                self._h2.reset_stream(self.stream_id, error)
             else:
                 self._h2.end_stream(self.stream_id)
         self._connection.schedule_flush()
@@ -568,15 +694,19 @@ class _Stream(asyncio.Transport):
             # In halves of the window: a WINDOW_UPDATE per small message would
             # cost a frame each way, and the peer keeps at least half a window
             # to send with meanwhile, so it never waits for one.
-            self._unacknowledged >= STREAM_WINDOW // 2
+            self._unacknowledged + self._fast_unacknowledged >= STREAM_WINDOW // 2
             and not self._reading_paused
             and not self._held
             and not self._done
         ):
-            increment, self._unacknowledged = self._unacknowledged, 0
-            with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
-                self._h2.increment_flow_control_window(increment, self.stream_id)
-            self._connection.schedule_flush()
+            if self._unacknowledged:
+                increment, self._unacknowledged = self._unacknowledged, 0
+                with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
+                    self._h2.increment_flow_control_window(increment, self.stream_id)
+                self._connection.schedule_flush()
+            if self._fast_unacknowledged:
+                increment, self._fast_unacknowledged = self._fast_unacknowledged, 0
+                self._connection.window_update(self.stream_id, increment)
 
 
 def _managed(settings: Settings, extensions: list[Any], *, client: bool, now: float) -> ManagedConnection:
