@@ -745,3 +745,46 @@ def test_a_data_frame_inside_a_header_block_is_a_connection_error() -> None:
             await peer.close()
 
     run(main)
+
+
+def test_written_data_frames_keep_to_the_windows_the_peer_sets_and_changes() -> None:
+    """Our DATA frames skip h2 too, but its send windows stay right: SETTINGS shrink them, WINDOW_UPDATE opens them."""
+    echoed = asyncio.Event()
+
+    async def handler(websocket: Any) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+            echoed.set()
+
+    async def main() -> None:
+        async with h2_server(handler) as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            peer.send(stream, masked(OP_TEXT, b"first"))
+            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == stream)
+            # RFC 9113 section 6.9.2: a new initial window size changes the
+            # window of every open stream by the difference (here to -7 after 7 bytes sent).
+            peer.h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            peer.flush()
+            await peer.wait_for(lambda e: isinstance(e, h2.events.SettingsAcknowledged))
+            echoed.clear()
+            peer.send(stream, masked(OP_TEXT, b"second"))
+            await echoed.wait()
+            # Anything the server wrote before the Ping's answer would be here.
+            peer.h2.ping(b"barrier!")
+            peer.flush()
+            await peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived))
+            assert frames(peer.data(stream)) == [(0x81, b"first")]
+            # 7 bytes make the window 0 again: still nothing; 8 more let the echo (8 bytes) through.
+            peer.h2.increment_flow_control_window(7, stream)
+            peer.h2.ping(b"barrier2")
+            peer.flush()
+            await peer.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived) and e.ping_data == b"barrier2")
+            assert frames(peer.data(stream)) == [(0x81, b"first")]
+            peer.h2.increment_flow_control_window(8, stream)
+            peer.flush()
+            await peer.wait_for(lambda e: len(frames(peer.data(stream))) == 2)
+            assert frames(peer.data(stream)) == [(0x81, b"first"), (0x81, b"second")]
+            await peer.close()
+
+    run(main)

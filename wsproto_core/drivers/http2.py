@@ -274,6 +274,25 @@ class _H2Protocol(asyncio.Protocol):
             return
         stream.data_arrived(data, length, fast=True)
 
+    def send_frame(self, frame: bytes | bytearray) -> None:
+        """Write a frame that h2 did not build, in order with those it did.
+
+        A WebSocket stream's DATA frames are built here: h2 spends tens of
+        microseconds on one (frame objects, state machines). The send windows
+        stay h2's to keep: the caller took the frame's size off them, as
+        h2's ``send_data`` does, so that h2 still applies every
+        WINDOW_UPDATE and SETTINGS change, and checks them.
+        """
+        pending = self.h2.data_to_send()
+        outgoing = self._outgoing
+        if pending:
+            outgoing += pending
+        if outgoing or self._receiving or len(self.streams) > 1:
+            outgoing += frame
+            self.schedule_flush()
+        elif self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame)
+
     def window_update(self, stream_id: int, increment: int) -> None:
         """Send a WINDOW_UPDATE for bytes h2 did not see (:meth:`_split`), in order with h2's frames."""
         outgoing = self._outgoing
@@ -461,6 +480,13 @@ class _Stream(asyncio.Transport):
         self._unacknowledged = 0
         self._fast_unacknowledged = 0
         self.peer_ended = False
+        #: What follows the length in each of this stream's DATA frames: type
+        #: 0x0, no flags, the stream id (RFC 9113 section 6.1).
+        self._data_frame_head = b"\x00\x00" + stream_id.to_bytes(4, "big")
+        #: h2's own record of the stream, whose send window this driver
+        #: consumes when it writes a DATA frame itself (see send_frame); None
+        #: if this h2 keeps it elsewhere, and then h2 writes every frame.
+        self._h2_stream = _h2_stream(self._h2, stream_id)
         self._closing = False
         #: Nothing more can be sent: END_STREAM or RST_STREAM went out, or the peer reset.
         self._done = False
@@ -480,15 +506,30 @@ class _Stream(asyncio.Transport):
         if self._done:
             return
         if not self._outgoing and not self._connection.writing_paused:
-            # Hot path: the whole write in one frame, when it fits; h2 checks
-            # the window and the frame size before it changes any state.
-            try:
-                self._h2.send_data(self.stream_id, bytes(data) if isinstance(data, bytearray) else data)
-            except h2.exceptions.ProtocolError:
-                pass
+            # Hot path: the whole write in one frame, when it fits.
+            h2_stream = self._h2_stream
+            h2_connection = self._h2
+            size = len(data)
+            if h2_stream is not None:
+                if (
+                    size <= h2_stream.outbound_flow_control_window
+                    and size <= h2_connection.outbound_flow_control_window
+                    and size <= h2_connection.max_outbound_frame_size
+                    and not h2_stream.closed
+                ):
+                    h2_stream.outbound_flow_control_window -= size
+                    h2_connection.outbound_flow_control_window -= size
+                    self._connection.send_frame(size.to_bytes(3, "big") + self._data_frame_head + data)
+                    return
             else:
-                self._connection.schedule_flush()
-                return
+                # h2 checks the window and the frame size before it changes any state.
+                try:
+                    h2_connection.send_data(self.stream_id, bytes(data) if isinstance(data, bytearray) else data)
+                except h2.exceptions.ProtocolError:
+                    pass
+                else:
+                    self._connection.schedule_flush()
+                    return
         self._outgoing += data
         self._pump()
 
@@ -614,6 +655,7 @@ class _Stream(asyncio.Transport):
         connection = self._connection
         if outgoing and not connection.writing_paused and not self._done:
             h2_connection = self._h2
+            h2_stream = self._h2_stream
             stream_id = self.stream_id
             try:
                 while outgoing:
@@ -624,12 +666,17 @@ class _Stream(asyncio.Transport):
                     )
                     if size <= 0:
                         break
-                    h2_connection.send_data(stream_id, bytes(outgoing[:size]))
+                    if h2_stream is not None and not h2_stream.closed:
+                        h2_stream.outbound_flow_control_window -= size
+                        h2_connection.outbound_flow_control_window -= size
+                        connection.send_frame(size.to_bytes(3, "big") + self._data_frame_head + outgoing[:size])
+                    else:
+                        h2_connection.send_data(stream_id, bytes(outgoing[:size]))
+                        connection.schedule_flush()
                     del outgoing[:size]
             except (h2.exceptions.ProtocolError, KeyError):
                 # The stream is gone (h2 forgot it, or it was reset meanwhile).
                 outgoing.clear()
-            connection.schedule_flush()
         if not outgoing and self._closing and not self._done:
             self._end()
         size = len(outgoing)
@@ -707,6 +754,18 @@ class _Stream(asyncio.Transport):
             if self._fast_unacknowledged:
                 increment, self._fast_unacknowledged = self._fast_unacknowledged, 0
                 self._connection.window_update(self.stream_id, increment)
+
+
+def _h2_stream(connection: h2.connection.H2Connection, stream_id: int) -> Any:
+    """h2's object for a stream, if it keeps the stream's send window where this driver looks for it."""
+    stream = getattr(connection, "streams", {}).get(stream_id)
+    if (
+        isinstance(getattr(stream, "outbound_flow_control_window", None), int)
+        and isinstance(getattr(connection, "outbound_flow_control_window", None), int)
+        and isinstance(getattr(stream, "closed", None), bool)
+    ):
+        return stream
+    return None
 
 
 def _managed(settings: Settings, extensions: list[Any], *, client: bool, now: float) -> ManagedConnection:
