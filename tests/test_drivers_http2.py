@@ -788,3 +788,28 @@ def test_written_data_frames_keep_to_the_windows_the_peer_sets_and_changes() -> 
             await peer.close()
 
     run(main)
+
+
+def test_data_behind_a_reset_in_the_same_read_reaches_nobody() -> None:
+    """h2 reads the RST_STREAM before the DATA frame behind it is looked at: the stream is gone by then."""
+    received: list[str | bytes] = []
+    codes: asyncio.Queue[int | None] = asyncio.Queue()
+
+    async def handler(websocket: Any) -> None:
+        try:
+            async for message in websocket:
+                received.append(message)
+        finally:
+            await codes.put(websocket.close_code)
+
+    async def main() -> None:
+        async with h2_server(handler) as server:
+            peer = await HandPeer.client(server.port)
+            stream = await peer.open_websocket()
+            peer.h2.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+            peer.writer.write(peer.h2.data_to_send() + raw_frame(0x0, 0x0, stream, masked(OP_TEXT, b"too late")))
+            assert await codes.get() == 1006
+            assert received == []
+            await peer.close()
+
+    run(main)

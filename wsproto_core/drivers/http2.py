@@ -233,6 +233,9 @@ class _H2Protocol(asyncio.Protocol):
                         pending = -1
                         if self.closed:
                             return
+                        # Look at this frame again: what h2 just read may
+                        # have ended or reset its stream.
+                        continue
                     self._fast_data(stream, data[position + 9 : end], length)
                     if self.closed:
                         return
