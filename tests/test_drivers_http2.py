@@ -813,3 +813,33 @@ def test_data_behind_a_reset_in_the_same_read_reaches_nobody() -> None:
             await peer.close()
 
     run(main)
+
+
+def test_select_subprotocol_and_process_response_decide_http2_streams_too() -> None:
+    def select(request: Any) -> str | None:
+        return "second" if "second" in request.subprotocols else None
+
+    def process_response(request: Any, accept: Any) -> HttpResponse | None:
+        if request.target == "/private":
+            return HttpResponse(403, [(b"content-type", b"text/plain")], b"not for you\n")
+        return None
+
+    async def main() -> None:
+        server = await serve(
+            echo, "127.0.0.1", 0, http2=True, select_subprotocol=select, process_response=process_response
+        )
+        try:
+            url = f"ws://127.0.0.1:{server.port}"
+            async with connect(f"{url}/chat", http2=True, subprotocols=["first", "second"]) as websocket:
+                assert websocket.stream_id is not None
+                assert websocket.subprotocol == "second"
+                await websocket.send("over the chosen subprotocol")
+                assert await websocket.recv() == "over the chosen subprotocol"
+            with pytest.raises(HandshakeRejected) as rejected:
+                await connect(f"{url}/private", http2=True)
+            assert rejected.value.status_code == 403
+            assert rejected.value.body == b"not for you\n"
+        finally:
+            await server.close()
+
+    run(main)

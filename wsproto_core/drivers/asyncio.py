@@ -1112,7 +1112,7 @@ async def serve(
     ``subprotocols`` list (see :data:`~wsproto_core.drivers.SelectSubprotocol`);
     ``process_response(request, accept)`` may edit the 101 or answer with plain
     HTTP instead (see :data:`~wsproto_core.drivers.ProcessResponse`).
-    Both apply to HTTP/1.1 upgrades (not yet to HTTP/2 streams).
+    Both apply to HTTP/1.1 upgrades and to HTTP/2 streams alike.
 
     ``http2=True`` (the ``http2`` extra) also serves WebSockets over HTTP/2
     (RFC 8441) on the same port, many per connection: with ``ssl``, ALPN

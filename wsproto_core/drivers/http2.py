@@ -58,7 +58,6 @@ from ._common import (
     HttpResponse,
     Settings,
     WebSocketURL,
-    accept_for,
     request_for,
 )
 from .asyncio import WebSocket, _Protocol, _ServerConfig
@@ -910,7 +909,11 @@ class _H2ServerProtocol(_H2Protocol):
                 HttpResponse(rejection.status_code, [*rejection.headers, (b"content-type", b"text/plain")], body),
             )
             return
-        accept = accept_for(request, config.settings, config.subprotocols)
+        # subprotocols, select_subprotocol and process_response, decided as for HTTP/1.1.
+        accept = config.upgrade.decide(request, config.settings)
+        if isinstance(accept, HttpResponse):
+            self._respond(stream_id, accept)
+            return
         response, extensions = accept_headers(request, accept)
         self.h2.send_headers(stream_id, response)
         self.flush()
