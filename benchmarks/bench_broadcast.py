@@ -191,7 +191,13 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
     stalled = await asyncio.to_thread(stalled_client, port) if slow else None
     await asyncio.wait_for(everyone.wait(), 300)
     spent = 0.0
-    slow_member = members[-1] if slow else None
+    slow_member = None
+    if stalled is not None:
+        stalled_port = stalled.getsockname()[1]
+        slow_member = next(member for member in members if member.remote_address[1] == stalled_port)
+        # Its kernel send buffer kept small, so that what it does not read
+        # reaches the connection's own buffer within the run's few hundred KiB.
+        slow_member._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     slow_peak = 0
     cpu_start = time.process_time()
     for first in range(0, messages, burst):
