@@ -411,6 +411,21 @@ class ServerOpening:
         return self.connection.send(answer.rejection()) + self.connection.send(RejectData(answer.body))
 
 
+def remove_stale_unix_socket(path: str) -> None:
+    """Remove a socket file left at ``path`` by a server that is gone, as asyncio does before it binds.
+
+    Anything else at ``path`` (a regular file) is left alone: binding then fails.
+    """
+    import os  # noqa: PLC0415 (only Unix servers need it)
+    import stat  # noqa: PLC0415
+
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
 def admission_refusal(settings: Settings, *, handshaking: int, connections: int) -> bytes | None:
     """What a server answers a connection it just accepted, or ``None`` to admit it.
 

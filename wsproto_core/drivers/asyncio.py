@@ -76,7 +76,7 @@ from ._common import (
 from .proxy import open_tunnel, proxy_for
 from .reconnect import Backoff, reconnecting
 
-__all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener"]
+__all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener", "unix_connect", "unix_serve"]
 
 #: Received bytes that may wait to be parsed (the ordering rule) before the
 #: transport stops reading.
@@ -744,6 +744,7 @@ def connect(
     http2: bool = False,
     proxy: str | bool | None = True,
     backoff: Backoff | None = None,
+    unix_path: str | None = None,
     **options: Any,
 ) -> _Connect:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``).
@@ -771,6 +772,10 @@ def connect(
     retried with exponential backoff and jitter, or raised when they are
     permanent, as ``backoff`` (a :class:`~wsproto_core.drivers.reconnect.Backoff`,
     whose defaults are documented there) says.
+
+    ``unix_path`` connects to a server listening on that Unix domain socket
+    instead (no proxy); the URL still gives the request's target and Host,
+    and ``wss://`` runs TLS on the socket. See :func:`unix_connect`.
     """
     settings = Settings.from_options(options)
     if http2:
@@ -795,9 +800,20 @@ def connect(
             open_timeout=open_timeout,
             listener=listener,
             proxy=proxy,
+            unix_path=unix_path,
         ),
         backoff,
     )
+
+
+def unix_connect(path: str, url: str = "ws://localhost/", **kwargs: Any) -> _Connect:
+    """:func:`connect` to a server listening on the Unix domain socket ``path``.
+
+    ``url`` gives the request's target and Host header (and ``wss://`` TLS on
+    the socket, checked against its host). The other arguments are those of
+    :func:`connect`: ``await``, ``async with`` and ``async for`` all work.
+    """
+    return connect(url, unix_path=path, **kwargs)
 
 
 async def _open(
@@ -810,6 +826,7 @@ async def _open(
     open_timeout: float | None,
     listener: Listener | None,
     proxy: str | bool | None,
+    unix_path: str | None = None,
 ) -> WebSocket:
     target = parse_url(url)
     context = (ssl or ssl_module.create_default_context()) if target.secure else None
@@ -822,8 +839,15 @@ async def _open(
     transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(open_timeout):
-            through = proxy_for(target, proxy)
-            if through is None:
+            through = None if unix_path is not None else proxy_for(target, proxy)
+            if unix_path is not None:
+                transport, _ = await loop.create_unix_connection(
+                    lambda: _Protocol(opening),
+                    unix_path,
+                    ssl=context,
+                    server_hostname=target.host if context is not None else None,
+                )
+            elif through is None:
                 transport, _ = await loop.create_connection(
                     lambda: _Protocol(opening), target.host, target.port, ssl=context
                 )
@@ -1099,9 +1123,12 @@ async def serve(
     http2: bool = False,
     select_subprotocol: SelectSubprotocol | None = None,
     process_response: ProcessResponse | None = None,
+    unix_path: str | None = None,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection.
+
+    ``unix_path`` listens on that Unix domain socket instead (see :func:`unix_serve`).
 
     ``subprotocols`` are ours, in order of preference. ``process_request`` may
     answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
@@ -1142,8 +1169,29 @@ async def serve(
         def protocol() -> asyncio.BaseProtocol:
             return http2_server.protocol(config.protocol())
 
-    server = await asyncio.get_running_loop().create_server(protocol, host, port, ssl=ssl)
+    server = await _listen(protocol, host, port, ssl, unix_path)
     return Server(server, config.tracked)
+
+
+async def unix_serve(handler: Handler, path: str, **kwargs: Any) -> Server:
+    """:func:`serve` on the Unix domain socket ``path`` (a stale socket file there is replaced).
+
+    The other arguments are those of :func:`serve`; ``Server.port`` has no meaning here.
+    """
+    return await serve(handler, unix_path=path, **kwargs)
+
+
+async def _listen(
+    protocol: Callable[[], asyncio.BaseProtocol],
+    host: str | None,
+    port: int,
+    ssl: ssl_module.SSLContext | None,
+    unix_path: str | None,
+) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    if unix_path is not None:
+        return await loop.create_unix_server(protocol, unix_path, ssl=ssl)
+    return await loop.create_server(protocol, host, port, ssl=ssl)
 
 
 async def serve_listener(
@@ -1157,6 +1205,7 @@ async def serve_listener(
     open_timeout: float | None = 10.0,
     select_subprotocol: SelectSubprotocol | None = None,
     process_response: ProcessResponse | None = None,
+    unix_path: str | None = None,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port`` with the callback API: ``listener_factory()`` makes each connection's :class:`Listener`.
@@ -1174,5 +1223,5 @@ async def serve_listener(
         select_subprotocol=select_subprotocol,
         process_response=process_response,
     )
-    server = await asyncio.get_running_loop().create_server(config.protocol, host, port, ssl=ssl)
+    server = await _listen(config.protocol, host, port, ssl, unix_path)
     return Server(server, config.tracked)

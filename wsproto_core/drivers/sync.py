@@ -53,11 +53,12 @@ from ._common import (
     admission_refusal,
     managed_connection,
     parse_url,
+    remove_stale_unix_socket,
     request_for,
 )
 from .reconnect import Backoff
 
-__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve"]
+__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -381,9 +382,13 @@ def connect(
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    unix_path: str | None = None,
     **options: Any,
 ) -> WebSocket:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``); ``with`` closes it.
+
+    ``unix_path`` connects to a server listening on that Unix domain socket
+    instead; the URL still gives the request's target and Host (see :func:`unix_connect`).
 
     Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
@@ -393,7 +398,15 @@ def connect(
     settings = Settings.from_options(options)
     target = parse_url(url)
     deadline = _Deadline(open_timeout)
-    sock = socket.create_connection((target.host, target.port), timeout=open_timeout)
+    if unix_path is None:
+        sock = socket.create_connection((target.host, target.port), timeout=open_timeout)
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            deadline.apply(sock).connect(unix_path)
+        except BaseException:
+            sock.close()
+            raise
     try:
         if target.secure:
             context = ssl or ssl_module.create_default_context()
@@ -413,6 +426,15 @@ def connect(
         raise
     managed = managed_connection(connection, settings, client=True, now=time.monotonic())
     return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
+
+
+def unix_connect(path: str, url: str = "ws://localhost/", **kwargs: Any) -> WebSocket:
+    """:func:`connect` to a server listening on the Unix domain socket ``path``.
+
+    ``url`` gives the request's target and Host header (and ``wss://`` TLS on
+    the socket, checked against its host); the other arguments are those of :func:`connect`.
+    """
+    return connect(url, unix_path=path, **kwargs)
 
 
 def reconnect(url: str, *, backoff: Backoff | None = None, **kwargs: Any) -> Iterator[WebSocket]:
@@ -622,9 +644,12 @@ def serve(
     open_timeout: float | None = 10.0,
     select_subprotocol: SelectSubprotocol | None = None,
     process_response: ProcessResponse | None = None,
+    unix_path: str | None = None,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port``; :meth:`Server.serve_forever` runs ``handler(websocket)`` per connection.
+
+    ``unix_path`` listens on that Unix domain socket instead (see :func:`unix_serve`).
 
     ``subprotocols`` are ours, in order of preference. ``process_request`` may
     answer any HTTP request with plain HTTP (see :data:`ProcessRequest`). The
@@ -634,7 +659,16 @@ def serve(
     driver's :func:`~wsproto_core.drivers.asyncio.serve`.
     """
     settings = Settings.from_options(options)
-    if host is None and socket.has_dualstack_ipv6():
+    if unix_path is not None:
+        remove_stale_unix_socket(unix_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(unix_path)
+            sock.listen()
+        except BaseException:
+            sock.close()
+            raise
+    elif host is None and socket.has_dualstack_ipv6():
         # Every interface, IPv4 and IPv6, as asyncio and trio do.
         sock = socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True)
     else:
@@ -651,6 +685,14 @@ def serve(
         select_subprotocol=select_subprotocol,
         process_response=process_response,
     )
+
+
+def unix_serve(handler: Handler, path: str, **kwargs: Any) -> Server:
+    """:func:`serve` on the Unix domain socket ``path`` (a stale socket file there is replaced).
+
+    The other arguments are those of :func:`serve`; ``Server.port`` has no meaning here.
+    """
+    return serve(handler, unix_path=path, **kwargs)
 
 
 def _server_handshake(

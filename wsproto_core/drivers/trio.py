@@ -50,11 +50,12 @@ from ._common import (
     admission_refusal,
     managed_connection,
     parse_url,
+    remove_stale_unix_socket,
     request_for,
 )
 from .reconnect import Backoff, reconnecting
 
-__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve"]
+__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -331,9 +332,13 @@ async def connect(
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
+    unix_path: str | None = None,
     **options: Any,
 ) -> AsyncIterator[WebSocket]:
     """``async with connect(url) as websocket``: a WebSocket connection to ``url``.
+
+    ``unix_path`` connects to a server listening on that Unix domain socket
+    instead; the URL still gives the request's target and Host (see :func:`unix_connect`).
 
     Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
@@ -343,7 +348,13 @@ async def connect(
     """
     settings = Settings.from_options(options)
     websocket = await _open(
-        url, settings, subprotocols=subprotocols, extra_headers=extra_headers, ssl=ssl, open_timeout=open_timeout
+        url,
+        settings,
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        ssl=ssl,
+        open_timeout=open_timeout,
+        unix_path=unix_path,
     )
     # The block's exception is re-raised outside the nursery, so that it does
     # not come out wrapped in an ExceptionGroup.
@@ -367,10 +378,13 @@ async def _open(
     extra_headers: Sequence[tuple[bytes, bytes]],
     ssl: ssl_module.SSLContext | None,
     open_timeout: float | None,
+    unix_path: str | None = None,
 ) -> WebSocket:
     target = parse_url(url)
     with trio.fail_after(_timeout(open_timeout)):
-        stream: trio.abc.Stream = await trio.open_tcp_stream(target.host, target.port)
+        stream: trio.abc.Stream = await (
+            trio.open_tcp_stream(target.host, target.port) if unix_path is None else trio.open_unix_socket(unix_path)
+        )
         try:
             if target.secure:
                 stream = trio.SSLStream(stream, ssl or ssl_module.create_default_context(), server_hostname=target.host)
@@ -403,6 +417,7 @@ async def reconnect(
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
     backoff: Backoff | None = None,
+    unix_path: str | None = None,
     **options: Any,
 ) -> AsyncIterator[AsyncIterator[WebSocket]]:
     """``async with reconnect(url) as connections: async for websocket in connections``.
@@ -432,6 +447,7 @@ async def reconnect(
                     extra_headers=extra_headers,
                     ssl=ssl,
                     open_timeout=open_timeout,
+                    unix_path=unix_path,
                 )
             except trio.TooSlowError as exc:
                 raise TimeoutError(f"The WebSocket handshake took more than {open_timeout} s") from exc
@@ -448,6 +464,17 @@ async def reconnect(
             await connections.aclose()
     if error is not None:
         raise error
+
+
+def unix_connect(
+    path: str, url: str = "ws://localhost/", **kwargs: Any
+) -> contextlib.AbstractAsyncContextManager[WebSocket]:
+    """``async with unix_connect(path) as websocket``: :func:`connect` to the Unix domain socket ``path``.
+
+    ``url`` gives the request's target and Host header (and ``wss://`` TLS on
+    the socket, checked against its host); the other arguments are those of :func:`connect`.
+    """
+    return connect(url, unix_path=path, **kwargs)
 
 
 Handler = Callable[[WebSocket], Awaitable[None]]
@@ -505,9 +532,12 @@ async def serve(
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
     select_subprotocol: SelectSubprotocol | None = None,
     process_response: ProcessResponse | None = None,
+    unix_path: str | None = None,
     **options: Any,
 ) -> None:
     """Listen on ``host:port`` and run ``await handler(websocket)`` for each connection, until cancelled.
+
+    ``unix_path`` listens on that Unix domain socket instead (see :func:`unix_serve`).
 
     Start it with ``await nursery.start(...)`` to get the :class:`Server` once
     it listens. ``subprotocols`` are ours, in order of preference.
@@ -569,7 +599,11 @@ async def serve(
         finally:
             connections.discard(websocket)
 
-    listeners: list[trio.abc.Listener[Any]] = list(await trio.open_tcp_listeners(port, host=host))
+    listeners: list[trio.abc.Listener[Any]] = (
+        [await _unix_listener(unix_path)]
+        if unix_path is not None
+        else list(await trio.open_tcp_listeners(port, host=host))
+    )
     if ssl is not None:
         listeners = [trio.SSLListener(listener, ssl) for listener in listeners]
     server = Server(listeners, connections)
@@ -585,6 +619,32 @@ async def serve(
                 task_status.started(server)
     finally:
         server._stopped.set()
+
+
+async def unix_serve(
+    handler: Handler,
+    path: str,
+    *,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
+    **kwargs: Any,
+) -> None:
+    """:func:`serve` on the Unix domain socket ``path`` (a stale socket file there is replaced).
+
+    The other arguments are those of :func:`serve`; ``Server.port`` has no meaning here.
+    """
+    await serve(handler, unix_path=path, task_status=task_status, **kwargs)
+
+
+async def _unix_listener(path: str) -> trio.SocketListener:
+    remove_stale_unix_socket(path)
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen()
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 async def _refuse(stream: trio.abc.Stream, answer: bytes) -> None:
