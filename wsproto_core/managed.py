@@ -32,7 +32,6 @@ at :attr:`next_deadline`.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from typing import Protocol
@@ -107,6 +106,7 @@ class ManagedConnection:
         "close_timeout",
         "connection",
         "hold_after_message",
+        "latency",
         "ping_interval",
         "ping_timeout",
     )
@@ -147,9 +147,12 @@ class ManagedConnection:
         self._pieces: list[bytes | str] | None = None
         self._should_close_transport = False
         self._next_ping_at = now + ping_interval if ping_interval is not None else None
-        #: Pings awaiting their Pong, in the order sent: payload -> deadline
-        #: (``inf`` without ``ping_timeout``). None while there are none.
+        #: Pings awaiting their Pong, in the order sent: payload -> when it
+        #: was sent. None while there are none.
         self._pings: dict[bytes, float] | None = None
+        #: Seconds from the latest answered Ping (keepalive or the
+        #: application's) to its Pong; 0.0 until one is answered.
+        self.latency = 0.0
         #: Payloads of the Pings that the Pongs parsed so far acknowledged, until taken.
         self._acknowledged: list[bytes] | None = None
         self._close_deadline: float | None = None
@@ -292,7 +295,7 @@ class ManagedConnection:
                 if self.auto_reply and self.connection.state is ConnectionState.OPEN:
                     self._queue(self.connection.send(event.response()))
             elif isinstance(event, Pong):
-                self._pong_received(event.payload)
+                self._pong_received(event.payload, now)
             elif isinstance(event, CloseConnection):
                 self._on_close(event, now)
             elif self.connection.state is ConnectionState.CLOSED and self.close_event is None:
@@ -350,10 +353,10 @@ class ManagedConnection:
             self._pings = {}
         # A payload sent again waits for the Pong after its latest sending.
         self._pings.pop(payload, None)
-        self._pings[payload] = now + self.ping_timeout if self.ping_timeout is not None else math.inf
+        self._pings[payload] = now
         return payload
 
-    def _pong_received(self, payload: bytes) -> None:
+    def _pong_received(self, payload: bytes, now: float) -> None:
         """A Pong acknowledges its Ping and every earlier one; an unsolicited Pong, nothing.
 
         Section 5.5.3: a peer that received several Pings before it could
@@ -363,6 +366,7 @@ class ManagedConnection:
         pings = self._pings
         if not pings or payload not in pings:
             return
+        self.latency = now - pings[payload]
         if self._acknowledged is None:
             self._acknowledged = []
         for sent in list(pings):
@@ -378,10 +382,9 @@ class ManagedConnection:
 
     def _pong_deadline(self) -> float | None:
         # Pings are kept in the order sent, so the first has the earliest deadline.
-        if not self._pings:
+        if not self._pings or self.ping_timeout is None:
             return None
-        deadline = next(iter(self._pings.values()))
-        return None if deadline == math.inf else deadline
+        return next(iter(self._pings.values())) + self.ping_timeout
 
     def handle_timers(self, now: float) -> None:
         """Do what is due at ``now``: a keepalive Ping, or give up on a late peer."""

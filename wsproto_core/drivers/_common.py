@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import WSConnection
 from ..connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE
@@ -22,6 +22,9 @@ from ..handshake import DEFAULT_MAX_HANDSHAKE_SIZE
 from ..managed import ManagedConnection
 from ..permessage_deflate import PerMessageDeflate
 from ..state import ConnectionType
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "ClientOpening",
@@ -160,6 +163,10 @@ class Settings:
         is not reading, and the connection is dropped (1006) rather than
         buffering without bound. ``send`` waits for the buffer to drain
         instead, so it never reaches this. ``None``: no limit.
+    :param logger: each connection's logger (a ``Logger`` or ``LoggerAdapter``);
+        ``None``: ``wsproto_core.client`` or ``wsproto_core.server``. With DEBUG
+        enabled as a connection opens, its frames are logged
+        (:mod:`wsproto_core.drivers.tracing`); otherwise that costs nothing.
     """
 
     compression: bool = True
@@ -173,6 +180,7 @@ class Settings:
     max_connections: int | None = None
     retry_after: int = 10
     max_send_buffer: int | None = DEFAULT_MAX_SEND_BUFFER
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Settings:
@@ -474,7 +482,7 @@ def managed_connection(
     :attr:`ManagedConnection.held` (an application that takes messages from a
     queue; not one whose callbacks answer inside the parse).
     """
-    return ManagedConnection(
+    managed = ManagedConnection(
         connection.connection if connection.connection is not None else connection,
         client=client,
         ping_interval=settings.ping_interval,
@@ -483,3 +491,8 @@ def managed_connection(
         now=now,
         hold_after_message=hold_after_message,
     )
+    # Imported here: logging loads threading, and importing this package must not.
+    from .tracing import trace  # noqa: PLC0415
+
+    trace(managed, settings.logger, client=client)
+    return managed

@@ -408,6 +408,11 @@ class WebSocket:
         """Whether the connection is closed."""
         return self._closed
 
+    @property
+    def latency(self) -> float:
+        """Seconds from the latest answered Ping (keepalive or :meth:`ping`) to its Pong; 0.0 before one."""
+        return self._managed.latency
+
     # What a fan-out needs (wsproto_core.drivers.broadcast): how much waits to
     # be sent, and a send that queues without waiting, written later for
     # many connections at once.

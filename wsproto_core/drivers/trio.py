@@ -196,6 +196,11 @@ class WebSocket:
         return self._closed.is_set()
 
     @property
+    def latency(self) -> float:
+        """Seconds from the latest answered Ping (keepalive or :meth:`ping`) to its Pong; 0.0 before one."""
+        return self._managed.latency
+
+    @property
     def remote_address(self) -> Any:
         """The peer's address, as the socket reports it."""
         stream: Any = self._stream
