@@ -47,7 +47,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -205,6 +205,7 @@ class WebSocket:
         "_done",
         "_drain_waiter",
         "_ended",
+        "_fragmenting",
         "_listener",
         "_loop",
         "_managed",
@@ -258,6 +259,8 @@ class WebSocket:
         self._ended = False
         self._closed = False
         self._closing = False
+        #: send_fragments() is sending a message: other sends must wait for it.
+        self._fragmenting = False
         #: Whether :meth:`_soon` is scheduled for the next loop iteration.
         self._soon_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -280,8 +283,8 @@ class WebSocket:
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (``str``) or binary message; wait only while the transport's buffer is full."""
-        if self._closed or self._managed.state is not ConnectionState.OPEN:
-            self._raise_if_closed()
+        if self._closed or self._fragmenting or self._managed.state is not ConnectionState.OPEN:
+            self._raise_if_unsendable()
         managed = self._managed
         managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message), self._loop.time())  # type: ignore[arg-type]
         if (self._messages or managed.held) and (
@@ -307,14 +310,55 @@ class WebSocket:
         already holds ``max_send_buffer`` bytes (a peer that does not read),
         the connection is dropped and :class:`ConnectionClosed` (1006) raised.
         """
-        if self._closed or self._managed.state is not ConnectionState.OPEN:
-            self._raise_if_closed()
+        if self._closed or self._fragmenting or self._managed.state is not ConnectionState.OPEN:
+            self._raise_if_unsendable()
         if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
             self._abort()
             self.close_reason = "outgoing buffer full: the peer does not read"
             raise self._closed_error()
         self._managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message))  # type: ignore[arg-type]
         self._schedule_soon()
+
+    async def send_fragments(self, fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> None:
+        """Send one message from its pieces, each in a frame of its own, without assembling it.
+
+        ``fragments`` is an iterable or an async iterable of pieces, all ``str``
+        (a text message) or all bytes-like (a binary one). Each piece is written
+        as it comes (waiting while the transport's buffer is full), and an
+        empty final frame ends the message once the pieces run out; no pieces,
+        no message. Meanwhile :meth:`send` raises ``LocalProtocolError`` (a
+        message cannot go between another's fragments), while :meth:`ping` and
+        :meth:`close` may. If the pieces mix ``str`` and bytes (``TypeError``)
+        or their iterator raises, part of the message is already out: the
+        connection is closed with 1011 and the error raised.
+        """
+        if isinstance(fragments, str | bytes | bytearray | memoryview):
+            raise TypeError("send_fragments() takes an iterable of pieces; send a whole message with send()")
+        self._raise_if_unsendable()
+        self._fragmenting = True
+        text: bool | None = None
+        finished = False
+        try:
+            async for piece in _pieces(fragments):
+                is_text = isinstance(piece, str)
+                if text is None:
+                    text = is_text
+                elif text is not is_text:
+                    raise TypeError("send_fragments() got both str and bytes pieces; a message is text or binary")
+                self._raise_if_closed()
+                event = TextMessage(piece, message_finished=False) if is_text else _bytes_message(piece, final=False)  # type: ignore[arg-type]
+                self._managed.send(event, self._loop.time())
+                await self._flush()
+            if text is not None:
+                self._raise_if_closed()
+                self._managed.send(TextMessage("") if text else BytesMessage(b""), self._loop.time())
+                await self._flush()
+            finished = True
+        finally:
+            self._fragmenting = False
+            if not finished and text is not None and not self._closed:
+                # The peer holds the start of a message that will never end.
+                self._start_closing(1011, "message left unfinished")
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
@@ -455,6 +499,13 @@ class WebSocket:
         return self._transport.get_extra_info("http2_stream_id")  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------------- plumbing
+
+    def _raise_if_unsendable(self) -> None:
+        if self._fragmenting:
+            raise LocalProtocolError(
+                "send_fragments() is sending a message on this connection: wait until it returns before sending another"
+            )
+        self._raise_if_closed()
 
     def _raise_if_closed(self) -> None:
         if self._closed:
@@ -650,8 +701,18 @@ class WebSocket:
                 logger.exception("WebSocket listener failed")
 
 
-def _bytes_message(message: bytes | bytearray | memoryview) -> BytesMessage:
-    return BytesMessage(message if message.__class__ is bytes else bytes(message))
+def _bytes_message(message: bytes | bytearray | memoryview, *, final: bool = True) -> BytesMessage:
+    return BytesMessage(message if message.__class__ is bytes else bytes(message), message_finished=final)
+
+
+async def _pieces(fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> AsyncIterator[str | bytes]:
+    """The pieces of an iterable or an async iterable, one way."""
+    if isinstance(fragments, AsyncIterable):
+        async for piece in fragments:
+            yield piece
+    else:
+        for piece in fragments:
+            yield piece
 
 
 # ------------------------------------------------------------------------- client
