@@ -11,8 +11,10 @@ RFC 1929 for SOCKS5). TLS to the proxy itself (``https://`` proxies) is not
 supported; ``wss://`` through any of them is (TLS runs inside the tunnel).
 
 The two tunnel protocols are written without I/O (:class:`HttpConnectTunnel`,
-:class:`Socks5Tunnel`: bytes to send, bytes received, done or failed), and
-:func:`open_tunnel` runs one on an asyncio socket.
+:class:`Socks5Tunnel`: bytes to send, bytes received, done or failed), behind
+one interface, :class:`Tunnel`, that each driver runs on its own sockets:
+:func:`open_tunnel` on an asyncio socket, ``wsproto_core.drivers.sync`` on a
+blocking one and ``wsproto_core.drivers.trio`` on a trio stream.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import urllib.request
 
 from ._common import WebSocketURL
 
-__all__ = ["HttpConnectTunnel", "ProxyError", "ProxyURL", "Socks5Tunnel", "open_tunnel", "proxy_for"]
+__all__ = ["HttpConnectTunnel", "ProxyError", "ProxyURL", "Socks5Tunnel", "Tunnel", "open_tunnel", "proxy_for"]
 
 #: The largest CONNECT response head accepted from a proxy.
 MAX_RESPONSE_HEAD = 16 * 1024
@@ -215,6 +217,42 @@ class Socks5Tunnel:
         return b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", self._target.port)
 
 
+class Tunnel:
+    """Either tunnel protocol, one way: send :attr:`opening`, then feed replies to :meth:`receive`.
+
+    What a driver's loop looks like, whatever the proxy::
+
+        send(tunnel.opening)
+        while True:
+            to_send, opened = tunnel.receive(read())
+            send(to_send)  # when not empty
+            if opened:
+                break
+    """
+
+    def __init__(self, proxy: ProxyURL, target: WebSocketURL) -> None:
+        self._http = HttpConnectTunnel(proxy, target) if proxy.scheme == "http" else None
+        self._socks = Socks5Tunnel(proxy, target) if self._http is None else None
+        #: The first bytes to send to the proxy.
+        self.opening = self._http.request if self._http is not None else self._socks.greeting  # type: ignore[union-attr]
+
+    def receive(self, data: bytes) -> tuple[bytes, bool]:
+        """Feed bytes read from the proxy (``b""``: it closed); return (bytes to send now, whether the tunnel is open).
+
+        Raises :class:`ProxyError` when the proxy refuses, closes, or speaks
+        once the tunnel is open (the target speaks only after our request).
+        """
+        if self._http is not None:
+            after = self._http.receive(data)
+            to_send = b""
+        else:
+            assert self._socks is not None
+            to_send, after = self._socks.receive(data)
+        if after:
+            raise ProxyError("The proxy sent bytes of its own after opening the tunnel")
+        return to_send, after is not None
+
+
 async def open_tunnel(proxy: ProxyURL, target: WebSocketURL) -> socket.socket:
     """Connect to ``proxy`` and open a tunnel to ``target``; return the connected socket.
 
@@ -231,24 +269,14 @@ async def open_tunnel(proxy: ProxyURL, target: WebSocketURL) -> socket.socket:
     try:
         sock.setblocking(False)
         await loop.sock_connect(sock, address)
-        if proxy.scheme == "http":
-            http = HttpConnectTunnel(proxy, target)
-            await loop.sock_sendall(sock, http.request)
-            while (rest := http.receive(await loop.sock_recv(sock, 4096))) is None:
-                pass
-        else:
-            socks = Socks5Tunnel(proxy, target)
-            await loop.sock_sendall(sock, socks.greeting)
-            while True:
-                to_send, after = socks.receive(await loop.sock_recv(sock, 4096))
-                if to_send:
-                    await loop.sock_sendall(sock, to_send)
-                if after is not None:
-                    rest = after
-                    break
-        if rest:
-            # The target speaks only after our request (or TLS ClientHello).
-            raise ProxyError("The proxy sent bytes of its own after opening the tunnel")
+        tunnel = Tunnel(proxy, target)
+        await loop.sock_sendall(sock, tunnel.opening)
+        while True:
+            to_send, opened = tunnel.receive(await loop.sock_recv(sock, 4096))
+            if to_send:
+                await loop.sock_sendall(sock, to_send)
+            if opened:
+                break
     except BaseException:
         sock.close()
         raise

@@ -50,12 +50,14 @@ from ._common import (
     ServerOpening,
     Settings,
     Upgrade,
+    WebSocketURL,
     admission_refusal,
     managed_connection,
     parse_url,
     remove_stale_unix_socket,
     request_for,
 )
+from .proxy import ProxyURL, Tunnel, proxy_for
 from .reconnect import Backoff
 
 __all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
@@ -388,12 +390,16 @@ def connect(
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
     unix_path: str | None = None,
+    proxy: str | bool | None = True,
     **options: Any,
 ) -> WebSocket:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``); ``with`` closes it.
 
     ``unix_path`` connects to a server listening on that Unix domain socket
     instead; the URL still gives the request's target and Host (see :func:`unix_connect`).
+    ``proxy`` is that of the asyncio driver's
+    :func:`~wsproto_core.drivers.asyncio.connect`: the environment's proxy
+    (``True``), a proxy URL, or ``None`` to connect directly.
 
     Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
@@ -403,7 +409,10 @@ def connect(
     settings = Settings.from_options(options)
     target = parse_url(url)
     deadline = _Deadline(open_timeout)
-    if unix_path is None:
+    through = None if unix_path is not None else proxy_for(target, proxy)
+    if through is not None:
+        sock = _open_tunnel(through, target, deadline)
+    elif unix_path is None:
         sock = socket.create_connection((target.host, target.port), timeout=open_timeout)
     else:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -431,6 +440,23 @@ def connect(
         raise
     managed = managed_connection(connection, settings, client=True, now=time.monotonic())
     return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
+
+
+def _open_tunnel(proxy: ProxyURL, target: WebSocketURL, deadline: _Deadline) -> socket.socket:
+    """A socket to ``target`` through ``proxy`` (HTTP CONNECT or SOCKS5, see :mod:`~wsproto_core.drivers.proxy`)."""
+    sock = deadline.apply(socket.create_connection((proxy.host, proxy.port)))
+    try:
+        tunnel = Tunnel(proxy, target)
+        sock.sendall(tunnel.opening)
+        while True:
+            to_send, opened = tunnel.receive(deadline.apply(sock).recv(4096))
+            if to_send:
+                sock.sendall(to_send)
+            if opened:
+                return sock
+    except BaseException:
+        sock.close()
+        raise
 
 
 def unix_connect(path: str, url: str = "ws://localhost/", **kwargs: Any) -> WebSocket:

@@ -47,12 +47,14 @@ from ._common import (
     ServerOpening,
     Settings,
     Upgrade,
+    WebSocketURL,
     admission_refusal,
     managed_connection,
     parse_url,
     remove_stale_unix_socket,
     request_for,
 )
+from .proxy import ProxyURL, Tunnel, proxy_for
 from .reconnect import Backoff, reconnecting
 
 __all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
@@ -338,12 +340,16 @@ async def connect(
     ssl: ssl_module.SSLContext | None = None,
     open_timeout: float | None = 10.0,
     unix_path: str | None = None,
+    proxy: str | bool | None = True,
     **options: Any,
 ) -> AsyncIterator[WebSocket]:
     """``async with connect(url) as websocket``: a WebSocket connection to ``url``.
 
     ``unix_path`` connects to a server listening on that Unix domain socket
     instead; the URL still gives the request's target and Host (see :func:`unix_connect`).
+    ``proxy`` is that of the asyncio driver's
+    :func:`~wsproto_core.drivers.asyncio.connect`: the environment's proxy
+    (``True``), a proxy URL, or ``None`` to connect directly.
 
     Options are those of :class:`~wsproto_core.drivers.Settings` (compression,
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
@@ -360,6 +366,7 @@ async def connect(
         ssl=ssl,
         open_timeout=open_timeout,
         unix_path=unix_path,
+        proxy=proxy,
     )
     # The block's exception is re-raised outside the nursery, so that it does
     # not come out wrapped in an ExceptionGroup.
@@ -384,12 +391,18 @@ async def _open(
     ssl: ssl_module.SSLContext | None,
     open_timeout: float | None,
     unix_path: str | None = None,
+    proxy: str | bool | None = None,
 ) -> WebSocket:
     target = parse_url(url)
     with trio.fail_after(_timeout(open_timeout)):
-        stream: trio.abc.Stream = await (
-            trio.open_tcp_stream(target.host, target.port) if unix_path is None else trio.open_unix_socket(unix_path)
-        )
+        through = None if unix_path is not None else proxy_for(target, proxy)
+        stream: trio.abc.Stream
+        if through is not None:
+            stream = await _open_tunnel(through, target)
+        elif unix_path is not None:
+            stream = await trio.open_unix_socket(unix_path)
+        else:
+            stream = await trio.open_tcp_stream(target.host, target.port)
         try:
             if target.secure:
                 stream = trio.SSLStream(stream, ssl or ssl_module.create_default_context(), server_hostname=target.host)
@@ -423,6 +436,7 @@ async def reconnect(
     open_timeout: float | None = 10.0,
     backoff: Backoff | None = None,
     unix_path: str | None = None,
+    proxy: str | bool | None = True,
     **options: Any,
 ) -> AsyncIterator[AsyncIterator[WebSocket]]:
     """``async with reconnect(url) as connections: async for websocket in connections``.
@@ -453,6 +467,7 @@ async def reconnect(
                     ssl=ssl,
                     open_timeout=open_timeout,
                     unix_path=unix_path,
+                    proxy=proxy,
                 )
             except trio.TooSlowError as exc:
                 raise TimeoutError(f"The WebSocket handshake took more than {open_timeout} s") from exc
@@ -469,6 +484,23 @@ async def reconnect(
             await connections.aclose()
     if error is not None:
         raise error
+
+
+async def _open_tunnel(proxy: ProxyURL, target: WebSocketURL) -> trio.abc.Stream:
+    """A stream to ``target`` through ``proxy`` (HTTP CONNECT or SOCKS5, see :mod:`~wsproto_core.drivers.proxy`)."""
+    stream = await trio.open_tcp_stream(proxy.host, proxy.port)
+    try:
+        tunnel = Tunnel(proxy, target)
+        await stream.send_all(tunnel.opening)
+        while True:
+            to_send, opened = tunnel.receive(await stream.receive_some(4096))
+            if to_send:
+                await stream.send_all(to_send)
+            if opened:
+                return stream
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
 
 
 def unix_connect(
