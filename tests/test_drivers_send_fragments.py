@@ -1,4 +1,4 @@
-"""asyncio ``WebSocket.send_fragments``: one message from pieces, each in its own frame, never assembled.
+"""``WebSocket.send_fragments`` (asyncio, trio, threads): one message from pieces, never assembled.
 
 The frames on the wire are read from the client's frame log
 (drivers.tracing); the server, on 127.0.0.1 and stopped by each test, checks
@@ -8,13 +8,18 @@ what arrives as a whole.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import pytest
+import trio
 
 from wsproto_core.drivers import ConnectionClosed
+from wsproto_core.drivers import sync as sync_driver
+from wsproto_core.drivers import trio as trio_driver
 from wsproto_core.drivers.asyncio import WebSocket, connect, serve
 from wsproto_core.errors import LocalProtocolError
 
@@ -150,3 +155,78 @@ def test_a_whole_message_is_refused() -> None:
             assert await websocket.recv() == "still open"
 
     run(main)
+
+
+# ====================================================================== trio and threads
+
+
+def test_sync_send_fragments(wire: Callable[[], list[str]]) -> None:
+    def sync_echo(websocket: sync_driver.WebSocket) -> None:
+        for message in websocket:
+            websocket.send(message)
+
+    with sync_driver.serve(sync_echo, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            url = f"ws://127.0.0.1:{server.port}/"
+            logger = logging.getLogger("tests.fragments")
+            with sync_driver.connect(url, logger=logger, compression=False) as websocket:
+                refused: list[BaseException] = []
+
+                def pieces() -> Iterator[bytes]:
+                    yield b"ab"
+                    # Another sender meanwhile is refused.
+                    try:
+                        websocket.send("in between")
+                    except LocalProtocolError as error:
+                        refused.append(error)
+                    yield b"cd"
+
+                websocket.send_fragments(pieces())
+                assert websocket.recv() == b"abcd"
+                assert len(refused) == 1
+            with sync_driver.connect(url) as websocket:
+                with pytest.raises(TypeError):
+                    websocket.send_fragments(["text", b"bytes"])
+                assert websocket.wait_closed(10)
+                assert (websocket.close_code, websocket.close_reason) == (1011, "message left unfinished")
+        finally:
+            server.shutdown()
+            thread.join(10)
+    assert [line for line in wire() if line.startswith("> BINARY")] == [
+        "> BINARY 61 62 [2 bytes, message continues]",
+        "> BINARY 63 64 [2 bytes, message continues]",
+        "> BINARY  [0 bytes]",
+    ]
+
+
+def test_trio_send_fragments() -> None:
+    async def trio_echo(websocket: trio_driver.WebSocket) -> None:
+        async for message in websocket:
+            await websocket.send(message)
+
+    async def pieces() -> AsyncIterator[str]:
+        for piece in ("hé", "llo"):
+            yield piece
+
+    async def main() -> None:
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                server: trio_driver.Server = await nursery.start(
+                    functools.partial(trio_driver.serve, trio_echo, "127.0.0.1", 0)
+                )
+                url = f"ws://127.0.0.1:{server.port}/"
+                async with trio_driver.connect(url) as websocket:
+                    await websocket.send_fragments(pieces())
+                    assert await websocket.recv() == "héllo"
+                    await websocket.send_fragments([b"x", b"y"])
+                    assert await websocket.recv() == b"xy"
+                async with trio_driver.connect(url) as websocket:
+                    with pytest.raises(TypeError):
+                        await websocket.send_fragments([b"bytes", "text"])
+                    await websocket.wait_closed()
+                    assert (websocket.close_code, websocket.close_reason) == (1011, "message left unfinished")
+                await server.close()
+
+    trio.run(main)

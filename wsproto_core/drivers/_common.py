@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import WSConnection
 from ..connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import AcceptConnection, RejectConnection, RejectData, Request
+from ..events import AcceptConnection, BytesMessage, RejectConnection, RejectData, Request, TextMessage
 from ..extensions import Extension
 from ..handshake import DEFAULT_MAX_HANDSHAKE_SIZE
 from ..managed import ManagedConnection
@@ -432,6 +432,54 @@ def remove_stale_unix_socket(path: str) -> None:
             os.remove(path)
     except FileNotFoundError:
         pass
+
+
+class Fragments:
+    """One message sent from pieces, without assembling it: the event for each piece, then the end.
+
+    Every driver's ``send_fragments`` runs it: :meth:`piece` for each piece as
+    it comes (all ``str`` for a text message, all bytes-like for a binary
+    one), then :meth:`end` once they ran out. While :attr:`started` is true and
+    the message has not ended, the peer holds the start of a message: a
+    driver that cannot finish it closes the connection (1011).
+    """
+
+    def __init__(self, fragments: object) -> None:
+        if isinstance(fragments, str | bytes | bytearray | memoryview):
+            raise TypeError("send_fragments() takes an iterable of pieces; send a whole message with send()")
+        #: Whether the message is text (``None`` until the first piece).
+        self.text: bool | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether a piece went out."""
+        return self.text is not None
+
+    def piece(self, piece: str | bytes | bytearray | memoryview) -> TextMessage | BytesMessage:
+        """The event that sends ``piece`` as a frame of the message (not its last)."""
+        is_text = isinstance(piece, str)
+        if self.text is None:
+            self.text = is_text
+        elif self.text is not is_text:
+            raise TypeError("send_fragments() got both str and bytes pieces; a message is text or binary")
+        if is_text:
+            return TextMessage(piece, message_finished=False)  # type: ignore[arg-type]
+        return BytesMessage(piece if piece.__class__ is bytes else bytes(piece), message_finished=False)  # type: ignore[arg-type]
+
+    def end(self) -> TextMessage | BytesMessage | None:
+        """The event that ends the message (an empty final frame), or ``None`` when no piece came."""
+        if self.text is None:
+            return None
+        return TextMessage("") if self.text else BytesMessage(b"")
+
+
+#: Why a connection is closed (1011) when ``send_fragments`` could not finish its message.
+UNFINISHED_MESSAGE = "message left unfinished"
+
+#: What ``send`` raises while ``send_fragments`` is sending.
+FRAGMENTS_IN_PROGRESS = (
+    "send_fragments() is sending a message on this connection: wait until it returns before sending another"
+)
 
 
 def admission_refusal(settings: Settings, *, handshaking: int, connections: int) -> bytes | None:

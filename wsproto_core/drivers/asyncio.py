@@ -58,9 +58,12 @@ from ..managed import ManagedConnection
 from ..prepared import PreparedMessage
 from ..state import ConnectionState, ConnectionType
 from ._common import (
+    FRAGMENTS_IN_PROGRESS,
     REFUSAL_GRACE,
+    UNFINISHED_MESSAGE,
     ClientOpening,
     ConnectionClosed,
+    Fragments,
     ProcessRequest,
     ProcessResponse,
     SelectSubprotocol,
@@ -332,33 +335,27 @@ class WebSocket:
         or their iterator raises, part of the message is already out: the
         connection is closed with 1011 and the error raised.
         """
-        if isinstance(fragments, str | bytes | bytearray | memoryview):
-            raise TypeError("send_fragments() takes an iterable of pieces; send a whole message with send()")
+        message = Fragments(fragments)
         self._raise_if_unsendable()
         self._fragmenting = True
-        text: bool | None = None
         finished = False
         try:
             async for piece in _pieces(fragments):
-                is_text = isinstance(piece, str)
-                if text is None:
-                    text = is_text
-                elif text is not is_text:
-                    raise TypeError("send_fragments() got both str and bytes pieces; a message is text or binary")
+                event = message.piece(piece)
                 self._raise_if_closed()
-                event = TextMessage(piece, message_finished=False) if is_text else _bytes_message(piece, final=False)  # type: ignore[arg-type]
                 self._managed.send(event, self._loop.time())
                 await self._flush()
-            if text is not None:
+            end = message.end()
+            if end is not None:
                 self._raise_if_closed()
-                self._managed.send(TextMessage("") if text else BytesMessage(b""), self._loop.time())
+                self._managed.send(end, self._loop.time())
                 await self._flush()
             finished = True
         finally:
             self._fragmenting = False
-            if not finished and text is not None and not self._closed:
+            if not finished and message.started and not self._closed:
                 # The peer holds the start of a message that will never end.
-                self._start_closing(1011, "message left unfinished")
+                self._start_closing(1011, UNFINISHED_MESSAGE)
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
@@ -502,9 +499,7 @@ class WebSocket:
 
     def _raise_if_unsendable(self) -> None:
         if self._fragmenting:
-            raise LocalProtocolError(
-                "send_fragments() is sending a message on this connection: wait until it returns before sending another"
-            )
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
         self._raise_if_closed()
 
     def _raise_if_closed(self) -> None:
@@ -701,8 +696,8 @@ class WebSocket:
                 logger.exception("WebSocket listener failed")
 
 
-def _bytes_message(message: bytes | bytearray | memoryview, *, final: bool = True) -> BytesMessage:
-    return BytesMessage(message if message.__class__ is bytes else bytes(message), message_finished=final)
+def _bytes_message(message: bytes | bytearray | memoryview) -> BytesMessage:
+    return BytesMessage(message if message.__class__ is bytes else bytes(message))
 
 
 async def _pieces(fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> AsyncIterator[str | bytes]:

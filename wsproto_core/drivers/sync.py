@@ -30,20 +30,23 @@ import ssl as ssl_module
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 from .. import WSConnection
-from ..errors import RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
+    FRAGMENTS_IN_PROGRESS,
     READ_SIZE,
     REFUSAL_GRACE,
+    UNFINISHED_MESSAGE,
     ClientOpening,
     ConnectionClosed,
+    Fragments,
     ProcessRequest,
     ProcessResponse,
     SelectSubprotocol,
@@ -154,6 +157,8 @@ class WebSocket:
         self._aborted = False
         self._waker = _Waker()
         self._pong_waiters: dict[bytes, PongWaiter] = {}
+        #: send_fragments() is sending a message: other sends must wait for it.
+        self._fragmenting = False
         self._reader = threading.Thread(target=self._read_loop, name="wsproto_core reader", daemon=True)
         self._reader.start()
 
@@ -163,8 +168,46 @@ class WebSocket:
         """Send a text (``str``) or binary message; return once it is written."""
         event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
         with self._lock:
+            if self._fragmenting:
+                raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
             self._raise_if_closed()
             # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
+            self._managed.send(event, time.monotonic())
+        self._flush()
+
+    def send_fragments(self, fragments: Iterable[str | bytes]) -> None:
+        """Send one message from an iterable of pieces, each in a frame of its own, without assembling it.
+
+        As the asyncio driver's
+        :meth:`~wsproto_core.drivers.asyncio.WebSocket.send_fragments`: all
+        ``str`` or all bytes; :meth:`send` from other threads raises
+        ``LocalProtocolError`` meanwhile; a failure halfway closes the
+        connection with 1011.
+        """
+        message = Fragments(fragments)
+        with self._lock:
+            self._raise_if_closed()
+            if self._fragmenting:
+                raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+            self._fragmenting = True
+        finished = False
+        try:
+            for piece in fragments:
+                self._send_event(message.piece(piece))
+            end = message.end()
+            if end is not None:
+                self._send_event(end)
+            finished = True
+        finally:
+            with self._lock:
+                self._fragmenting = False
+            if not finished and message.started and not self._closed.is_set():
+                # The peer holds the start of a message that will never end.
+                self.close(1011, UNFINISHED_MESSAGE)
+
+    def _send_event(self, event: TextMessage | BytesMessage) -> None:
+        with self._lock:
+            self._raise_if_closed()
             self._managed.send(event, time.monotonic())
         self._flush()
 

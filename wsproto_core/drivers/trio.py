@@ -26,21 +26,24 @@ import logging
 import math
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any
 
 import trio
 
 from .. import WSConnection
-from ..errors import RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
+    FRAGMENTS_IN_PROGRESS,
     READ_SIZE,
     REFUSAL_GRACE,
+    UNFINISHED_MESSAGE,
     ClientOpening,
     ConnectionClosed,
+    Fragments,
     ProcessRequest,
     ProcessResponse,
     SelectSubprotocol,
@@ -129,6 +132,8 @@ class WebSocket:
         self._reader_scope = trio.CancelScope()
         self._timer_scope = trio.CancelScope()
         self._pong_waiters: dict[bytes, PongWaiter] = {}
+        #: send_fragments() is sending a message: other sends must wait for it.
+        self._fragmenting = False
 
     def _start(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self._read_loop)
@@ -138,9 +143,48 @@ class WebSocket:
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (``str``) or binary message; return once it is written."""
+        if self._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
         self._raise_if_closed()
         event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
         # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
+        self._managed.send(event, trio.current_time())
+        await self._flush()
+
+    async def send_fragments(self, fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> None:
+        """Send one message from its pieces (an iterable or an async iterable), each in a frame of its own.
+
+        As the asyncio driver's
+        :meth:`~wsproto_core.drivers.asyncio.WebSocket.send_fragments`: all
+        ``str`` or all bytes; :meth:`send` raises meanwhile; a failure halfway
+        closes the connection with 1011.
+        """
+        message = Fragments(fragments)
+        self._raise_if_closed()
+        if self._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+        self._fragmenting = True
+        finished = False
+        try:
+            if isinstance(fragments, AsyncIterable):
+                async for piece in fragments:
+                    await self._send_event(message.piece(piece))
+            else:
+                for piece in fragments:
+                    await self._send_event(message.piece(piece))
+            end = message.end()
+            if end is not None:
+                await self._send_event(end)
+            finished = True
+        finally:
+            self._fragmenting = False
+            if not finished and message.started and not self._closed.is_set():
+                # The peer holds the start of a message that will never end.
+                with trio.CancelScope(shield=True):
+                    await self.close(1011, UNFINISHED_MESSAGE)
+
+    async def _send_event(self, event: TextMessage | BytesMessage) -> None:
+        self._raise_if_closed()
         self._managed.send(event, trio.current_time())
         await self._flush()
 
