@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse
+from wsproto_core.drivers import http2 as http2_driver
 from wsproto_core.drivers.asyncio import Server, WebSocket, connect, serve
 from wsproto_core.drivers.http2 import STREAM_HIGH_WATER, STREAM_WINDOW, ExtendedConnectUnsupported
 
@@ -65,6 +66,29 @@ async def h2_server(handler: Callable[[Any], Awaitable[None]] = echo, **kwargs: 
         yield server
     finally:
         await server.close()
+
+
+@pytest.fixture(params=["frames-built-here", "h2-send-data"])
+def send_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Both ways a WebSocket stream's DATA frames are written: built by the driver, or by h2's public ``send_data``.
+
+    The second is what the driver falls back to with an h2 that does not keep
+    its send windows where the driver takes frames' sizes off them. Every
+    frame the driver builds goes through ``send_frame``: counting those calls
+    proves which way the test ran.
+    """
+    built: list[int] = []
+    send_frame = http2_driver._H2Protocol.send_frame
+
+    def counting_send_frame(self: Any, frame: bytes | bytearray) -> None:
+        built.append(len(frame))
+        send_frame(self, frame)
+
+    monkeypatch.setattr(http2_driver._H2Protocol, "send_frame", counting_send_frame)
+    if request.param == "h2-send-data":
+        monkeypatch.setattr(http2_driver, "_H2_KEEPS_SEND_WINDOWS", False)
+    yield request.param
+    assert bool(built) == (request.param == "frames-built-here"), f"{len(built)} DATA frames built by the driver"
 
 
 # ------------------------------------------------------------------ hand-driven peer
@@ -178,7 +202,7 @@ def frames(data: bytes) -> list[tuple[int, bytes]]:
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["h2c", "h2-alpn"])
-def test_many_websockets_share_one_connection(tls: bool) -> None:
+def test_many_websockets_share_one_connection(tls: bool, send_path: str) -> None:
     server_ssl, client_ssl = tls_contexts() if tls else (None, None)
     seen: list[WebSocket] = []
 
@@ -398,7 +422,7 @@ def test_protocol_failure_resets_its_stream_only() -> None:
     run(main)
 
 
-def test_a_stream_whose_window_is_zero_stalls_nobody_else() -> None:
+def test_a_stream_whose_window_is_zero_stalls_nobody_else(send_path: str) -> None:
     """HTTP/2 flow control is the backpressure, per stream, in both directions."""
 
     async def main() -> None:
@@ -423,37 +447,42 @@ def test_a_stream_whose_window_is_zero_stalls_nobody_else() -> None:
 
         async with h2_server(handler, max_queue=2) as server:
             peer = await HandPeer.client(server.port, INITIAL_WINDOW_SIZE=4000)
-            flood = await peer.open_websocket(path=b"/flood")
-            deaf = await peer.open_websocket(path=b"/deaf")
-            other = await peer.open_websocket(path=b"/other")
-            # Send to the deaf stream until its window is zero.
-            while (window := peer.h2.local_flow_control_window(deaf)) > 0:
-                peer.send(deaf, masked(OP_BINARY, b"z" * min(window - 8, 1000))[:window])
-                await asyncio.sleep(0)
-            for _ in range(20):  # give the server every chance to (wrongly) reopen it
-                await asyncio.sleep(0)
-            assert peer.h2.local_flow_control_window(deaf) == 0
-            # The flood stream's DATA stopped at the peer's window of 4000
-            # bytes, and its sends once the stream's buffer passed the
-            # high-water mark: what waits in the server is bounded.
-            await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and len(peer.data(flood)) >= 4000)
-            for _ in range(20):
-                await asyncio.sleep(0)
-            assert len(peer.data(flood)) == 4000
-            assert sends_done.get("flood", 0) <= (4000 + STREAM_HIGH_WATER) // 1004 + 1
-            waiting = stuck[0]._transport.get_write_buffer_size()
-            assert STREAM_HIGH_WATER < waiting <= STREAM_HIGH_WATER + 1004
-            # Meanwhile another stream on the same connection echoes.
-            for index in range(10):
-                peer.send(other, masked(OP_TEXT, f"message {index}".encode()))
-            await peer.wait_for(lambda e: len(frames(peer.data(other))) == 10)
-            assert [payload for _, payload in frames(peer.data(other))] == [f"message {i}".encode() for i in range(10)]
-            # Reopen the flood stream's window: the server's sends go on.
-            peer.h2.increment_flow_control_window(STREAM_WINDOW, flood)
-            peer.flush()
-            await peer.wait_for(lambda e: len(peer.data(flood)) > 8000)
-            gate.set()
-            await peer.close()
+            try:
+                flood = await peer.open_websocket(path=b"/flood")
+                deaf = await peer.open_websocket(path=b"/deaf")
+                other = await peer.open_websocket(path=b"/other")
+                # Send to the deaf stream until its window is zero.
+                while (window := peer.h2.local_flow_control_window(deaf)) > 0:
+                    peer.send(deaf, masked(OP_BINARY, b"z" * min(window - 8, 1000))[:window])
+                    await asyncio.sleep(0)
+                for _ in range(20):  # give the server every chance to (wrongly) reopen it
+                    await asyncio.sleep(0)
+                assert peer.h2.local_flow_control_window(deaf) == 0
+                # The flood stream's DATA stopped at the peer's window of 4000
+                # bytes, and its sends once the stream's buffer passed the
+                # high-water mark: what waits in the server is bounded.
+                await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and len(peer.data(flood)) >= 4000)
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                assert len(peer.data(flood)) == 4000
+                assert sends_done.get("flood", 0) <= (4000 + STREAM_HIGH_WATER) // 1004 + 1
+                waiting = stuck[0]._transport.get_write_buffer_size()
+                assert STREAM_HIGH_WATER < waiting <= STREAM_HIGH_WATER + 1004
+                # Meanwhile another stream on the same connection echoes.
+                for index in range(10):
+                    peer.send(other, masked(OP_TEXT, f"message {index}".encode()))
+                await peer.wait_for(lambda e: len(frames(peer.data(other))) == 10)
+                assert [payload for _, payload in frames(peer.data(other))] == [
+                    f"message {i}".encode() for i in range(10)
+                ]
+                # Reopen the flood stream's window: the server's sends go on.
+                peer.h2.increment_flow_control_window(STREAM_WINDOW, flood)
+                peer.flush()
+                await peer.wait_for(lambda e: len(peer.data(flood)) > 8000)
+            finally:
+                # Even when the test fails: the handlers must end for the server to close.
+                gate.set()
+                await peer.close()
 
     run(main)
 
@@ -571,7 +600,7 @@ def test_our_client_against_hypercorn_over_h2(tmp_path: Path) -> None:
 # ------------------------------------------------------------ more of the contract
 
 
-def test_large_messages_reopen_the_windows_both_ways() -> None:
+def test_large_messages_reopen_the_windows_both_ways(send_path: str) -> None:
     """Messages far larger than a stream's window: each side reopens it as its application reads."""
 
     async def main() -> None:
@@ -747,7 +776,7 @@ def test_a_data_frame_inside_a_header_block_is_a_connection_error() -> None:
     run(main)
 
 
-def test_written_data_frames_keep_to_the_windows_the_peer_sets_and_changes() -> None:
+def test_written_data_frames_keep_to_the_windows_the_peer_sets_and_changes(send_path: str) -> None:
     """Our DATA frames skip h2 too, but its send windows stay right: SETTINGS shrink them, WINDOW_UPDATE opens them."""
     echoed = asyncio.Event()
 
@@ -843,3 +872,22 @@ def test_select_subprotocol_and_process_response_decide_http2_streams_too() -> N
             await server.close()
 
     run(main)
+
+
+class _WindowsKeptElsewhere(h2.connection.H2Connection):
+    """An h2 whose connection send window is not the attribute the driver would take frames' sizes off."""
+
+    @property  # type: ignore[override]
+    def outbound_flow_control_window(self) -> int:
+        return 65535
+
+    @outbound_flow_control_window.setter
+    def outbound_flow_control_window(self, value: int) -> None:
+        pass
+
+
+def test_whether_h2_keeps_its_send_windows_where_the_driver_writes_is_tried_not_assumed() -> None:
+    """The installed h2 keeps them (the driver builds its DATA frames); an h2 that does not gets send_data."""
+    assert http2_driver._h2_keeps_send_windows() is True
+    assert http2_driver._H2_KEEPS_SEND_WINDOWS is True
+    assert http2_driver._h2_keeps_send_windows(_WindowsKeptElsewhere) is False

@@ -758,16 +758,47 @@ class _Stream(asyncio.Transport):
                 self._connection.window_update(self.stream_id, increment)
 
 
+def _h2_keeps_send_windows(connection_class: type[h2.connection.H2Connection] = h2.connection.H2Connection) -> bool:
+    """Whether this h2 keeps the send windows where :meth:`_Stream.write` takes its frames' sizes off them.
+
+    ``H2Connection.outbound_flow_control_window`` and its streams' are not
+    h2's documented API, so this is tried once, at import, on a throwaway
+    connection: ``send_data`` must take its frame's size off both, and
+    h2's public ``local_flow_control_window`` must see what is taken off
+    them by hand. If any of it fails, every DATA frame goes through h2's
+    ``send_data`` (slower, and right).
+    """
+    try:
+        connection = connection_class(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        connection.initiate_connection()
+        connection.send_headers(
+            1, [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"a")]
+        )
+        stream = connection.streams[1]
+        connection.send_data(1, b"0123456789")
+        if not (
+            stream.outbound_flow_control_window == connection.outbound_flow_control_window == 65535 - 10
+            and stream.closed is False
+        ):
+            return False
+        stream.outbound_flow_control_window -= 5
+        if connection.local_flow_control_window(1) != 65535 - 15:
+            return False
+        connection.outbound_flow_control_window -= 10
+        return bool(connection.local_flow_control_window(1) == 65535 - 20)
+    except Exception:  # noqa: BLE001 - any failure at all: do not rely on them
+        return False
+
+
+#: Decided once: whether WebSocket streams' DATA frames are built here (see :func:`_h2_keeps_send_windows`).
+_H2_KEEPS_SEND_WINDOWS = _h2_keeps_send_windows()
+
+
 def _h2_stream(connection: h2.connection.H2Connection, stream_id: int) -> Any:
-    """h2's object for a stream, if it keeps the stream's send window where this driver looks for it."""
-    stream = getattr(connection, "streams", {}).get(stream_id)
-    if (
-        isinstance(getattr(stream, "outbound_flow_control_window", None), int)
-        and isinstance(getattr(connection, "outbound_flow_control_window", None), int)
-        and isinstance(getattr(stream, "closed", None), bool)
-    ):
-        return stream
-    return None
+    """h2's object for a stream, whose send window this driver consumes; None if h2 must write every frame."""
+    if not _H2_KEEPS_SEND_WINDOWS:
+        return None
+    return connection.streams.get(stream_id)
 
 
 def _managed(settings: Settings, extensions: list[Any], *, client: bool, now: float) -> ManagedConnection:
