@@ -45,9 +45,12 @@ import json
 import os
 import platform
 import random
+import select
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -65,6 +68,8 @@ MODELS = ("threads", "trio")  # run as "loops" beside asyncio's; see the module'
 POOL = 16  # distinct payloads per case, so that an echo of the wrong message is noticed
 KB = 1000
 KiB = 1024
+#: Seconds a server process may take to print its port; a server that crashes is reported at once.
+START_TIMEOUT = 30.0
 
 
 class EchoMismatch(AssertionError):
@@ -134,6 +139,37 @@ def run_on(kind: str, main: Awaitable[Any]) -> Any:
 # ------------------------------------------------------------------------------------- servers
 
 
+async def echo(websocket: Any) -> None:
+    """The echo handler of websockets' servers and ours, on asyncio and trio (same method names)."""
+    async for message in websocket:
+        await websocket.send(message)
+
+
+def echo_blocking(websocket: Any) -> None:
+    """The echo handler of websockets' and our threads servers."""
+    for message in websocket:
+        websocket.send(message)
+
+
+def corrupting_echo(every: int) -> Callable[[Any], Awaitable[None]]:
+    """An echo handler that changes the last character or byte of one message in ``every``.
+
+    Only for checking that a client notices (the tests' "broken" servers).
+    """
+    count = 0
+
+    async def echo_badly(websocket: Any) -> None:
+        nonlocal count
+        async for message in websocket:
+            count += 1
+            if count % every:
+                await websocket.send(message)
+            else:
+                await websocket.send(message[:-1] + ("?" if isinstance(message, str) else b"?"))
+
+    return echo_badly
+
+
 async def serve_picows(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
     from picows import WSListener, WSMsgType, ws_create_server  # noqa: PLC0415
 
@@ -153,10 +189,6 @@ async def serve_picows(port_out: Callable[[int], None], stop: asyncio.Future[Non
 
 async def serve_websockets(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
     from websockets.asyncio.server import serve  # noqa: PLC0415
-
-    async def echo(websocket: Any) -> None:
-        async for message in websocket:
-            await websocket.send(message)
 
     async with serve(echo, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None) as server:
         port_out(server.sockets[0].getsockname()[1])
@@ -187,14 +219,12 @@ async def serve_aiohttp(port_out: Callable[[int], None], stop: asyncio.Future[No
     await runner.cleanup()
 
 
-async def serve_wsproto_core(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
+async def serve_wsproto_core(
+    port_out: Callable[[int], None], stop: asyncio.Future[None], handler: Callable[[Any], Awaitable[None]] = echo
+) -> None:
     from wsproto_core.drivers.asyncio import serve  # noqa: PLC0415
 
-    async def echo(websocket: Any) -> None:
-        async for message in websocket:
-            await websocket.send(message)
-
-    server = await serve(echo, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
+    server = await serve(handler, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
     port_out(server.port)
     await stop
     await server.close()
@@ -215,20 +245,7 @@ async def serve_wsproto_core_callbacks(port_out: Callable[[int], None], stop: as
 
 async def serve_broken(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
     """Our echo server with one echo in 3 corrupted: only for checking that the client notices."""
-    from wsproto_core.drivers.asyncio import serve  # noqa: PLC0415
-
-    count = 0
-
-    async def echo(websocket: Any) -> None:
-        nonlocal count
-        async for message in websocket:
-            count += 1
-            await websocket.send(message[:-1] + b"?" if count % 3 == 0 else message)
-
-    server = await serve(echo, "127.0.0.1", 0, compression=False, ping_interval=None)
-    port_out(server.port)
-    await stop
-    await server.close()
+    await serve_wsproto_core(port_out, stop, corrupting_echo(3))
 
 
 def serve_threads_websockets(port_out: Callable[[int], None], wait_for_stop: Callable[[], None]) -> None:
@@ -236,11 +253,7 @@ def serve_threads_websockets(port_out: Callable[[int], None], wait_for_stop: Cal
 
     from websockets.sync.server import serve  # noqa: PLC0415
 
-    def echo(websocket: Any) -> None:
-        for message in websocket:
-            websocket.send(message)
-
-    with serve(echo, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None) as server:
+    with serve(echo_blocking, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None) as server:
         thread = threading.Thread(target=server.serve_forever)
         thread.start()
         port_out(server.socket.getsockname()[1])
@@ -254,11 +267,7 @@ def serve_threads_wsproto_core(port_out: Callable[[int], None], wait_for_stop: C
 
     from wsproto_core.drivers.sync import serve  # noqa: PLC0415
 
-    def echo(websocket: Any) -> None:
-        for message in websocket:
-            websocket.send(message)
-
-    server = serve(echo, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
+    server = serve(echo_blocking, "127.0.0.1", 0, compression=False, max_message_size=None, ping_interval=None)
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     port_out(server.port)
@@ -276,10 +285,6 @@ THREADS_SERVERS: dict[str, Callable[[Callable[[int], None], Callable[[], None]],
 async def serve_trio_websockets(port_out: Callable[[int], None], stop: Any) -> None:
     import trio  # noqa: PLC0415
     from websockets.trio.server import serve  # noqa: PLC0415
-
-    async def echo(websocket: Any) -> None:
-        async for message in websocket:
-            await websocket.send(message)
 
     options = {"host": "127.0.0.1", "compression": None, "max_size": None, "ping_interval": None}
     async with trio.open_nursery() as nursery:
@@ -312,10 +317,6 @@ async def serve_trio_wsproto_core(port_out: Callable[[int], None], stop: Any) ->
     import trio  # noqa: PLC0415
 
     from wsproto_core.drivers.trio import serve  # noqa: PLC0415
-
-    async def echo(websocket: Any) -> None:
-        async for message in websocket:
-            await websocket.send(message)
 
     options = {"compression": False, "max_message_size": None, "ping_interval": None}
     async with trio.open_nursery() as nursery:
@@ -351,31 +352,40 @@ def wait_for_eof() -> None:
     sys.stdin.read()
 
 
-async def server_main(library: str) -> None:
+def on_eof(stop: Callable[[], None]) -> None:
+    """Call ``stop`` from a daemon thread once stdin closes.
+
+    A daemon thread, not an executor's: a server that fails to start then
+    exits with its traceback instead of waiting for the executor's thread,
+    blocked on stdin, which the parent closes only after reading a port.
+    """
+
+    def watch() -> None:
+        wait_for_eof()
+        # The server may have ended meanwhile (its loop is then gone).
+        with contextlib.suppress(RuntimeError):
+            stop()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+async def serve_until_eof(
+    serve: Callable[[Callable[[int], None], asyncio.Future[None]], Awaitable[None]],
+) -> None:
+    """Run an asyncio echo server (``serve(port_out, stop)``) until the parent closes our stdin."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
-
-    async def stop_at_eof() -> None:
-        await loop.run_in_executor(None, wait_for_eof)
-        stop.set_result(None)
-
-    reader = asyncio.ensure_future(stop_at_eof())
-    await SERVERS[library](port_out, stop)
-    await reader
+    on_eof(lambda: loop.call_soon_threadsafe(stop.set_result, None))
+    await serve(port_out, stop)
 
 
 async def trio_server_main(library: str) -> None:
     import trio  # noqa: PLC0415
 
     stop = trio.Event()
-
-    async def stop_at_eof() -> None:
-        await trio.to_thread.run_sync(wait_for_eof)
-        stop.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stop_at_eof)
-        await TRIO_SERVERS[library](port_out, stop)
+    token = trio.lowlevel.current_trio_token()
+    on_eof(lambda: token.run_sync_soon(stop.set))
+    await TRIO_SERVERS[library](port_out, stop)
 
 
 def loop_for(library: str, loop: str, *, serving: bool) -> str:
@@ -396,20 +406,46 @@ def offered(loop: str) -> set[str]:
     return {*SERVERS, *CLIENTS}
 
 
+class ServerStartFailed(RuntimeError):
+    """A server process exited, or said nothing for ``START_TIMEOUT`` seconds, instead of printing its port."""
+
+
 class ServerProcess:
-    """A server subprocess, stopped when its ``with`` block ends."""
+    """A server subprocess (``command`` prints ``PORT n``, then serves until stdin closes); ``with`` it.
 
-    def __init__(self, library: str, loop: str) -> None:
-        command = [sys.executable, __file__, "--serve", library, "--loop", loop_for(library, loop, serving=True)]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"{library} server did not start (said {line!r})")
-        self.port = int(line.split()[1])
+    Its stderr goes to a temporary file, copied to ours when it stops, so that
+    a server that cannot start is reported with the last line it wrote.
+    """
 
-    def stop(self) -> None:
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        try:
+            self.port = self._read_port()
+        except BaseException:
+            self.stop(echo_stderr=False)
+            raise
+
+    def _read_port(self) -> int:
+        stdout = self.process.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], START_TIMEOUT)
+        line = stdout.readline() if ready else b""
+        if line.startswith(b"PORT "):
+            return int(line.split()[1])
+        if not ready:
+            raise ServerStartFailed(f"{self.name} server printed no port within {START_TIMEOUT:g} s")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=START_TIMEOUT)
+        said = self._stderr_text().strip().splitlines() or [repr(line.decode(errors="replace"))]
+        raise ServerStartFailed(f"{self.name} server did not start (exit status {self.process.poll()}): {said[-1]}")
+
+    def _stderr_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def stop(self, *, echo_stderr: bool = True) -> None:
         assert self.process.stdin is not None
         with contextlib.suppress(OSError):
             self.process.stdin.close()
@@ -418,6 +454,11 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if echo_stderr:
+            sys.stderr.write(self._stderr_text())
+        self._stderr.close()
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -693,6 +734,10 @@ async def client_main(
     }
 
 
+def server_command(library: str, loop: str) -> list[str]:
+    return [sys.executable, __file__, "--serve", library, "--loop", loop_for(library, loop, serving=True)]
+
+
 def measure(library: str, loop: str, port: int, case: Case, duration: float) -> dict[str, Any]:
     """Run one client process; return its figures or raise what went wrong."""
     command = [
@@ -817,7 +862,7 @@ def main() -> int:
         elif args.loop == "trio":
             run_on("trio", trio_server_main(args.serve))
         else:
-            run_on(args.loop, server_main(args.serve))
+            run_on(args.loop, serve_until_eof(SERVERS[args.serve]))
         return 0
     if args.drive:
         case = Case(**json.loads(args.case))
@@ -843,7 +888,13 @@ def main() -> int:
             for role in args.roles.split(","):
                 servers = order if role == "server" else [args.against]
                 with contextlib.ExitStack() as stack:
-                    ports = {name: stack.enter_context(ServerProcess(name, loop)).port for name in servers}
+                    ports: dict[str, int] = {}
+                    not_started: dict[str, str] = {}
+                    for name in servers:
+                        try:
+                            ports[name] = stack.enter_context(ServerProcess(name, server_command(name, loop))).port
+                        except ServerStartFailed as error:
+                            not_started[name] = str(error)
                     for case in cases_here:
                         key = f"{role}, {loop}, {case.name}"
                         if key not in keys:
@@ -851,7 +902,12 @@ def main() -> int:
                         results[key] = {}
                         for library in order:
                             client = REFERENCE if role == "server" else library
-                            port = ports[library if role == "server" else args.against]
+                            server = library if role == "server" else args.against
+                            if server in not_started:
+                                results[key][library] = None
+                                report["errors"].append(f"{key}: {library}: {not_started[server]}")
+                                continue
+                            port = ports[server]
                             if not args.quiet:
                                 print(f"round {number + 1}: {key}: {library}", file=sys.stderr)
                             try:

@@ -27,15 +27,18 @@ Each round starts every server in turn (the order rotates from round to round),
 runs every case against it, and stops it. Rates and percentiles are medians over
 rounds; ratios are medians of the per-round ratios ``wsproto_core/other``. See
 benchmarks/README.md for the cases.
+
+The wsproto_core and websockets echo servers, and the server processes' start
+and stop, are bench_drivers.py's (imported, not repeated).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import datetime
+import functools
 import gc
 import importlib.metadata
 import json
@@ -47,10 +50,19 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench_drivers import (
+    EchoMismatch,
+    ServerProcess,
+    corrupting_echo,
+    serve_until_eof,
+    serve_websockets,
+    serve_wsproto_core,
+)
 
 import wsproto_core.masking
 from wsproto_core import WSConnection
@@ -70,43 +82,7 @@ CONNECTIONS = 100  # connections in the concurrency case
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
-class EchoMismatch(AssertionError):
-    """A server echoed something other than what was sent (or closed early)."""
-
-
 # --------------------------------------------------------------------------- servers
-
-
-async def _echo_core(port_out: Callable[[int], None], stop: asyncio.Future[None], broken: bool) -> None:
-    from wsproto_core.drivers.asyncio import serve  # noqa: PLC0415
-
-    count = 0
-
-    async def echo(websocket: Any) -> None:
-        nonlocal count
-        async for message in websocket:
-            count += 1
-            if broken and count % 50 == 0:
-                await websocket.send(message[:-1] + (b"?" if isinstance(message, bytes) else "?"))
-            else:
-                await websocket.send(message)
-
-    server = await serve(echo, "127.0.0.1", 0)
-    port_out(server.port)
-    await stop
-    await server.close()
-
-
-async def _echo_websockets(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
-    from websockets.asyncio.server import serve  # noqa: PLC0415
-
-    async def echo(websocket: Any) -> None:
-        async for message in websocket:
-            await websocket.send(message)
-
-    async with serve(echo, "127.0.0.1", 0) as server:
-        port_out(server.sockets[0].getsockname()[1])
-        await stop
 
 
 async def _echo_uvicorn(port_out: Callable[[int], None], stop: asyncio.Future[None]) -> None:
@@ -138,28 +114,12 @@ async def _echo_uvicorn(port_out: Callable[[int], None], stop: asyncio.Future[No
     await task
 
 
-async def _server_main(kind: str) -> None:
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[None] = loop.create_future()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    async def wait_for_eof() -> None:
-        # The parent closes our stdin to stop us; this also stops us if it dies.
-        await stdin.read()
-        stop.set_result(None)
-
-    def port_out(port: int) -> None:
-        print(f"PORT {port}", flush=True)
-
-    watcher = asyncio.create_task(wait_for_eof())
-    if kind in (CORE, BROKEN):
-        await _echo_core(port_out, stop, broken=kind == BROKEN)
-    elif kind == WEBSOCKETS:
-        await _echo_websockets(port_out, stop)
-    else:
-        await _echo_uvicorn(port_out, stop)
-    await watcher
+SERVE: dict[str, Callable[[Callable[[int], None], asyncio.Future[None]], Awaitable[None]]] = {
+    CORE: serve_wsproto_core,
+    WEBSOCKETS: serve_websockets,
+    UVICORN: _echo_uvicorn,
+    BROKEN: functools.partial(serve_wsproto_core, handler=corrupting_echo(50)),
+}
 
 
 def server_process(kind: str, profile: str | None) -> None:
@@ -167,42 +127,18 @@ def server_process(kind: str, profile: str | None) -> None:
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
-    asyncio.run(_server_main(kind))
+    asyncio.run(serve_until_eof(SERVE[kind]))
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
 
 
-class ServerProcess:
-    """A server subprocess; ``with`` it to be sure it is stopped."""
-
-    def __init__(self, kind: str, profile: str | None = None) -> None:
-        command = [sys.executable, __file__, "--server-process", kind]
-        if profile:
-            command += ["--profile-output", profile]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"{kind} server did not start (said {line!r})")
-        self.port = int(line.split()[1])
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        with contextlib.suppress(OSError):
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def start_server(kind: str, profile: str | None = None) -> ServerProcess:
+    """Start ``kind``'s server process (see bench_drivers.ServerProcess)."""
+    command = [sys.executable, __file__, "--server-process", kind]
+    if profile:
+        command += ["--profile-output", profile]
+    return ServerProcess(kind, command)
 
 
 # --------------------------------------------------------------------------- client
@@ -713,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(f"round {number + 1}/{args.rounds}: {server}", file=sys.stderr, flush=True)
             profile = os.path.join(args.profile, f"{server}-{number + 1}.prof") if args.profile else None
-            with ServerProcess(server, profile) as process:
+            with start_server(server, profile) as process:
                 round_[server] = asyncio.run(measure_server(process.port, cases, args.duration, warmup))
         report.rounds.append(round_)
 

@@ -6,6 +6,7 @@ No speed is asserted here; the figures are the benchmark's business.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_drivers.
 TINY = ["--rounds", "1", "--duration", "0.05", "-q", "--loops", "asyncio"]
 
 
-def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def run_bench(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     out = tmp_path / "drivers.json"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *TINY, "--json", str(out), *args],
@@ -25,7 +28,9 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[s
         text=True,
         timeout=300,
         check=False,
+        env=env,
     )
+    assert out.exists(), f"the run wrote no report:\n{done.stdout}\n{done.stderr}"
     return done, json.loads(out.read_text())
 
 
@@ -126,3 +131,34 @@ def test_clients_that_receive_corrupted_echoes_fail_the_run(tmp_path: Path, mode
         for library in libraries:
             assert report["summary"][key]["msgs_per_s"][library] is None
             assert any(error.startswith(f"{key}: {library}: ") and "differs" in error for error in report["errors"])
+
+
+def test_a_server_that_cannot_start_is_reported_and_the_others_measured(tmp_path: Path) -> None:
+    """A library whose server process dies at start fails the run with its reason, at once.
+
+    An aiohttp that cannot be imported (shadowed here) stands for any server
+    that cannot start: the run names it and what it said, and measures the
+    others, instead of waiting forever for its port. The timeout only guards
+    against the hang this test is about.
+    """
+    shadow = tmp_path / "shadow" / "aiohttp"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('aiohttp is broken for this test')\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")])),
+    }
+    done, report = run_bench(
+        tmp_path, "--libraries", "aiohttp,wsproto_core", "--roles", "server", "--filter", "256 B", env=env
+    )
+    assert done.returncode == 1
+    keys = list(report["summary"])
+    assert keys
+    assert sorted(report["errors"]) == sorted(
+        f"{key}: aiohttp: aiohttp server did not start (exit status 1): ImportError: aiohttp is broken for this test"
+        for key in keys
+    )
+    for key in keys:
+        assert report["summary"][key]["msgs_per_s"]["aiohttp"] is None
+        assert report["rounds"][0][key]["wsproto_core"]["verified"] > 0
+    assert "FAILED" in done.stdout
