@@ -196,6 +196,9 @@ class ManagedConnection:
     @property
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timers` must next be called, or ``None`` for never."""
+        if self._next_ping_at is None and self._close_deadline is None and not self._pings:
+            # Hot path (a driver asks after every read): no timer at all.
+            return None
         deadlines = [
             deadline
             for deadline in (self._next_ping_at, self._pong_deadline(), self._close_deadline)

@@ -24,6 +24,7 @@ from ..permessage_deflate import PerMessageDeflate
 from ..state import ConnectionType
 
 if TYPE_CHECKING:
+    # Only for a type: logging loads threading, which the sans-I/O import check refuses here.
     import logging
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "WebSocketURL",
     "accept_for",
     "admission_refusal",
+    "handler_close",
     "managed_connection",
     "parse_url",
     "request_for",
@@ -300,14 +302,38 @@ class Upgrade:
 class ClientOpening:
     """The client's side of the opening handshake, without the I/O.
 
-    A driver sends ``connection.send(request)``, then feeds every read to
-    :meth:`receive` until it returns the server's ``AcceptConnection``.
+    :meth:`start` makes one for a URL. A driver sends :attr:`request`, feeds
+    every read to :meth:`receive` until it returns the server's
+    ``AcceptConnection``, then runs the connection :meth:`managed` returns.
     """
 
-    def __init__(self, connection: WSConnection) -> None:
+    def __init__(self, connection: WSConnection, settings: Settings | None = None, request: bytes = b"") -> None:
         self.connection = connection
+        self.settings = settings or Settings()
+        #: The upgrade request, to send first.
+        self.request = request
         self._rejection: RejectConnection | None = None
         self._body = bytearray()
+
+    @classmethod
+    def start(
+        cls,
+        url: WebSocketURL,
+        settings: Settings,
+        subprotocols: Sequence[str] = (),
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> ClientOpening:
+        """The opening for ``url``: a client connection with the limits of ``settings``, and its request."""
+        connection = WSConnection(
+            ConnectionType.CLIENT, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+        )
+        return cls(connection, settings, connection.send(request_for(url, settings, subprotocols, extra_headers)))
+
+    def managed(self, now: float, *, hold_after_message: bool = False) -> ManagedConnection:
+        """The connection to run once :meth:`receive` returned the acceptance (see :func:`managed_connection`)."""
+        return managed_connection(
+            self.connection, self.settings, client=True, now=now, hold_after_message=hold_after_message
+        )
 
     def receive(self, data: bytes | bytearray) -> AcceptConnection | None:
         """Feed bytes read (``b""`` at end of stream); return the acceptance once it came.
@@ -344,9 +370,12 @@ class ServerOpening:
     :attr:`response` if there is one, and goes on with :attr:`request` (the
     client's ``Request``) or, when it is ``None``, closes the connection: the
     request was answered with plain HTTP (``process_request``) or rejected.
+    To go on, it writes what :meth:`upgrade` returns, then, if that is a 101,
+    runs the connection :meth:`managed` returns.
     """
 
     def __init__(self, settings: Settings, process_request: ProcessRequest | None) -> None:
+        self.settings = settings
         self.connection = WSConnection(
             ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
         )
@@ -407,6 +436,12 @@ class ServerOpening:
         if isinstance(answer, HttpResponse):
             return self._respond(answer), None
         return self.connection.send(answer), answer
+
+    def managed(self, now: float, *, hold_after_message: bool = False) -> ManagedConnection:
+        """The connection to run once accepted (see :func:`managed_connection`)."""
+        return managed_connection(
+            self.connection, self.settings, client=False, now=now, hold_after_message=hold_after_message
+        )
 
     def _answer(self) -> HttpResponse | None:
         head = self.connection.handshake.request_head
@@ -512,6 +547,21 @@ def admission_refusal(settings: Settings, *, handshaking: int, connections: int)
 #: to read the answer before closing (closing with its request unread would
 #: make the kernel send an RST, which may destroy the answer on its way).
 REFUSAL_GRACE = 2.0
+
+
+def handler_close(error: BaseException | None, log: logging.Logger) -> tuple[int, str]:
+    """The code and reason of the Close a server sends once its handler ended, raising ``error`` or returning.
+
+    A handler that returns, or that lets the connection's own
+    :class:`ConnectionClosed` escape, closes normally: 1000 (RFC 6455 section
+    7.4.1). Any other exception is logged on ``log`` and closes with 1011,
+    "an unexpected condition that prevented it from fulfilling the request"
+    (section 7.4.1); its text stays in the log, not on the wire.
+    """
+    if error is None or isinstance(error, ConnectionClosed):
+        return 1000, ""
+    log.error("WebSocket handler failed", exc_info=error)
+    return 1011, "internal error"
 
 
 def send_buffer_full(settings: Settings, buffered: int) -> bool:

@@ -51,12 +51,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, G
 from types import TracebackType
 from typing import Any
 
-from .. import WSConnection
 from ..errors import LocalProtocolError
 from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..prepared import PreparedMessage
-from ..state import ConnectionState, ConnectionType
+from ..state import ConnectionState
 from ._common import (
     FRAGMENTS_IN_PROGRESS,
     REFUSAL_GRACE,
@@ -71,9 +70,8 @@ from ._common import (
     Settings,
     Upgrade,
     admission_refusal,
-    managed_connection,
+    handler_close,
     parse_url,
-    request_for,
     send_buffer_full,
 )
 from .proxy import open_tunnel, proxy_for
@@ -209,6 +207,7 @@ class WebSocket:
         "_drain_waiter",
         "_ended",
         "_fragmenting",
+        "_in_read",
         "_listener",
         "_loop",
         "_managed",
@@ -266,6 +265,8 @@ class WebSocket:
         self._fragmenting = False
         #: Whether :meth:`_soon` is scheduled for the next loop iteration.
         self._soon_scheduled = False
+        #: Whether a read (or the start) is being handled: it writes what was queued when done.
+        self._in_read = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._done: asyncio.Future[None] | None = None
@@ -276,11 +277,15 @@ class WebSocket:
     def _start(self) -> None:
         """Take over the transport: parse what came with the handshake, start the timer."""
         self._protocol.opened(self)
-        if self._listener is not None:
-            self._call_listener(self._listener.on_open)
-        self._set_timer()
-        self._parse()
-        self._after_parse()
+        self._in_read = True
+        try:
+            if self._listener is not None:
+                self._call_listener(self._listener.on_open)
+            self._set_timer()
+            self._parse(self._loop.time())
+            self._after_parse()
+        finally:
+            self._in_read = False
 
     # ------------------------------------------------------------- application
 
@@ -289,7 +294,8 @@ class WebSocket:
         if self._closed or self._fragmenting or self._managed.state is not ConnectionState.OPEN:
             self._raise_if_unsendable()
         managed = self._managed
-        managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message), self._loop.time())  # type: ignore[arg-type]
+        # No time given: only a Close starts a timer.
+        managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message))  # type: ignore[arg-type]
         if (self._messages or managed.held) and (
             managed.bytes_to_send + self._transport.get_write_buffer_size() < _COALESCE_LIMIT
         ):
@@ -320,7 +326,9 @@ class WebSocket:
             self.close_reason = "outgoing buffer full: the peer does not read"
             raise self._closed_error()
         self._managed.send(TextMessage(message) if message.__class__ is str else _bytes_message(message))  # type: ignore[arg-type]
-        self._schedule_soon()
+        if not self._in_read:
+            # Outside a read callback (which writes once it is done): write at the next iteration.
+            self._schedule_soon()
 
     async def send_fragments(self, fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> None:
         """Send one message from its pieces, each in a frame of its own, without assembling it.
@@ -552,11 +560,11 @@ class WebSocket:
             waiter.set_result(None)
         self._update_reading()
 
-    def _parse(self) -> None:
+    def _parse(self, now: float | None = None) -> None:
         """Deliver received messages; with the handler API, stop after one that has more bytes behind it."""
         managed = self._managed
         listener = self._listener
-        for event in managed.events(self._loop.time()):
+        for event in managed.events(now if now is not None else self._loop.time()):
             if isinstance(event, Message):
                 if listener is not None:
                     self._call_listener(listener.on_message, event.data)
@@ -584,16 +592,20 @@ class WebSocket:
             return
         if data is None:
             self._ended = True
+        self._in_read = True
         try:
-            self._managed.receive_data(data, self._loop.time())
+            now = self._loop.time()
+            self._managed.receive_data(data, now)
             if not self._managed.held or self._closing:
-                self._parse()
+                self._parse(now)
             self._after_parse()
         except Exception:
             # A bug of ours: in an event loop callback it would leave the
             # connection hanging, so end it (the parser itself never raises).
             logger.exception("WebSocket connection failed")
             self._abort()
+        finally:
+            self._in_read = False
 
     def _connection_lost(self) -> None:
         if not self._closed:
@@ -716,10 +728,8 @@ async def _pieces(fragments: Iterable[str | bytes] | AsyncIterable[str | bytes])
 class _ClientOpening(_Opening):
     """The client's handshake, fed from the protocol's callbacks; resolves ``opened``."""
 
-    def __init__(self, connection: WSConnection, request: bytes, settings: Settings, listener: Listener | None) -> None:
-        self._opening = ClientOpening(connection)
-        self._request = request
-        self._settings = settings
+    def __init__(self, opening: ClientOpening, listener: Listener | None) -> None:
+        self._opening = opening
         self._listener = listener
         self._protocol: _Protocol | None = None
         self._transport: asyncio.Transport | None = None
@@ -728,7 +738,7 @@ class _ClientOpening(_Opening):
     def connection_made(self, protocol: _Protocol, transport: asyncio.Transport) -> None:
         self._protocol = protocol
         self._transport = transport
-        transport.write(self._request)
+        transport.write(self._opening.request)
 
     def data_received(self, data: bytes) -> None:
         self._receive(data)
@@ -747,19 +757,12 @@ class _ClientOpening(_Opening):
         if accepted is None:
             return
         assert self._transport is not None and self._protocol is not None
-        loop = asyncio.get_running_loop()
-        managed = managed_connection(
-            self._opening.connection,
-            self._settings,
-            client=True,
-            now=loop.time(),
-            hold_after_message=self._listener is None,
-        )
+        opening = self._opening
         websocket = WebSocket(
             self._transport,
             self._protocol,
-            managed,
-            self._settings,
+            opening.managed(asyncio.get_running_loop().time(), hold_after_message=self._listener is None),
+            opening.settings,
             subprotocol=accepted.subprotocol,
             listener=self._listener,
         )
@@ -891,11 +894,7 @@ async def _open(
 ) -> WebSocket:
     target = parse_url(url)
     context = (ssl or ssl_module.create_default_context()) if target.secure else None
-    connection = WSConnection(
-        ConnectionType.CLIENT, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
-    )
-    request = connection.send(request_for(target, settings, subprotocols, extra_headers))
-    opening = _ClientOpening(connection, request, settings, listener)
+    opening = _ClientOpening(ClientOpening.start(target, settings, subprotocols, extra_headers), listener)
     loop = asyncio.get_running_loop()
     transport: asyncio.Transport | None = None
     try:
@@ -1054,14 +1053,11 @@ class _ServerOpening(_Opening):
             self._refuse(answer)
             return
         transport.write(answer)
-        loop = asyncio.get_running_loop()
         listener = server.listener_factory() if server.listener_factory is not None else None
         websocket = WebSocket(
             transport,
             self._protocol,
-            managed_connection(
-                opening.connection, server.settings, client=False, now=loop.time(), hold_after_message=listener is None
-            ),
+            opening.managed(asyncio.get_running_loop().time(), hold_after_message=listener is None),
             server.settings,
             subprotocol=accept.subprotocol,
             request=request,
@@ -1109,17 +1105,15 @@ class _ServerConfig:
 
     async def _run_handler(self, websocket: WebSocket) -> None:
         assert self.handler is not None
+        error: Exception | None = None
         try:
             await self.handler(websocket)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-            with contextlib.suppress(Exception):
-                await websocket.close(1011, "internal error")
+        except Exception as exc:  # noqa: BLE001 - the policy in handler_close() logs it
+            error = exc
         finally:
+            code, reason = handler_close(error, logger)
             with contextlib.suppress(Exception):
-                await websocket.close()
+                await websocket.close(code, reason)
             self.tracked.open.discard(websocket)
 
 
