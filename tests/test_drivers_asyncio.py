@@ -338,11 +338,10 @@ def test_server_close_drops_handshakes_and_waits_for_handlers() -> None:
         # One connection sends half a request and waits (as browsers' spare connections do).
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET / HTTP/1.1\r\n")
+        # The half-open handshake was accepted before this client's (one listening socket).
         client = await connect(f"ws://127.0.0.1:{server.port}/")
-        await asyncio.sleep(0.05)
-        started = asyncio.get_running_loop().time()
-        await server.close()
-        assert asyncio.get_running_loop().time() - started < 5  # not open_timeout
+        # Waiting for that handshake's open_timeout (30 s) would fail this guard.
+        await asyncio.wait_for(server.close(), 10)
         assert finished == ["handler"]
         assert await asyncio.wait_for(reader.read(), 5) == b""  # dropped
         writer.close()
@@ -601,9 +600,10 @@ def test_keepalive_timeout_on_our_server() -> None:
                 assert b"keepalive ping timeout" in data
             finally:
                 writer.transport.abort()
-            while not seen or not seen[0].closed:
-                await asyncio.sleep(0.01)
-            assert seen[0].close_code == 1006
+            # The server hung up, so its WebSocket (whose handler ran first) is closed.
+            (websocket,) = seen
+            assert websocket.closed
+            assert websocket.close_code == 1006
 
     run(test)
 
@@ -650,14 +650,14 @@ def test_close_timeout_when_the_peer_never_answers_our_close() -> None:
 
 
 @contextlib.asynccontextmanager
-async def scripted_server(after_handshake: bytes) -> AsyncIterator[int]:
-    """Completes the opening handshake, writes ``after_handshake`` (raw frames), then only reads."""
+async def scripted_server(after_handshake: bytes, *, after_reading: int) -> AsyncIterator[int]:
+    """Completes the opening handshake, reads ``after_reading`` bytes, writes ``after_handshake`` (raw frames)."""
     writers: list[asyncio.StreamWriter] = []
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
         await _handshake_by_hand(reader, writer)
-        await asyncio.sleep(0.1)  # after the client's Pings
+        await reader.readexactly(after_reading)
         writer.write(after_handshake)
         await reader.read()
 
@@ -674,7 +674,8 @@ async def scripted_server(after_handshake: bytes) -> AsyncIterator[int]:
 def test_a_pong_acknowledges_its_ping_and_every_earlier_one() -> None:
     async def test() -> None:
         # An unsolicited Pong ("Z"), then a Pong for the second Ping only ("B").
-        async with scripted_server(b"\x8a\x01Z\x8a\x01B") as port:
+        # Written once the three Pings (7 bytes each: masked, 1-byte payload) were read.
+        async with scripted_server(b"\x8a\x01Z\x8a\x01B", after_reading=3 * 7) as port:
             websocket = await connect(f"ws://127.0.0.1:{port}/", ping_interval=None)
             first = await websocket.ping(b"A")
             second = await websocket.ping(b"B")
@@ -694,7 +695,7 @@ def test_send_while_closing_raises_connection_closed() -> None:
         async with silent_server() as port:
             websocket = await connect(f"ws://127.0.0.1:{port}/", close_timeout=0.3, ping_interval=None)
             closing = asyncio.ensure_future(websocket.close(4000))
-            await asyncio.sleep(0.05)  # our Close is out; the peer never answers
+            await asyncio.sleep(0)  # one step of the close task: our Close is out; the peer never answers
             assert not websocket.closed
             with pytest.raises(ConnectionClosed):
                 await websocket.send("too late")
@@ -721,9 +722,10 @@ def test_connection_reset_by_the_client() -> None:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()  # RST, not FIN
-            while not seen or not seen[0].closed:
-                await asyncio.sleep(0.01)
-            assert seen[0].close_code == 1006
+            # The handler started before the 101 reached us (its task was scheduled first).
+            (websocket,) = seen
+            await asyncio.wait_for(websocket.wait_closed(), 5)
+            assert websocket.close_code == 1006
 
     run(test)
 
@@ -1094,7 +1096,7 @@ def test_a_cancelled_close_drops_the_connection() -> None:
         async with silent_server() as port:
             websocket = await connect(f"ws://127.0.0.1:{port}/", close_timeout=60, ping_interval=None)
             closing = asyncio.ensure_future(websocket.close())
-            await asyncio.sleep(0.05)  # our Close is out; the peer never answers
+            await asyncio.sleep(0)  # one step of the close task: our Close is out; the peer never answers
             assert not websocket.closed
             closing.cancel()
             with pytest.raises(asyncio.CancelledError):
