@@ -104,7 +104,7 @@ def test_tiny_run_of_the_threads_and_trio_rows_checks_every_echo(
 
 
 def test_a_server_that_corrupts_echoes_fails_the_run(tmp_path: Path) -> None:
-    # The "broken" server changes the last byte of one echo in 3.
+    # The "broken" server changes the last byte of every echo.
     done, report = run_bench(tmp_path, "--libraries", "picows,broken", "--roles", "server", "--filter", "256 B")
     assert done.returncode == 1
     assert report["errors"]

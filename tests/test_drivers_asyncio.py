@@ -1041,17 +1041,26 @@ def test_pipelined_messages_answered_in_order_with_the_ping_and_close_in_place()
     run(test)
 
 
+class CountingTransport:
+    """A transport's stand-in that records the size of each write, and passes everything on."""
+
+    def __init__(self, transport: asyncio.Transport, writes: list[int]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: Any) -> None:
+        self._writes.append(len(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def test_replies_to_pipelined_messages_are_written_together() -> None:
     writes: list[int] = []
 
     async def counting_echo(websocket: WebSocket) -> None:
-        write = websocket._transport_write
-
-        def counted(data: Any) -> None:
-            writes.append(len(data))
-            write(data)
-
-        websocket._transport_write = counted
+        websocket._transport = CountingTransport(websocket._transport, writes)  # type: ignore[assignment]
         await echo(websocket)
 
     async def test() -> None:
@@ -1200,13 +1209,7 @@ def test_listener_answers_pipelined_messages_before_the_close_in_one_write() -> 
 
     class Counting(EchoListener):
         def on_open(self, websocket: WebSocket) -> None:
-            write = websocket._transport_write
-
-            def counted(data: Any) -> None:
-                writes.append(len(data))
-                write(data)
-
-            websocket._transport_write = counted
+            websocket._transport = CountingTransport(websocket._transport, writes)  # type: ignore[assignment]
 
     async def test() -> None:
         server = await serve_listener(Counting, "127.0.0.1", 0, compression=False)

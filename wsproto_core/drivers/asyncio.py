@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl as ssl_module
 from collections import deque
@@ -89,14 +90,23 @@ _COALESCE_LIMIT = 65536
 
 logger = logging.getLogger(__name__)
 
+#: The context the driver's own callbacks (timers, deferred writes) run in: one
+#: for all, instead of a copy of the caller's per callback scheduled (asyncio's
+#: default), which an idle connection's keepalive timer would hold. They read
+#: no context variable; the application's tasks keep their own contexts.
+_DRIVER_CONTEXT = contextvars.Context()
+
 
 class Listener:
     """The callback API: subclass it and override what you need.
 
     Each method runs in the event loop's read callback, so it must not block;
     reply with :meth:`WebSocket.send_nowait`. An exception from a callback
-    fails the connection with 1011 (and is logged).
+    fails the connection with 1011 (and is logged). A subclass that declares
+    ``__slots__`` keeps each connection's listener as small as its fields.
     """
+
+    __slots__ = ()
 
     def on_open(self, websocket: WebSocket) -> None:
         """The connection is open."""
@@ -220,7 +230,6 @@ class WebSocket:
         "_timer",
         "_timer_deadline",
         "_transport",
-        "_transport_write",
         "_untrack",
         "_waiter",
         "close_code",
@@ -241,7 +250,6 @@ class WebSocket:
         listener: Listener | None = None,
     ) -> None:
         self._transport = transport
-        self._transport_write = transport.write
         self._protocol = protocol
         self._managed = managed
         self._settings = settings
@@ -271,8 +279,8 @@ class WebSocket:
         self._timer_deadline: float | None = None
         self._done: asyncio.Future[None] | None = None
         self._pong_waiters: dict[bytes, asyncio.Future[None]] | None = None
-        #: Called with this WebSocket once it is closed (a server forgets it).
-        self._untrack: Callable[[WebSocket], None] | None = None
+        #: The server's set of open WebSockets, which forgets this one once closed.
+        self._untrack: set[Any] | None = None
 
     def _start(self) -> None:
         """Take over the transport: parse what came with the handshake, start the timer."""
@@ -525,13 +533,13 @@ class WebSocket:
         data = self._managed.data_to_send()
         if not data or self._transport.is_closing():
             return False
-        self._transport_write(data)
+        self._transport.write(data)
         return True
 
     def _schedule_soon(self) -> None:
         if not self._soon_scheduled:
             self._soon_scheduled = True
-            self._loop.call_soon(self._soon)
+            self._loop.call_soon(self._soon, context=_DRIVER_CONTEXT)
 
     def _soon(self) -> None:
         """Write the replies held back for one write; parse on once the application took every message."""
@@ -645,7 +653,7 @@ class WebSocket:
             self._timer = None
         self._timer_deadline = deadline
         if deadline is not None and not self._closed:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_at(deadline, self._on_timer, context=_DRIVER_CONTEXT)
 
     def _on_timer(self) -> None:
         managed = self._managed
@@ -699,7 +707,7 @@ class WebSocket:
         if not self._transport.is_closing():
             self._transport.close()
         if self._untrack is not None:
-            self._untrack(self)
+            self._untrack.discard(self)
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
@@ -1096,7 +1104,7 @@ class _ServerConfig:
     def open(self, websocket: WebSocket) -> None:
         tracked = self.tracked
         tracked.open.add(websocket)
-        websocket._untrack = tracked.open.discard
+        websocket._untrack = tracked.open
         if self.handler is not None:
             task = asyncio.get_running_loop().create_task(self._run_handler(websocket))
             tracked.tasks.add(task)
