@@ -541,3 +541,40 @@ def test_aiohttp_client_against_our_server() -> None:
     assert code == 4001
     assert compress == 12  # permessage-deflate negotiated, with the drivers' 12-bit window
     assert seen["close"] == (4001, "aiohttp bye")
+
+
+def test_the_watcher_answers_pings_while_the_handler_does_not_read() -> None:
+    """The handler thread reads only in recv(); while it is busy elsewhere, the watcher thread answers."""
+    busy = threading.Event()
+
+    def handler(websocket: WebSocket) -> None:
+        websocket.send("busy")
+        busy.wait(30)  # Not reading, and not in any call of ours.
+
+    with our_server(handler) as server, connect(f"ws://127.0.0.1:{server.port}/", ping_interval=None) as ws:
+        assert ws.recv(timeout=30) == "busy"
+        try:
+            assert ws.ping(b"are you there").wait(timeout=30)
+        finally:
+            busy.set()
+
+
+def test_recv_in_another_thread_takes_the_socket_from_the_reading_one() -> None:
+    """Two application threads wait at once: both get a message, in order, whichever of them reads."""
+
+    def handler(websocket: WebSocket) -> None:
+        assert websocket.recv() == "go"
+        websocket.send("first")
+        websocket.send("second")
+        websocket.recv()
+
+    with our_server(handler) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        received: list[str | bytes] = []
+        waiters = [threading.Thread(target=lambda: received.append(ws.recv(timeout=30))) for _ in range(2)]
+        for waiter in waiters:
+            waiter.start()
+        ws.send("go")
+        for waiter in waiters:
+            waiter.join(30)
+        assert sorted(received, key=str) == ["first", "second"]
+        ws.send("done")

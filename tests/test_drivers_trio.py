@@ -551,3 +551,28 @@ def test_aiohttp_client_against_our_server() -> None:
         assert seen["close"] == (4001, "aiohttp bye")
 
     run(main)
+
+
+def test_a_task_that_only_sends_lets_the_others_run() -> None:
+    """A send the kernel takes at once does not yield, but one in every few sends does."""
+
+    async def main() -> None:
+        async with our_server(echo) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            other_ran = trio.Event()
+            sent_before_it_ran = 0
+
+            async def other() -> None:
+                other_ran.set()
+
+            async with trio.open_nursery() as nursery:
+                for index in range(100):
+                    await ws.send(b"x")
+                    if index == 0:
+                        nursery.start_soon(other)  # Runnable from now on: the sends must let it run.
+                    elif not other_ran.is_set():
+                        sent_before_it_ran += 1
+            assert sent_before_it_ran < 99
+            for _ in range(100):
+                assert await ws.recv() == b"x"
+
+    run(main)

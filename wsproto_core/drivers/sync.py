@@ -1,13 +1,13 @@
 """wsproto_core on blocking sockets and threads: ``connect`` for clients, ``serve`` for servers.
 
-The same design as the asyncio driver, with threads. Each connection has a
-reader thread that feeds the socket to a
+Whichever thread reads feeds the socket to a
 :class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
-Closes and assembles messages) and, between reads, runs its timers: it waits in
-a selector until the socket is readable or the connection's next deadline
-(keepalive, close timeout), and the application wakes it when it moves a
-deadline. A lock guards the ManagedConnection, another keeps socket writes in
-order. Received messages wait in a bounded queue; when it is full the reader
+Closes and assembles messages) and runs its timers, waiting in ``poll()`` until
+the socket is readable or the next deadline (keepalive, close timeout). An
+application thread waiting in ``recv()`` reads itself, so that a message costs
+no thread switch; each connection's watcher thread reads while the application
+does not. A lock guards the ManagedConnection, another keeps socket writes in
+order. Received messages wait in a bounded queue; when it is full the watcher
 stops reading (backpressure). ``send`` returns once ``sendall`` wrote
 everything. A server runs one thread per connection for its handler.
 
@@ -36,7 +36,7 @@ from typing import Any
 
 from .. import WSConnection
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import BytesMessage, Message, Pong, Request, TextMessage
+from ..events import BytesMessage, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
@@ -60,12 +60,21 @@ from ._common import (
     remove_stale_unix_socket,
     request_for,
 )
+from ._websocket import WebSocketState
 from .proxy import ProxyURL, Tunnel, proxy_for
 from .reconnect import Backoff
 
 __all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
 
 logger = logging.getLogger(__name__)
+
+#: Who reads a connection's socket (WebSocket._reader): an application thread
+#: waiting in recv() (or wait_closed(), or for a Pong) reads itself, so that a
+#: message costs no thread switch; the connection's watcher thread reads while
+#: none does, once none has for _WATCHER_GRACE seconds (Pings, Closes and
+#: timers are then handled without the application).
+_APPLICATION, _WATCHER = "application", "watcher"
+_WATCHER_GRACE = 0.05
 
 
 class PongWaiter:
@@ -74,29 +83,29 @@ class PongWaiter:
     ``wait`` raises :class:`ConnectionClosed` if the connection closes first.
     """
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self._done = False
         self._error: ConnectionClosed | None = None
 
     def is_set(self) -> bool:
         """Whether the Pong arrived (or the connection closed)."""
-        return self._event.is_set()
+        return self._done
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the Pong; return ``False`` if ``timeout`` seconds passed first."""
-        if not self._event.wait(timeout):
-            return False
+        self._websocket._read_until(self.is_set, _deadline_after(timeout))
         if self._error is not None:
             raise self._error
-        return True
+        return self._done
 
     def _resolve(self, error: ConnectionClosed | None = None) -> None:
         self._error = error
-        self._event.set()
+        self._done = True
 
 
 class _Waker:
-    """A socket pair that interrupts a selector from another thread."""
+    """A socket pair that interrupts a poll from another thread."""
 
     def __init__(self) -> None:
         self._receiver, self._sender = socket.socketpair()
@@ -119,7 +128,11 @@ class _Waker:
         self._sender.close()
 
 
-class WebSocket:
+def _deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class WebSocket(WebSocketState):
     """One open WebSocket connection.
 
     Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
@@ -131,6 +144,8 @@ class WebSocket:
     ``close_code`` and ``close_reason`` (once closed).
     """
 
+    _messages: deque[str | bytes]
+
     def __init__(
         self,
         sock: socket.socket,
@@ -140,40 +155,44 @@ class WebSocket:
         subprotocol: str | None,
         request: Request | None = None,
     ) -> None:
+        super().__init__(managed, settings, deque(), subprotocol, request)
         self._sock = sock
-        self._managed = managed
-        self._settings = settings
-        self.subprotocol = subprotocol
-        self.request = request
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self._messages: deque[str | bytes] = deque()
-        # _lock guards the ManagedConnection, the queue and the waiters;
-        # _send_lock keeps writes whole and in order (it is never taken inside _lock).
+        # _lock guards the ManagedConnection, the queue and the flags below;
+        # _send_lock keeps writes whole and in order (it is taken before _lock, never inside it).
         self._lock = threading.Lock()
+        #: Application threads wait here for messages, the end, or their turn to read.
         self._changed = threading.Condition(self._lock)
+        #: The watcher thread waits here while the application reads.
+        self._watch = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
-        self._closed = threading.Event()
         self._aborted = False
+        #: Who reads the socket now: None, _APPLICATION or _WATCHER.
+        self._reader: str | None = None
+        self._handover = False  # The application asks the watcher for the socket.
+        self._space_wanted = False  # The reader waits for the application to take a message.
+        self._calls = 0  # Counts the application's reads, for the watcher to see it is active.
+        self._watcher_idle = False
         self._waker = _Waker()
-        self._pong_waiters: dict[bytes, PongWaiter] = {}
         #: send_fragments() is sending a message: other sends must wait for it.
         self._fragmenting = False
-        self._reader = threading.Thread(target=self._read_loop, name="wsproto_core reader", daemon=True)
-        self._reader.start()
+        # poll(), where there is one: no file descriptor of its own, unlike epoll.
+        self._selector = getattr(selectors, "PollSelector", selectors.SelectSelector)()
+        self._selector.register(sock, selectors.EVENT_READ)
+        self._selector.register(self._waker, selectors.EVENT_READ)
+        self._process(None)  # Bytes that came with the handshake may hold frames.
+        threading.Thread(target=self._watch_loop, name="wsproto_core watcher", daemon=True).start()
 
     # ------------------------------------------------------------- application
 
     def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (``str``) or binary message; return once it is written."""
-        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
-        with self._lock:
-            if self._fragmenting:
-                raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-            self._raise_if_closed()
-            # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
-            self._managed.send(event, time.monotonic())
-        self._flush()
+        with self._send_lock:
+            with self._lock:
+                if self._fragmenting:
+                    raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+                self._queue_message(message, time.monotonic())
+                data = self._managed.data_to_send()
+            self._write(data)
 
     def send_fragments(self, fragments: Iterable[str | bytes]) -> None:
         """Send one message from an iterable of pieces, each in a frame of its own, without assembling it.
@@ -201,7 +220,7 @@ class WebSocket:
         finally:
             with self._lock:
                 self._fragmenting = False
-            if not finished and message.started and not self._closed.is_set():
+            if not finished and message.started and not self.closed:
                 # The peer holds the start of a message that will never end.
                 self.close(1011, UNFINISHED_MESSAGE)
 
@@ -216,19 +235,19 @@ class WebSocket:
 
         Raises ``TimeoutError`` if ``timeout`` seconds pass first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while not self._messages:
-                if self._closed.is_set():
+        deadline = _deadline_after(timeout)
+        while True:
+            with self._lock:
+                if self._messages:
+                    message = self._messages.popleft()
+                    if self._space_wanted:
+                        self._changed.notify_all()
+                    return message
+                if self.closed:
                     raise self._closed_error()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError("No message received in time")
-                self._changed.wait(remaining)
-            message = self._messages.popleft()
-            if len(self._messages) < self._settings.max_queue:
-                self._changed.notify_all()
-        return message
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("No message received in time")
+            self._read_until(self._messages.__len__, deadline)
 
     def __iter__(self) -> Iterator[str | bytes]:
         """Yield messages until the connection closes (normally: no exception)."""
@@ -242,12 +261,10 @@ class WebSocket:
 
     def ping(self, payload: bytes | None = None) -> PongWaiter:
         """Send a Ping; return a :class:`PongWaiter` that is set when its Pong arrives."""
-        waiter = PongWaiter()
+        waiter = PongWaiter(self)
         with self._lock:
-            self._raise_if_closed()
-            payload = self._managed.ping(payload, time.monotonic())
-            self._pong_waiters[payload] = waiter
-        self._waker.wake()
+            self._queue_ping(payload, waiter, time.monotonic())
+        self._waker.wake()  # The reader's next deadline moved.
         self._flush()
         return waiter
 
@@ -258,12 +275,8 @@ class WebSocket:
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Wait until the transport is closed; return ``False`` on timeout."""
-        return self._closed.wait(timeout)
-
-    @property
-    def closed(self) -> bool:
-        """Whether the connection is closed."""
-        return self._closed.is_set()
+        self._read_until(self._is_closed, _deadline_after(timeout))
+        return self.closed
 
     @property
     def latency(self) -> float:
@@ -285,22 +298,11 @@ class WebSocket:
 
     # ----------------------------------------------------------------- plumbing
 
-    def _raise_if_closed(self) -> None:
-        if self._closed.is_set():
-            raise self._closed_error()
-        if self._managed.state is not ConnectionState.OPEN:
-            close = self._managed.close_event
-            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
-
-    def _closed_error(self) -> ConnectionClosed:
-        return ConnectionClosed(self.close_code or 1006, self.close_reason)
-
-    def _timeout(self) -> float | None:
-        deadline = self._managed.next_deadline
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
+    def _is_closed(self) -> bool:
+        return self.closed
 
     def _start_closing(self, code: int, reason: str) -> None:
-        with self._changed:
+        with self._lock:
             if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
                 self._managed.close(code, reason or None, time.monotonic())
             # Read the peer's reply even if the application left the queue full.
@@ -309,10 +311,11 @@ class WebSocket:
         self._flush()
 
     def _abort(self) -> None:
-        """Give up on the transport: the reader stops and closes it."""
-        with self._changed:
+        """Give up on the transport: whoever reads stops and closes it."""
+        with self._lock:
             self._aborted = True
             self._changed.notify_all()
+            self._watch.notify_all()
         self._waker.wake()
 
     def _flush(self) -> None:
@@ -320,87 +323,135 @@ class WebSocket:
             # Take the bytes under the send lock, so that writes keep their order.
             with self._lock:
                 data = self._managed.data_to_send()
-            if not data or self._closed.is_set():
-                return
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if data and not self.closed:
             try:
                 self._sock.sendall(data)
             except OSError:
                 self._abort()
 
-    def _read_loop(self) -> None:
-        managed = self._managed
-        selector = selectors.DefaultSelector()
-        selector.register(self._sock, selectors.EVENT_READ)
-        selector.register(self._waker, selectors.EVENT_READ)
-        try:
-            while True:
-                with self._changed:
-                    now = time.monotonic()
-                    managed.handle_timers(now)
-                    # Events first: bytes that came with the handshake may hold frames.
-                    for event in managed.events(now):
-                        if isinstance(event, Message):
-                            self._messages.append(event.data)
-                            self._changed.notify_all()
-                            # Let the application take this message before
-                            # parsing on, so that a Close or a violation later
-                            # in the buffer cannot overtake its reply (after a
-                            # Close only a Close may be sent, RFC 6455 5.5.1).
-                            while (
-                                self._messages
-                                and managed.buffered_bytes
-                                and managed.state is ConnectionState.OPEN
-                                and not self._aborted
-                            ):
-                                self._changed.wait(self._timeout())
-                                managed.handle_timers(time.monotonic())
-                        elif isinstance(event, Pong):
-                            self._pings_acknowledged()
+    def _read_until(self, ready: Callable[[], object], deadline: float | None) -> None:
+        """Read the socket in this thread until ``ready()``, the end, or ``deadline``.
+
+        The application thread that waits reads itself (no thread switch per
+        message); another one waits for it, and the watcher hands the socket over.
+        """
+        with self._lock:
+            self._calls += 1
+            while not (ready() or self.closed):
+                if self._reader is None:
+                    self._reader = _APPLICATION
+                    break
+                if self._reader is _WATCHER and not self._handover:
+                    self._handover = True
                     self._changed.notify_all()
-                self._flush()
-                with self._changed:
-                    if managed.should_close_transport or self._aborted:
-                        break
-                    if len(self._messages) >= self._settings.max_queue and managed.state is ConnectionState.OPEN:
-                        # Backpressure: stop reading until the application catches up
-                        # (recv and close notify), but keep the timers running.
-                        self._changed.wait(self._timeout())
-                        continue
-                    timeout = self._timeout()
-                if not self._readable(selector, timeout):
-                    continue
-                try:
-                    data = self._sock.recv(READ_SIZE)
-                except OSError:
-                    data = b""
-                with self._lock:
-                    managed.receive_data(data or None, time.monotonic())
+                    self._waker.wake()
+                if not self._changed.wait(None if deadline is None else deadline - time.monotonic()):
+                    return
+            else:
+                return
+        try:
+            while not (ready() or self.closed):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                self._step(self._timeout(deadline))
         finally:
-            selector.close()
+            with self._lock:
+                self._reader = None
+                self._calls += 1
+                self._changed.notify_all()
+                if self._watcher_idle:
+                    self._watch.notify()
+
+    def _timeout(self, deadline: float | None) -> float | None:
+        """Seconds until the connection's next timer or ``deadline``, whichever comes first."""
+        timer = self._managed.next_deadline
+        if deadline is not None and (timer is None or deadline < timer):
+            timer = deadline
+        return None if timer is None else max(0.0, timer - time.monotonic())
+
+    def _step(self, timeout: float | None) -> None:
+        """As the thread that reads: read once (or wait for the application), then handle what came."""
+        managed, messages = self._managed, self._messages
+        with self._lock:
+            waits = (
+                bool(messages)
+                and managed.state is ConnectionState.OPEN
+                and (managed.held or len(messages) >= self._settings.max_queue)
+            )
+            if waits:
+                # The ordering rule (see ManagedConnection.held), or
+                # backpressure: wait until the application takes a message.
+                self._space_wanted = True
+                self._changed.wait(timeout)
+                self._space_wanted = False
+        data = None
+        if not (waits or managed.held or self._aborted) and self._readable(timeout):
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except OSError:
+                data = b""
+        self._process(data)
+
+    def _process(self, data: bytes | None) -> None:
+        """Feed what was read (``None``: nothing), hand out the messages, run the timers, write the replies."""
+        managed = self._managed
+        with self._lock:
+            now = time.monotonic()
+            if data is not None:
+                managed.receive_data(data or None, now)
+            managed.handle_timers(now)
+            self._handle_events(now)
+            self._changed.notify_all()
+            done = managed.should_close_transport or self._aborted
+        if managed.bytes_to_send:
+            self._flush()
+        if done:
             self._finish()
 
-    def _readable(self, selector: selectors.BaseSelector, timeout: float | None) -> bool:
+    def _readable(self, timeout: float | None) -> bool:
         if isinstance(self._sock, ssl_module.SSLSocket) and self._sock.pending():
             return True  # Decrypted bytes already wait in the TLS layer.
-        ready = selector.select(timeout)
-        if any(key.fileobj is self._waker for key, _ in ready):
-            self._waker.drain()
-        return any(key.fileobj is self._sock for key, _ in ready)
+        readable = False
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj is self._waker:
+                self._waker.drain()
+            else:
+                readable = True
+        return readable
 
-    def _pings_acknowledged(self) -> None:
-        for payload in self._managed.take_acknowledged_pings():
-            waiter = self._pong_waiters.pop(payload, None)
-            if waiter is not None:
-                waiter._resolve()
+    def _watch_loop(self) -> None:
+        """The watcher: it reads while the application does not (Pings, Closes, timers)."""
+        seen = -1
+        with self._lock:
+            while not self.closed:
+                if self._reader is not None or (self._calls != seen and not self._aborted):
+                    # The application reads, or did within the last grace period: leave the socket to it.
+                    self._watcher_idle = self._reader is not None and self._calls == seen
+                    seen = self._calls
+                    self._watch.wait(None if self._watcher_idle else _WATCHER_GRACE)
+                    self._watcher_idle = False
+                    continue
+                self._reader = _WATCHER
+                self._lock.release()
+                try:
+                    while not (self._handover or self.closed):
+                        self._step(self._timeout(None))
+                finally:
+                    self._lock.acquire()
+                    self._reader = None
+                    self._handover = False
+                    self._changed.notify_all()
 
     def _finish(self) -> None:
-        with self._changed:
-            close = self._managed.close_event
-            self.close_code = close.code if close is not None else 1006
-            self.close_reason = close.reason if close is not None else None
-            self._closed.set()
-            waiters, self._pong_waiters = list(self._pong_waiters.values()), {}
+        with self._lock:
+            if self.closed:
+                return
+            waiters = self._record_close()
             self._changed.notify_all()
+            self._watch.notify_all()
         error = self._closed_error()
         for waiter in waiters:
             waiter._resolve(error)
@@ -481,7 +532,7 @@ def connect(
     except BaseException:
         sock.close()
         raise
-    managed = managed_connection(connection, settings, client=True, now=time.monotonic())
+    managed = managed_connection(connection, settings, client=True, now=time.monotonic(), hold_after_message=True)
     return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
 
 
@@ -666,7 +717,7 @@ class Server:
             return
         websocket = WebSocket(
             sock,
-            managed_connection(connection, settings, client=False, now=time.monotonic()),
+            managed_connection(connection, settings, client=False, now=time.monotonic(), hold_after_message=True),
             settings,
             subprotocol=accept.subprotocol,
             request=request,

@@ -1,13 +1,13 @@
 """wsproto_core on trio: ``connect`` for clients, ``serve`` for servers.
 
-The same design as the asyncio driver, in trio's terms. Each connection runs
-two tasks in a nursery: a reader that feeds the stream to a
+Each connection has one reader task that feeds the stream to a
 :class:`~wsproto_core.managed.ManagedConnection` (which answers Pings and
-Closes and assembles messages), and a timer that sleeps in a cancel scope whose
-deadline is the connection's next deadline (keepalive, close timeout), moved
-whenever that changes. Received messages wait in a bounded queue; when it is
-full the reader stops reading (backpressure). ``send`` returns once
-``send_all`` wrote everything. TLS is a :class:`trio.SSLStream`.
+Closes and assembles messages) and runs its timers: it reads inside a cancel
+scope whose deadline is the connection's next one (keepalive, close timeout).
+Received messages wait in a bounded queue; when it is full the reader stops
+reading (backpressure). ``send`` returns once everything is written. A plain
+TCP connection is read and written on its standard socket directly (trio's
+stream layers cost a scheduling round per call); TLS is a :class:`trio.SSLStream`.
 
 ``connect`` is an async context manager; ``serve`` runs until cancelled and
 hands its :class:`Server` (with the bound ``port``) to ``nursery.start``::
@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 import ssl as ssl_module
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any
 
@@ -33,7 +33,7 @@ import trio
 
 from .. import WSConnection
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import BytesMessage, Message, Pong, Request, TextMessage
+from ..events import BytesMessage, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
@@ -57,12 +57,16 @@ from ._common import (
     remove_stale_unix_socket,
     request_for,
 )
+from ._websocket import WebSocketState
 from .proxy import ProxyURL, Tunnel, proxy_for
 from .reconnect import Backoff, reconnecting
 
 __all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
 
 logger = logging.getLogger(__name__)
+
+#: Sends in a row that did not yield before one does (see WebSocket.send).
+_SENDS_PER_YIELD = 16
 
 #: What a broken or closed stream raises; the driver treats them all as end of stream.
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -96,7 +100,7 @@ class PongWaiter:
         self._event.set()
 
 
-class WebSocket:
+class WebSocket(WebSocketState):
     """One open WebSocket connection.
 
     Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
@@ -107,6 +111,19 @@ class WebSocket:
     ``close_code`` and ``close_reason`` (once closed).
     """
 
+    # One per open connection in a server: slots keep an idle one small.
+    __slots__ = (
+        "_aborted",
+        "_fragmenting",
+        "_reader_scope",
+        "_reader_waits",
+        "_sends_unyielded",
+        "_sock",
+        "_stream",
+        "_waiting",
+        "_writing",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -116,28 +133,24 @@ class WebSocket:
         subprotocol: str | None,
         request: Request | None = None,
     ) -> None:
+        # A list, not a deque: it holds at most max_queue messages, and an
+        # empty list is a tenth of an empty deque's size.
+        super().__init__(managed, settings, [], subprotocol, request)
         self._stream = stream
-        self._managed = managed
-        self._settings = settings
-        self.subprotocol = subprotocol
-        self.request = request
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self._messages: deque[str | bytes] = deque()
-        self._message_ready = trio.lowlevel.ParkingLot()
-        self._queue_has_space = trio.lowlevel.ParkingLot()
-        self._send_lock = trio.StrictFIFOLock()
-        self._closed = trio.Event()
+        self._sock = _plain_socket(stream)
+        #: The tasks waiting for a change (recv, the reader, writers, wait_closed); a change wakes them all.
+        self._waiting: list[trio.lowlevel.Task] = []
         self._aborted = False
+        self._writing = False
+        self._reader_waits = False
+        self._sends_unyielded = 0
+        #: The reader's cancel scope: its deadline is the connection's next timer.
         self._reader_scope = trio.CancelScope()
-        self._timer_scope = trio.CancelScope()
-        self._pong_waiters: dict[bytes, PongWaiter] = {}
         #: send_fragments() is sending a message: other sends must wait for it.
         self._fragmenting = False
 
     def _start(self, nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._read_loop)
-        nursery.start_soon(self._timer_loop)
+        nursery.start_soon(self._read_loop, name="wsproto_core reader")
 
     # ------------------------------------------------------------- application
 
@@ -145,11 +158,16 @@ class WebSocket:
         """Send a text (``str``) or binary message; return once it is written."""
         if self._fragmenting:
             raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-        self._raise_if_closed()
-        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
-        # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
-        self._managed.send(event, trio.current_time())
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._queue_message(message, trio.current_time())
         await self._flush()
+        # A write that the kernel took at once did not yield: let other tasks
+        # run now and then, so that a loop that only sends cannot starve them
+        # (recv resets the count whenever it waits).
+        self._sends_unyielded += 1
+        if self._sends_unyielded >= _SENDS_PER_YIELD:
+            self._sends_unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_fragments(self, fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> None:
         """Send one message from its pieces (an iterable or an async iterable), each in a frame of its own.
@@ -178,7 +196,7 @@ class WebSocket:
             finished = True
         finally:
             self._fragmenting = False
-            if not finished and message.started and not self._closed.is_set():
+            if not finished and message.started and not self.closed:
                 # The peer holds the start of a message that will never end.
                 with trio.CancelScope(shield=True):
                     await self.close(1011, UNFINISHED_MESSAGE)
@@ -190,13 +208,15 @@ class WebSocket:
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
-        while not self._messages:
-            if self._closed.is_set():
+        messages = self._messages
+        while not messages:
+            if self.closed:
                 raise self._closed_error()
-            await self._message_ready.park()
-        message = self._messages.popleft()
-        if len(self._messages) < self._settings.max_queue:
-            self._queue_has_space.unpark_all()
+            self._sends_unyielded = 0
+            await self._wait()
+        message = messages.pop(0)
+        if self._reader_waits:
+            self._wake()
         return message
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
@@ -214,10 +234,8 @@ class WebSocket:
 
     async def ping(self, payload: bytes | None = None) -> PongWaiter:
         """Send a Ping; return a :class:`PongWaiter` that completes when its Pong arrives."""
-        self._raise_if_closed()
-        payload = self._managed.ping(payload, trio.current_time())
         waiter = PongWaiter()
-        self._pong_waiters[payload] = waiter
+        self._queue_ping(payload, waiter, trio.current_time())
         self._reschedule()
         await self._flush()
         return waiter
@@ -227,19 +245,15 @@ class WebSocket:
         if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             self._managed.close(code, reason or None, trio.current_time())
             self._reschedule()
-            # Read the peer's reply even if the application left the queue full.
-            self._queue_has_space.unpark_all()
+            # Wake the reader: it reads the peer's reply even if the application left the queue full.
+            self._wake()
             await self._flush()
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
         """Wait until the transport is closed."""
-        await self._closed.wait()
-
-    @property
-    def closed(self) -> bool:
-        """Whether the connection is closed."""
-        return self._closed.is_set()
+        while not self.closed:
+            await self._wait()
 
     @property
     def latency(self) -> float:
@@ -256,19 +270,30 @@ class WebSocket:
 
     # ----------------------------------------------------------------- plumbing
 
-    def _raise_if_closed(self) -> None:
-        if self._closed.is_set():
-            raise self._closed_error()
-        if self._managed.state is not ConnectionState.OPEN:
-            close = self._managed.close_event
-            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
-
-    def _closed_error(self) -> ConnectionClosed:
-        return ConnectionClosed(self.close_code or 1006, self.close_reason)
-
     def _reschedule(self) -> None:
         deadline = self._managed.next_deadline
-        self._timer_scope.deadline = math.inf if deadline is None else deadline
+        if deadline is None:
+            deadline = math.inf
+        if self._reader_scope.deadline != deadline:
+            self._reader_scope.deadline = deadline
+
+    async def _wait(self) -> None:
+        # A ParkingLot, reduced to what is needed here (a list holds one task
+        # in a fraction of an OrderedDict's size).
+        task = trio.lowlevel.current_task()
+        self._waiting.append(task)
+
+        def give_up(_: object) -> trio.lowlevel.Abort:
+            self._waiting.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(give_up)
+
+    def _wake(self) -> None:
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for task in waiting:
+                trio.lowlevel.reschedule(task)
 
     def _abort(self) -> None:
         """Give up on the transport: the reader stops and closes it without ceremony."""
@@ -276,99 +301,126 @@ class WebSocket:
         self._reader_scope.cancel()
 
     async def _flush(self) -> None:
-        async with self._send_lock:
-            # Take the bytes under the lock, so that writes keep their order.
-            data = self._managed.data_to_send()
-            if not data or self._closed.is_set():
-                return
-            written = False
+        """Write what the connection queued; writes keep their order."""
+        while self._writing:  # Another task's write waits for the socket: ours goes after it.
+            await self._wait()
+        data: bytes | memoryview = self._managed.data_to_send()
+        if not data or self.closed:
+            return
+        sock = self._sock
+        if sock is not None:
+            # Hot path: the kernel usually takes the whole write at once.
             try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._writing = True
+        written = False
+        # The reader's timers wait for a blocked write (cancelling it would break the stream).
+        self._reader_scope.deadline = math.inf
+        try:
+            if sock is None:
                 await self._stream.send_all(data)
-                written = True
-            except _STREAM_ERRORS:
-                pass
-            finally:
-                # Failed or cancelled halfway: the stream cannot carry frames any more.
-                if not written:
-                    self._abort()
+            else:
+                while data:
+                    await trio.lowlevel.wait_writable(sock)
+                    data = data[sock.send(data) :]
+            written = True
+        except (*_STREAM_ERRORS, BlockingIOError):
+            pass
+        finally:
+            self._writing = False
+            self._reschedule()
+            self._wake()
+            # Failed or cancelled halfway: the stream cannot carry frames any more.
+            if not written:
+                self._abort()
 
     async def _read_loop(self) -> None:
-        managed = self._managed
+        """Feed the stream to the connection, deliver its messages, and run its timers until it closes."""
+        managed, messages, sock = self._managed, self._messages, self._sock
+        # Events first: bytes that came with the handshake may hold frames.
+        parse_first = True
         try:
-            with self._reader_scope:
-                while True:
-                    # Events first: bytes that came with the handshake may hold frames.
-                    for event in managed.events(trio.current_time()):
-                        if isinstance(event, Message):
-                            self._messages.append(event.data)
-                            self._message_ready.unpark_all()
-                            # Let the application take this message before
-                            # parsing on, so that a Close or a violation later
-                            # in the buffer cannot overtake its reply (after a
-                            # Close only a Close may be sent, RFC 6455 5.5.1).
-                            while self._messages and managed.buffered_bytes and managed.state is ConnectionState.OPEN:
-                                await self._queue_has_space.park()
-                        elif isinstance(event, Pong):
-                            self._pings_acknowledged()
-                    self._reschedule()
-                    await self._flush()
-                    if managed.should_close_transport:
-                        break
-                    while len(self._messages) >= self._settings.max_queue and managed.state is ConnectionState.OPEN:
-                        # Backpressure: stop reading until the application catches up.
-                        await self._queue_has_space.park()
-                    try:
-                        data = await self._stream.receive_some(READ_SIZE)
-                    except _STREAM_ERRORS:
-                        data = b""
-                    managed.receive_data(data or None, trio.current_time())
+            while not self._aborted:
+                with self._reader_scope:
+                    while True:
+                        if not parse_first:
+                            try:
+                                if sock is None:
+                                    data = await self._stream.receive_some(READ_SIZE)
+                                else:
+                                    await trio.lowlevel.wait_readable(sock)
+                                    data = sock.recv(READ_SIZE)
+                            except BlockingIOError:
+                                continue  # Woken without data (spuriously): wait again.
+                            except _STREAM_ERRORS:
+                                data = b""
+                            managed.receive_data(data or None, trio.current_time())
+                        if self._handle_events(trio.current_time()):
+                            self._wake()
+                        # The ordering rule (see ManagedConnection.held): the
+                        # application takes the message before parsing goes on.
+                        parse_first = managed.held
+                        self._reschedule()
+                        if managed.bytes_to_send:
+                            await self._flush()
+                        if managed.should_close_transport:
+                            break
+                        while managed.state is ConnectionState.OPEN and (
+                            (parse_first and messages) or len(messages) >= self._settings.max_queue
+                        ):
+                            # The ordering rule above, or backpressure: wait for the application.
+                            self._reader_waits = True
+                            await self._wait()
+                            self._reader_waits = False
+                    break  # The transport is to be closed.
+                if not self._aborted:
+                    # A timer is due (the scope's deadline passed); a new scope for the next one.
+                    self._reader_scope = trio.CancelScope()
+                    managed.handle_timers(trio.current_time())
+                    parse_first = True  # Parse (and flush) before reading again.
         finally:
             self._finish()
             await self._close_stream(graceful=not self._aborted)
 
-    async def _timer_loop(self) -> None:
-        managed = self._managed
-        while not self._closed.is_set():
-            self._timer_scope = trio.CancelScope()
-            self._reschedule()
-            with self._timer_scope:
-                await trio.sleep_forever()
-            if self._closed.is_set():
-                break
-            managed.handle_timers(trio.current_time())
-            await self._flush()
-            if managed.should_close_transport:
-                self._abort()
-
     async def _close_stream(self, *, graceful: bool) -> None:
         try:
-            if graceful:
+            if graceful and self._sock is None:
                 # A TLS stream sends close_notify; give up on a peer that does not read.
                 timeout = self._settings.close_timeout
-                with trio.move_on_after(math.inf if timeout is None else timeout), contextlib.suppress(*_STREAM_ERRORS):
-                    async with self._send_lock:
-                        await self._stream.aclose()
+                with trio.move_on_after(_timeout(timeout)), contextlib.suppress(*_STREAM_ERRORS):
+                    while self._writing:
+                        await self._wait()
+                    await self._stream.aclose()
         finally:
             await trio.aclose_forcefully(self._stream)
 
-    def _pings_acknowledged(self) -> None:
-        for payload in self._managed.take_acknowledged_pings():
-            waiter = self._pong_waiters.pop(payload, None)
-            if waiter is not None:
-                waiter._resolve()
-
     def _finish(self) -> None:
-        close = self._managed.close_event
-        self.close_code = close.code if close is not None else 1006
-        self.close_reason = close.reason if close is not None else None
-        self._closed.set()
-        self._message_ready.unpark_all()
-        self._queue_has_space.unpark_all()
-        self._timer_scope.cancel()
-        error = self._closed_error()
-        for waiter in self._pong_waiters.values():
-            waiter._resolve(error)
-        self._pong_waiters.clear()
+        waiters = self._record_close()
+        self._wake()
+        for waiter in waiters:
+            waiter._resolve(self._closed_error())
+
+
+def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """The standard socket under a plain TCP stream, which the driver reads and writes directly.
+
+    trio's stream layers cost a scheduling round per call; without them a
+    write that the kernel takes at once does not yield, and a read costs one
+    wait for readability. A TLS stream (or any other) goes through trio.
+    """
+    if isinstance(stream, trio.SocketStream):
+        sock = getattr(stream.socket, "_sock", None)  # The standard socket a trio socket wraps.
+        if isinstance(sock, socket.socket):
+            return sock
+    return None
 
 
 def _timeout(seconds: float | None) -> float:
@@ -466,7 +518,7 @@ async def _open(
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-    managed = managed_connection(connection, settings, client=True, now=trio.current_time())
+    managed = managed_connection(connection, settings, client=True, now=trio.current_time(), hold_after_message=True)
     return WebSocket(stream, managed, settings, subprotocol=accepted.subprotocol)
 
 
@@ -634,49 +686,68 @@ async def serve(
     connections: set[WebSocket] = set()
     handshaking = 0
 
-    async def on_client(stream: trio.abc.Stream) -> None:
+    async def opened(stream: trio.abc.Stream) -> WebSocket | None:
+        """The connection once its handshake succeeded (registered, its reader started), else ``None``.
+
+        A function of its own, so that the handshake's objects are freed when it returns.
+        """
         nonlocal handshaking
-        refusal = admission_refusal(settings, handshaking=handshaking, connections=handshaking + len(connections))
-        if refusal is not None:
-            await _refuse(stream, refusal)
-            return
         handshaking += 1
+        websocket = None
         try:
             with trio.fail_after(_timeout(open_timeout)):
                 opening = await _server_handshake(stream, settings, process_request)
                 connection, request = opening.connection, opening.request
                 if request is None:
                     await stream.aclose()
-                    return
+                    return None
                 answer, accept = opening.upgrade(upgrade, settings)
-                await stream.send_all(answer)
                 if accept is None:
+                    await stream.send_all(answer)
                     await stream.aclose()
-                    return
+                    return None
+                managed = managed_connection(
+                    connection, settings, client=False, now=trio.current_time(), hold_after_message=True
+                )
+                websocket = WebSocket(stream, managed, settings, subprotocol=accept.subprotocol, request=request)
+                # Registered before the 101 goes out, so that Server.close()
+                # closes a connection whose client saw it; writes wait for the 101.
+                websocket._writing = True
+                connections.add(websocket)
+                # The reader runs in the server's nursery (one per connection would cost memory).
+                websocket._start(handlers)
+                await stream.send_all(answer)
+                return websocket
         except (trio.TooSlowError, *_STREAM_ERRORS, RemoteProtocolError):
-            await trio.aclose_forcefully(stream)
-            return
+            if websocket is None:
+                await trio.aclose_forcefully(stream)
+            else:
+                websocket._abort()
+                connections.discard(websocket)
+            return None
         finally:
             handshaking -= 1
-        websocket = WebSocket(
-            stream,
-            managed_connection(connection, settings, client=False, now=trio.current_time()),
-            settings,
-            subprotocol=accept.subprotocol,
-            request=request,
-        )
-        connections.add(websocket)
+            if websocket is not None:
+                websocket._writing = False
+                websocket._wake()
+
+    async def on_client(stream: trio.abc.Stream) -> None:
+        refusal = admission_refusal(settings, handshaking=handshaking, connections=handshaking + len(connections))
+        if refusal is not None:
+            await _refuse(stream, refusal)
+            return
+        websocket = await opened(stream)
+        if websocket is None:
+            return
         try:
-            async with trio.open_nursery() as nursery:
-                websocket._start(nursery)
-                try:
-                    await handler(websocket)
-                except ConnectionClosed:
-                    pass
-                except Exception:
-                    logger.exception("WebSocket handler failed")
-                    await websocket.close(1011, "internal error")
-                await websocket.close()
+            try:
+                await handler(websocket)
+            except ConnectionClosed:
+                pass
+            except Exception:
+                logger.exception("WebSocket handler failed")
+                await websocket.close(1011, "internal error")
+            await websocket.close()
         finally:
             connections.discard(websocket)
 
@@ -690,13 +761,13 @@ async def serve(
     server = Server(listeners, connections)
     try:
         with server._serve_scope:
-            async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as handlers:
 
                 async def accept() -> None:
                     with server._accept_scope:
-                        await trio.serve_listeners(on_client, listeners, handler_nursery=nursery)
+                        await trio.serve_listeners(on_client, listeners, handler_nursery=handlers)
 
-                nursery.start_soon(accept)
+                handlers.start_soon(accept)
                 task_status.started(server)
     finally:
         server._stopped.set()

@@ -1,0 +1,119 @@
+"""The part of the trio and threads drivers' ``WebSocket`` that is not I/O.
+
+Its public attributes, what ``send`` and ``ping`` queue, how received events
+reach the application (messages into the queue, Pongs to their waiters), and
+the record of how the connection closed. Each driver adds its own reading,
+writing and waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableSequence
+from typing import Protocol
+
+from ..events import BytesMessage, Message, Pong, Request, TextMessage
+from ..managed import ManagedConnection
+from ..state import ConnectionState
+from ._common import ConnectionClosed, Settings
+
+
+class PongWaiterLike(Protocol):
+    """What a driver's ``ping()`` hands out: resolved once its Pong came, or with the closing error."""
+
+    def _resolve(self, error: ConnectionClosed | None = None) -> None: ...
+
+
+class WebSocketState:
+    """A driver's WebSocket without its I/O (see the module docstring).
+
+    Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
+    (server side: the client's ``Request``, with ``target`` and headers),
+    ``close_code`` and ``close_reason`` (once closed).
+    """
+
+    # One per open connection in a server: slots keep an idle one small.
+    __slots__ = (
+        "_managed",
+        "_messages",
+        "_pong_waiters",
+        "_settings",
+        "close_code",
+        "close_reason",
+        "request",
+        "subprotocol",
+    )
+
+    def __init__(
+        self,
+        managed: ManagedConnection,
+        settings: Settings,
+        messages: MutableSequence[str | bytes],
+        subprotocol: str | None,
+        request: Request | None,
+    ) -> None:
+        self._managed = managed
+        self._settings = settings
+        #: Received messages, until the application takes them.
+        self._messages = messages
+        self.subprotocol = subprotocol
+        self.request = request
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self._pong_waiters: dict[bytes, PongWaiterLike] | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed."""
+        return self.close_code is not None
+
+    def _queue_message(self, message: str | bytes | bytearray | memoryview, now: float) -> None:
+        """Queue a text (``str``) or binary message; raise :class:`ConnectionClosed` once closing."""
+        self._raise_if_closed()
+        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
+        # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
+        self._managed.send(event, now)
+
+    def _queue_ping(self, payload: bytes | None, waiter: PongWaiterLike, now: float) -> None:
+        """Queue a Ping; ``waiter`` is resolved when its Pong (or a later one) arrives."""
+        self._raise_if_closed()
+        payload = self._managed.ping(payload, now)
+        if self._pong_waiters is None:
+            self._pong_waiters = {}
+        self._pong_waiters[payload] = waiter
+
+    def _handle_events(self, now: float) -> bool:
+        """Parse what was received: messages join the queue, Pongs resolve their waiters.
+
+        Return whether a message came.
+        """
+        received = False
+        for event in self._managed.events(now):
+            if isinstance(event, Message):
+                self._messages.append(event.data)
+                received = True
+            elif isinstance(event, Pong):
+                # Taken even without waiters: keepalive Pings are acknowledged too.
+                for payload in self._managed.take_acknowledged_pings():
+                    waiter = self._pong_waiters.pop(payload, None) if self._pong_waiters else None
+                    if waiter is not None:
+                        waiter._resolve()
+        return received
+
+    def _raise_if_closed(self) -> None:
+        if self.close_code is not None:
+            raise self._closed_error()
+        if self._managed.state is not ConnectionState.OPEN:
+            close = self._managed.close_event
+            raise ConnectionClosed(close.code if close else 1000, close.reason if close else None)
+
+    def _closed_error(self) -> ConnectionClosed:
+        return ConnectionClosed(self.close_code or 1006, self.close_reason)
+
+    def _record_close(self) -> list[PongWaiterLike]:
+        """Record how the connection closed (1006 without a Close); return the Pong waiters left waiting."""
+        close = self._managed.close_event
+        self.close_code = close.code if close is not None else 1006
+        self.close_reason = close.reason if close is not None else None
+        waiters = list(self._pong_waiters.values()) if self._pong_waiters else []
+        self._pong_waiters = None
+        return waiters
