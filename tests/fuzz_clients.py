@@ -20,6 +20,8 @@ purpose, which the tests expect to be found:
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -133,13 +135,32 @@ def main(argv: list[str]) -> int:
             return client(url)
         except Exception:  # noqa: BLE001 (a refused handshake, a reset: the exit status says so)
             return 1
-    while True:
+    campaign = os.getppid()
+    while os.getppid() == campaign:
         try:
             client(url)
-        except ConnectionRefusedError:
-            return 0  # the campaign is over: its listener is closed
-        except Exception:  # noqa: BLE001 (the next case needs a new connection either way)
-            pass
+        except Exception as error:  # noqa: BLE001 (the next case needs a new connection either way)
+            if _refused(error):
+                return 0  # the campaign is over: its listener is closed
+    return 0  # the campaign's process is gone (killed, so nobody closed the listener for us)
+
+
+def _refused(error: BaseException | None) -> bool:
+    """Whether the listener refused us, however the client library wrapped it.
+
+    aiohttp raises its own connector error with the refusal as its cause; a
+    loop that only caught ``ConnectionRefusedError`` retried forever at full
+    speed once a campaign ended.
+    """
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, ConnectionRefusedError) or (
+            isinstance(error, OSError) and error.errno == errno.ECONNREFUSED
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -233,6 +235,22 @@ def test_websocket_client() -> None:
         "bad handshake accepted: an extension that was not offered",
         "violation not detected: Masked frame from the server",
     } <= {kind for kind, finding in found.items() if finding.severity == VIOLATION}
+
+
+@pytest.mark.parametrize("kind", ["websockets", "aiohttp", "websocket-client", "broken"])
+def test_reconnecting_client_exits_when_the_campaign_listener_is_gone(kind: str) -> None:
+    # A reconnecting client that missed the refusal (aiohttp wraps it in its
+    # own error) used to retry at full speed forever after its campaign ended.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, str(CLIENTS), kind, f"ws://127.0.0.1:{port}/", "--reconnect"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
 # ------------------------------------------------------------------ the command
