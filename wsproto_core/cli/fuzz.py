@@ -945,16 +945,23 @@ def format_finding(number: int, finding: Finding) -> str:
     return "\n".join(lines)
 
 
-def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``fuzz`` with the parsed command line; return the exit code."""
-    stream = sys.stdout if out is None else out
+def campaign_seed(args: argparse.Namespace) -> int | None:
+    """The campaign's seed (``--seed`` or a fresh one), or None, said why, if hypothesis is missing."""
     try:
         import hypothesis  # noqa: F401, PLC0415 (optional dependency)
     except ImportError:
         error("the fuzz command needs hypothesis: pip install 'wsproto_core[compliance]' (or pip install hypothesis)")
+        return None
+    # Drawn here rather than by hypothesis, so that it can be printed and replayed.
+    return random.randrange(1 << 32) if args.seed is None else int(args.seed)
+
+
+def run_fuzz(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run ``fuzz`` with the parsed command line; return the exit code."""
+    stream = sys.stdout if out is None else out
+    seed = campaign_seed(args)
+    if seed is None:
         return EXIT_USAGE
-    # A seed drawn here rather than by hypothesis, so that it can be printed.
-    seed = random.randrange(1 << 32) if args.seed is None else args.seed
     options = FuzzOptions(
         examples=args.examples,
         seed=seed,

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import random
 import select
 import shlex
 import signal
@@ -62,6 +61,7 @@ from .fuzz import (
     Expectation,
     Finding,
     Reaction,
+    campaign_seed,
     expect,
     format_finding,
     judge,
@@ -852,10 +852,8 @@ def client_report(
 def run_fuzz_client(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``fuzz --client`` with the parsed command line; return the exit code."""
     stream = sys.stdout if out is None else out
-    try:
-        import hypothesis  # noqa: F401, PLC0415 (optional dependency)
-    except ImportError:
-        error("the fuzz command needs hypothesis: pip install 'wsproto_core[compliance]' (or pip install hypothesis)")
+    seed = campaign_seed(args)
+    if seed is None:
         return EXIT_USAGE
     if "{url}" not in args.client:
         error("--client needs {url} where the URL goes, for example --client 'python client.py {url}'")
@@ -865,7 +863,6 @@ def run_fuzz_client(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:
         error(f"--client: {exc}")
         return EXIT_USAGE
-    seed = random.randrange(1 << 32) if args.seed is None else args.seed
     options = ClientFuzzOptions(
         command=args.client,
         examples=args.examples,
