@@ -172,9 +172,17 @@ def _control(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
     stop()
 
 
-def server_process(kind: str, open_timeout: float | None) -> None:
-    """The body of a server subprocess: serve until stdin closes."""
+def server_process(kind: str, open_timeout: float | None, profile: str | None = None) -> None:
+    """The body of a server subprocess: serve until stdin closes.
+
+    ``profile``: a directory where the server's cProfile statistics go (``<kind>-<pid>.prof``).
+    """
     raise_file_limit()
+    profiler = None
+    if profile is not None:
+        import cProfile  # noqa: PLC0415 - only a profiled run needs it
+
+        profiler = cProfile.Profile()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -193,16 +201,30 @@ def server_process(kind: str, open_timeout: float | None) -> None:
                     server.close()
                     await server.wait_closed()
 
-    asyncio.run(main())
+    if profiler is None:
+        asyncio.run(main())
+        return
+    profiler.enable()
+    try:
+        asyncio.run(main())
+    finally:
+        profiler.disable()
+        assert profile is not None
+        profiler.dump_stats(os.path.join(profile, f"{kind}-{os.getpid()}.prof"))
 
 
 class ServerProcess:
     """A server subprocess; ``with`` it to be sure it is stopped."""
 
+    #: A directory for the server processes' cProfile statistics (``--profile``), or None.
+    profile: str | None = None
+
     def __init__(self, kind: str, open_timeout: float | None = None) -> None:
         command = [sys.executable, os.path.abspath(__file__), "--server-process", kind]
         if open_timeout is not None:
             command += ["--open-timeout", str(open_timeout)]
+        if ServerProcess.profile is not None:
+            command += ["--profile", ServerProcess.profile]
         self.kind = kind
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
@@ -821,10 +843,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the outcomes to this file")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument(
+        "--profile", help="write each server process's cProfile statistics to this directory (slows the servers)"
+    )
     args = parser.parse_args(argv)
     if args.server_process:
-        server_process(args.server_process, args.open_timeout)
+        server_process(args.server_process, args.open_timeout, args.profile)
         return 0
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+        ServerProcess.profile = os.path.abspath(args.profile)
     raise_file_limit()
     scale = (
         Scale(open_timeout=args.open_timeout).scaled(args.scale)

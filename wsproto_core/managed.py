@@ -14,7 +14,8 @@ or a :class:`~wsproto_core.WSConnection` and adds, all opt-in:
   is no clock and no sleep in here;
 - whole messages: fragments are joined (the wrapped connection's
   ``max_message_size`` bounds them) so an application gets one ``TextMessage``
-  or ``BytesMessage`` per message;
+  or ``BytesMessage`` per message (``assemble_messages=False``: the pieces
+  as they arrive, for a driver that streams them);
 - an outgoing buffer: everything to send, replies included, accumulates in
   :meth:`data_to_send`, and :attr:`bytes_to_send` tells its size so a driver
   can apply backpressure;
@@ -272,22 +273,28 @@ class ManagedConnection:
         connection = self.connection
         for received in connection.events():
             event = received
-            if isinstance(received, Message) and self.assemble_messages:
-                pieces = self._pieces
-                if not received.message_finished:
-                    if pieces is None:
-                        self._pieces = [received.data]
-                    else:
+            if isinstance(received, Message):
+                if self.assemble_messages:
+                    pieces = self._pieces
+                    if not received.message_finished:
+                        if pieces is None:
+                            self._pieces = [received.data]
+                        else:
+                            pieces.append(received.data)
+                        continue
+                    if pieces is not None:
                         pieces.append(received.data)
-                    continue
-                if pieces is not None:
-                    pieces.append(received.data)
-                    self._pieces = None
-                    if isinstance(received, TextMessage):
-                        event = TextMessage("".join(pieces))  # type: ignore[arg-type]
-                    else:
-                        event = BytesMessage(b"".join(pieces))  # type: ignore[arg-type]
-                if self.hold_after_message and connection.buffered_bytes and connection.state is ConnectionState.OPEN:
+                        self._pieces = None
+                        if isinstance(received, TextMessage):
+                            event = TextMessage("".join(pieces))  # type: ignore[arg-type]
+                        else:
+                            event = BytesMessage(b"".join(pieces))  # type: ignore[arg-type]
+                if (
+                    self.hold_after_message
+                    and connection.buffered_bytes
+                    and received.message_finished
+                    and connection.state is ConnectionState.OPEN
+                ):
                     # The ordering rule: stop here until the driver asks again.
                     self._held = True
                     yield event

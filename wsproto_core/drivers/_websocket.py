@@ -15,6 +15,7 @@ from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState
 from ._common import ConnectionClosed, Settings
+from ._streaming import IncomingMessage, queue_full, receive_piece
 
 
 class PongWaiterLike(Protocol):
@@ -33,6 +34,7 @@ class WebSocketState:
 
     # One per open connection in a server: slots keep an idle one small.
     __slots__ = (
+        "_incoming",
         "_managed",
         "_messages",
         "_pong_waiters",
@@ -47,14 +49,18 @@ class WebSocketState:
         self,
         managed: ManagedConnection,
         settings: Settings,
-        messages: MutableSequence[str | bytes],
+        messages: MutableSequence[str | bytes | IncomingMessage],
         subprotocol: str | None,
         request: Request | None,
     ) -> None:
         self._managed = managed
         self._settings = settings
-        #: Received messages, until the application takes them.
+        #: Received messages, until the application takes them: whole ones
+        #: (str or bytes), and, when ``managed`` does not assemble messages,
+        #: those that arrive in pieces (see drivers/_streaming.py).
         self._messages = messages
+        #: The message whose pieces are arriving, if any (the queue's last).
+        self._incoming: IncomingMessage | None = None
         self.subprotocol = subprotocol
         self.request = request
         self.close_code: int | None = None
@@ -89,7 +95,17 @@ class WebSocketState:
         received = False
         for event in self._managed.events(now):
             if isinstance(event, Message):
-                self._messages.append(event.data)
+                if event.message_finished and self._incoming is None:
+                    # Hot path: a message that came whole.
+                    self._messages.append(event.data)
+                else:
+                    self._incoming = receive_piece(
+                        self._messages,
+                        self._incoming,
+                        event.data,
+                        text=isinstance(event, TextMessage),
+                        last=event.message_finished,
+                    )
                 received = True
             elif isinstance(event, Pong):
                 # Taken even without waiters: keepalive Pings are acknowledged too.
@@ -98,6 +114,10 @@ class WebSocketState:
                     if waiter is not None:
                         waiter._resolve()
         return received
+
+    def _queue_full(self) -> bool:
+        """Whether reading must pause until the application takes a message or a piece (backpressure)."""
+        return queue_full(self._messages, self._settings.max_queue)
 
     def _raise_if_closed(self) -> None:
         if self.close_code is not None:

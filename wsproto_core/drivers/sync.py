@@ -60,6 +60,7 @@ from ._common import (
     remove_stale_unix_socket,
     request_for,
 )
+from ._streaming import END, WAIT, IncomingMessage, PieceReader, message_ready, piece_ready, take_message
 from ._websocket import WebSocketState
 from .proxy import ProxyURL, Tunnel, proxy_for
 from .reconnect import Backoff
@@ -144,7 +145,7 @@ class WebSocket(WebSocketState):
     ``close_code`` and ``close_reason`` (once closed).
     """
 
-    _messages: deque[str | bytes]
+    _messages: deque[str | bytes | IncomingMessage]
 
     def __init__(
         self,
@@ -155,6 +156,8 @@ class WebSocket(WebSocketState):
         subprotocol: str | None,
         request: Request | None = None,
     ) -> None:
+        # Pieces reach the queue as they arrive, for recv_streaming(); recv() joins them.
+        managed.assemble_messages = False
         super().__init__(managed, settings, deque(), subprotocol, request)
         self._sock = sock
         # _lock guards the ManagedConnection, the queue and the flags below;
@@ -236,18 +239,57 @@ class WebSocket(WebSocketState):
         Raises ``TimeoutError`` if ``timeout`` seconds pass first.
         """
         deadline = _deadline_after(timeout)
+        messages = self._messages
         while True:
             with self._lock:
-                if self._messages:
-                    message = self._messages.popleft()
+                if messages:
+                    message = take_message(messages)
                     if self._space_wanted:
+                        # A message taken, or one now assembled here: either frees the reader.
                         self._changed.notify_all()
-                    return message
+                    if message is not None:
+                        return message
                 if self.closed:
                     raise self._closed_error()
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("No message received in time")
-            self._read_until(self._messages.__len__, deadline)
+            self._read_until(self._message_ready, deadline)
+
+    def _message_ready(self) -> bool:
+        return message_ready(self._messages)
+
+    def recv_streaming(self) -> Iterator[str | bytes]:
+        """The next message in pieces as they arrive, without assembling it: ``for piece in ...``.
+
+        As the trio driver's
+        :meth:`~wsproto_core.drivers.trio.WebSocket.recv_streaming`: ``str``
+        pieces for a text message, ``bytes`` for a binary one; raises
+        :class:`ConnectionClosed` if the connection closes before the message
+        ended. Leaving the loop early (or ``close()`` on the iterator) skips
+        the rest of the message; :meth:`recv` meanwhile raises ``LocalProtocolError``.
+        """
+        reader = PieceReader(self._messages)
+        try:
+            while True:
+                with self._lock:
+                    piece = reader.next_piece()
+                    if piece is END:
+                        return
+                    if piece is not WAIT and self._space_wanted:
+                        self._changed.notify_all()
+                    if piece is WAIT and self.closed:
+                        raise self._closed_error()
+                if piece is not WAIT:
+                    yield piece  # type: ignore[misc]
+                else:
+                    self._read_until(self._piece_ready, None)
+        finally:
+            with self._lock:
+                if reader.abandon():
+                    self._changed.notify_all()
+
+    def _piece_ready(self) -> bool:
+        return piece_ready(self._messages)
 
     def __iter__(self) -> Iterator[str | bytes]:
         """Yield messages until the connection closes (normally: no exception)."""
@@ -376,11 +418,7 @@ class WebSocket(WebSocketState):
         """As the thread that reads: read once (or wait for the application), then handle what came."""
         managed, messages = self._managed, self._messages
         with self._lock:
-            waits = (
-                bool(messages)
-                and managed.state is ConnectionState.OPEN
-                and (managed.held or len(messages) >= self._settings.max_queue)
-            )
+            waits = bool(messages) and managed.state is ConnectionState.OPEN and (managed.held or self._queue_full())
             if waits:
                 # The ordering rule (see ManagedConnection.held), or
                 # backpressure: wait until the application takes a message.

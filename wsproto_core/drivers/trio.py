@@ -57,11 +57,22 @@ from ._common import (
     remove_stale_unix_socket,
     request_for,
 )
+from ._streaming import END, WAIT, PieceReader, take_message
 from ._websocket import WebSocketState
 from .proxy import ProxyURL, Tunnel, proxy_for
 from .reconnect import Backoff, reconnecting
 
-__all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
+__all__ = [
+    "MessageStream",
+    "PongWaiter",
+    "Server",
+    "WebSocket",
+    "connect",
+    "reconnect",
+    "serve",
+    "unix_connect",
+    "unix_serve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +111,52 @@ class PongWaiter:
         self._event.set()
 
 
+class MessageStream:
+    """What :meth:`WebSocket.recv_streaming` returns: ``async for piece in`` it.
+
+    It raises :class:`ConnectionClosed` if the connection closes before the
+    message ended. :meth:`aclose` (or leaving its ``async for`` early, which
+    drops it) skips the rest of the message.
+    """
+
+    __slots__ = ("_reader", "_websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self._reader = PieceReader(websocket._messages)
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        websocket = self._websocket
+        while True:
+            piece = self._reader.next_piece()
+            if piece is END:
+                raise StopAsyncIteration
+            if piece is not WAIT:
+                if websocket._reader_waits:
+                    websocket._wake()
+                return piece  # type: ignore[return-value]
+            if websocket.closed:
+                raise websocket._closed_error()
+            websocket._sends_unyielded = 0
+            await websocket._wait()
+
+    async def aclose(self) -> None:
+        """Stop reading this message: the rest of it is skipped as it arrives."""
+        self._abandon()
+
+    def _abandon(self) -> None:
+        if self._reader.abandon() and self._websocket._reader_waits:
+            self._websocket._wake()
+
+    def __del__(self) -> None:
+        # A loop left early drops its stream here; outside trio there is nobody to wake.
+        with contextlib.suppress(RuntimeError):
+            self._abandon()
+
+
 class WebSocket(WebSocketState):
     """One open WebSocket connection.
 
@@ -133,6 +190,8 @@ class WebSocket(WebSocketState):
         subprotocol: str | None,
         request: Request | None = None,
     ) -> None:
+        # Pieces reach the queue as they arrive, for recv_streaming(); recv() joins them.
+        managed.assemble_messages = False
         # A list, not a deque: it holds at most max_queue messages, and an
         # empty list is a tenth of an empty deque's size.
         super().__init__(managed, settings, [], subprotocol, request)
@@ -207,17 +266,38 @@ class WebSocket(WebSocketState):
         await self._flush()
 
     async def recv(self) -> str | bytes:
-        """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed.
+
+        Raises ``LocalProtocolError`` while a :meth:`recv_streaming` is half-way through the next message.
+        """
         messages = self._messages
-        while not messages:
+        while True:
+            if messages:
+                message = take_message(messages)
+                if self._reader_waits:
+                    # A message taken, or one now assembled here: either frees the reader.
+                    self._wake()
+                if message is not None:
+                    return message
             if self.closed:
                 raise self._closed_error()
             self._sends_unyielded = 0
             await self._wait()
-        message = messages.pop(0)
-        if self._reader_waits:
-            self._wake()
-        return message
+
+    def recv_streaming(self) -> MessageStream:
+        """The next message in pieces as they arrive, without assembling it: ``async for piece in ...``.
+
+        Pieces are ``str`` for a text message (decoded as they arrive, UTF-8
+        checked across piece boundaries) and ``bytes`` for a binary one; none
+        is empty, except the one piece of an empty message. A frame, or what
+        one read brought of it, is a piece (with permessage-deflate, its
+        inflated output); ``max_message_size`` counts the whole message.
+        Reading pauses while ``max_queue`` pieces wait untaken. The loop raises
+        :class:`ConnectionClosed` if the connection closes before the message
+        ended. Leaving it early (or :meth:`MessageStream.aclose`) skips the rest
+        of the message; until then :meth:`recv` raises ``LocalProtocolError``.
+        """
+        return MessageStream(self)
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
@@ -374,7 +454,7 @@ class WebSocket(WebSocketState):
                         if managed.should_close_transport:
                             break
                         while managed.state is ConnectionState.OPEN and (
-                            (parse_first and messages) or len(messages) >= self._settings.max_queue
+                            (parse_first and messages) or self._queue_full()
                         ):
                             # The ordering rule above, or backpressure: wait for the application.
                             self._reader_waits = True
