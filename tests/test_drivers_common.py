@@ -12,13 +12,18 @@ import pytest
 
 from wsproto_core.drivers._common import (
     ClientOpening,
+    ClientOptions,
     ConnectionClosed,
+    Fragments,
+    InvalidURL,
     ServerOpening,
     Settings,
     Upgrade,
+    WebSocketURL,
     handler_close,
     parse_url,
 )
+from wsproto_core.errors import LocalProtocolError
 from wsproto_core.events import BytesMessage, CloseConnection, TextMessage
 from wsproto_core.state import ConnectionState
 
@@ -83,3 +88,68 @@ def test_a_handler_that_raises_closes_with_1011_and_the_error_is_logged(caplog: 
     (record,) = caplog.records
     assert record.name == "test.handler"
     assert record.exc_info is not None and record.exc_info[1] is error
+
+
+class _Sender:
+    """What Fragments.begin/release need of a WebSocket: its flag."""
+
+    _fragmenting = False
+
+
+def test_fragments_one_message_at_a_time_and_unfinished_only_once_started() -> None:
+    sender = _Sender()
+    first = Fragments(["a", "b"])
+    first.begin(sender)
+    assert sender._fragmenting
+    with pytest.raises(LocalProtocolError, match="send_fragments"):
+        Fragments(["c"]).begin(sender)
+    assert first.piece("a") == TextMessage("a", message_finished=False)
+    # Released halfway: the peer holds the start of a message.
+    assert first.release(sender) is True
+    assert not sender._fragmenting
+
+    ended = Fragments([b"x"])
+    ended.begin(sender)
+    assert ended.piece(bytearray(b"x")) == BytesMessage(b"x", message_finished=False)
+    assert ended.end() == BytesMessage(b"")
+    assert ended.release(sender) is False
+
+    empty = Fragments([])
+    empty.begin(sender)
+    assert empty.end() is None  # No piece, no message.
+    assert empty.release(sender) is False
+
+    mixed = Fragments(["text", b"bytes"])
+    mixed.piece("text")
+    with pytest.raises(TypeError, match="both str and bytes"):
+        mixed.piece(b"bytes")
+    with pytest.raises(TypeError, match="iterable of pieces"):
+        Fragments("a whole message")
+
+
+def test_client_options_take_connect_keywords_and_leave_the_rest_to_settings() -> None:
+    options = ClientOptions.parse(
+        "wss://example.com:8443/feed?x=1",
+        subprotocols=["chat"],
+        open_timeout=None,
+        proxy=None,
+        ping_interval=5.0,
+    )
+    assert options.url == WebSocketURL(True, "example.com", 8443, "/feed?x=1")
+    assert (options.subprotocols, options.open_timeout, options.proxy) == (["chat"], None, None)
+    assert options.settings == Settings(ping_interval=5.0)
+    assert options.through() is None
+    assert options.ssl_context() is not None  # wss:// without a context: the default one.
+    assert ClientOptions.parse("ws://example.com/").ssl_context() is None
+    # A Unix domain socket never goes through a proxy, whatever the environment says.
+    assert (
+        ClientOptions.parse("ws://example.com/", unix_path="/tmp/socket", proxy="http://proxy:3128").through() is None
+    )
+    assert ClientOptions.parse("ws://example.com/", proxy="http://proxy:3128").through() is not None
+    request = options.opening().request
+    assert request.startswith(b"GET /feed?x=1 HTTP/1.1\r\n")
+    assert b"sec-websocket-protocol: chat\r\n" in request.lower()
+    with pytest.raises(TypeError, match="Unknown option"):
+        ClientOptions.parse("ws://example.com/", colour="blue")
+    with pytest.raises(InvalidURL):
+        ClientOptions.parse("http://example.com/")

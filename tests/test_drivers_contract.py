@@ -9,10 +9,16 @@ concurrency model (a thread hop there would change what is being tested).
 
 Peers are our own driver or raw sockets on 127.0.0.1 that check the bytes on
 the wire. Nothing waits by sleeping and nothing asserts elapsed time: every
-wait ends on an event (a message, a closed socket, a queue item), and the
-timeouts below only fail a test that hangs. No driver takes an injected clock
-(each reads its loop's, or the monotonic, clock), so keepalive and close
-timeouts run with small intervals, and the test waits for the outcome.
+wait ends on an event (a message, a frame, a closed socket, a queue item),
+and the timeouts below only fail a test that hangs.
+
+Time is injected: each driver's timers read a clock that moves only when a
+test calls ``driver.advance(seconds)``: an asyncio loop whose ``time()`` is
+manual, trio's ``MockClock`` (rate 0: peers run in threads, so it must not
+jump by itself), and the threads driver's
+:class:`~wsproto_core.drivers.clock.ManualClock`. A timer test moves the clock,
+then waits for what must follow on the wire; it advances again only once that
+came (the driver has then handled the first timer and armed the next).
 
 A contract item a driver does not meet yet is listed in ``GAPS``: that
 parameter is a strict xfail, so the fix has to remove the entry.
@@ -21,6 +27,7 @@ parameter is a strict xfail, so the fix has to remove the entry.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import queue
@@ -33,12 +40,14 @@ from typing import Any
 
 import pytest
 import trio
-from driver_peers import raw_server, silent_client, silent_server
+import trio.testing
+from driver_peers import raw_server, silent_client
 
 from wsproto_core.drivers import ConnectionClosed
 from wsproto_core.drivers import asyncio as asyncio_driver
 from wsproto_core.drivers import sync as sync_driver
 from wsproto_core.drivers import trio as trio_driver
+from wsproto_core.drivers.clock import ManualClock
 
 #: Seconds after which a wait is a failure (the machine may be loaded).
 GUARD = 30.0
@@ -128,23 +137,34 @@ async def echo_client_application(websocket: Any, *, wait_closed: bool) -> None:
 class Client:
     """Our client, driven from the test's thread: each method runs one call in the driver's model."""
 
-    def __init__(self, websocket: Any, call: Callable[..., Any]) -> None:
+    def __init__(self, websocket: Any, driver: Driver) -> None:
         self.websocket = websocket
-        self._call = call
+        self._driver = driver
 
     def send(self, message: str | bytes) -> None:
-        self._call(self.websocket.send, message)
+        self._driver.call(self.websocket.send, message)
 
     def recv(self) -> str | bytes:
-        return self._call(self.websocket.recv)  # type: ignore[no-any-return]
+        return self._driver.call(self.websocket.recv)  # type: ignore[no-any-return]
 
     def ping(self, payload: bytes) -> None:
         """Send a Ping and return once its Pong has arrived."""
-        waiter = self._call(self.websocket.ping, payload)
-        self._call(_await, waiter)
+        self.wait_pong(self.send_ping(payload))
+
+    def send_ping(self, payload: bytes) -> Any:
+        """Send a Ping; return its waiter."""
+        return self._driver.call(self.websocket.ping, payload)
+
+    def wait_pong(self, waiter: Any) -> None:
+        """Wait for the Pong of :meth:`send_ping`'s Ping (or the connection's end)."""
+        self._driver.wait_pong(waiter)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        self._call(self.websocket.close, code, reason)
+        self._driver.call(self.websocket.close, code, reason)
+
+    def start_closing(self, code: int, reason: str) -> concurrent.futures.Future[Any]:
+        """Start close() without waiting for it: the future completes when it returns."""
+        return self._driver.submit(self.websocket.close, code, reason)
 
     @property
     def close_code(self) -> int | None:
@@ -173,6 +193,22 @@ class Driver:
     def stop(self) -> None:
         """Close every connection and server this test opened, and the loop."""
 
+    def submit(self, function: Callable[..., Any], *arguments: Any) -> concurrent.futures.Future[Any]:
+        """Start ``function(*arguments)`` in the driver's model; the future holds its result."""
+        raise NotImplementedError
+
+    def call(self, function: Callable[..., Any], *arguments: Any) -> Any:
+        """Run ``function(*arguments)`` in the driver's model and return its result."""
+        return self.submit(function, *arguments).result(GUARD)
+
+    def wait_pong(self, waiter: Any) -> None:
+        """Wait for a ping()'s waiter (raising what it raises)."""
+        self.call(_await, waiter)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock that every timer of this test's connections reads."""
+        raise NotImplementedError
+
     def serve(self, behaviour: str, **options: Any) -> int:
         """Start a server whose handler is ``behaviour``; return its port."""
         raise NotImplementedError
@@ -186,18 +222,36 @@ class Driver:
         raise NotImplementedError
 
 
+class ManualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose ``time()`` moves only when the test advances it."""
+
+    def __init__(self) -> None:
+        self.manual_time = 0.0
+        super().__init__()
+
+    def time(self) -> float:
+        return self.manual_time
+
+
 class AsyncioDriver(Driver):
     name = "asyncio"
 
     def start(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = ManualTimeLoop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.servers: list[asyncio_driver.Server] = []
         self.clients: list[asyncio_driver.WebSocket] = []
 
-    def call(self, function: Callable[..., Awaitable[Any]], *arguments: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(_await(function(*arguments)), self.loop).result(GUARD)
+    def submit(self, function: Callable[..., Any], *arguments: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(_await(function(*arguments)), self.loop)
+
+    def advance(self, seconds: float) -> None:
+        async def move() -> None:
+            # In the loop's thread, between iterations: the next one runs what is due.
+            self.loop.manual_time += seconds
+
+        self.call(move)
 
     def stop(self) -> None:
         try:
@@ -219,7 +273,7 @@ class AsyncioDriver(Driver):
     def connect(self, port: int, **options: Any) -> Client:
         websocket = self.call(_await, asyncio_driver.connect(f"ws://127.0.0.1:{port}/", proxy=None, **options))
         self.clients.append(websocket)
-        return Client(websocket, self.call)
+        return Client(websocket, self)
 
     def echo_client(self, port: int, *, wait_closed: bool = False) -> None:
         async def application() -> None:
@@ -235,6 +289,9 @@ class TrioDriver(Driver):
     def start(self) -> None:
         ready = threading.Event()
         self.finished = trio.Event()
+        # Rate 0 and no autojump: time stands still until advance() (the
+        # peers run in threads, so an idle trio loop does not mean "waiting for time").
+        self.clock = trio.testing.MockClock()
 
         async def main() -> None:
             self.token = trio.lowlevel.current_trio_token()
@@ -244,18 +301,32 @@ class TrioDriver(Driver):
                 await self.finished.wait()
                 nursery.cancel_scope.cancel()
 
-        self.thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+        self.thread = threading.Thread(target=trio.run, args=(main,), kwargs={"clock": self.clock}, daemon=True)
         self.thread.start()
         assert ready.wait(GUARD)
         self.servers: list[trio_driver.Server] = []
         self.clients: list[trio_driver.WebSocket] = []
 
-    def call(self, function: Callable[..., Awaitable[Any]], *arguments: Any) -> Any:
-        async def guarded() -> Any:
-            with trio.fail_after(GUARD):
-                return await function(*arguments)
+    def submit(self, function: Callable[..., Any], *arguments: Any) -> concurrent.futures.Future[Any]:
+        # A task in the test's nursery, guarded in real time by the future (trio's clock stands still).
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-        return trio.from_thread.run(guarded, trio_token=self.token)
+        async def run() -> None:
+            try:
+                future.set_result(await function(*arguments))
+            except BaseException as exc:
+                future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise  # Cancelled, for the nursery.
+
+        self.token.run_sync_soon(self.nursery.start_soon, run)
+        return future
+
+    def advance(self, seconds: float) -> None:
+        async def move() -> None:
+            self.clock.jump(seconds)
+
+        self.call(move)
 
     def stop(self) -> None:
         try:
@@ -283,7 +354,7 @@ class TrioDriver(Driver):
 
         websocket = self.call(self.nursery.start, hold)
         self.clients.append(websocket)
-        return Client(websocket, self.call)
+        return Client(websocket, self)
 
     def echo_client(self, port: int, *, wait_closed: bool = False) -> None:
         async def application() -> None:
@@ -297,15 +368,31 @@ class ThreadsDriver(Driver):
     name = "threads"
 
     def start(self) -> None:
+        self.clock = ManualClock()
         self.servers: list[tuple[sync_driver.Server, threading.Thread]] = []
         self.clients: list[sync_driver.WebSocket] = []
 
+    def submit(self, function: Callable[..., Any], *arguments: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(function(*arguments))
+            except BaseException as exc:  # noqa: BLE001 - handed to the test through the future
+                future.set_exception(exc)
+
+        threading.Thread(target=run, daemon=True).start()
+        return future
+
     def call(self, function: Callable[..., Any], *arguments: Any) -> Any:
-        if function is _await:
-            (waiter,) = arguments
-            assert waiter.wait(GUARD), "no Pong"
-            return None
         return function(*arguments)
+
+    def wait_pong(self, waiter: Any) -> None:
+        # In the clock's seconds: only an advance() can make it give up.
+        assert waiter.wait(GUARD), "no Pong"
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
 
     def stop(self) -> None:
         for websocket in self.clients:
@@ -315,16 +402,16 @@ class ThreadsDriver(Driver):
             thread.join(GUARD)
 
     def serve(self, behaviour: str, **options: Any) -> int:
-        server = sync_driver.serve(sync_handlers(self.records)[behaviour], "127.0.0.1", 0, **options)
+        server = sync_driver.serve(sync_handlers(self.records)[behaviour], "127.0.0.1", 0, clock=self.clock, **options)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         self.servers.append((server, thread))
         return server.port
 
     def connect(self, port: int, **options: Any) -> Client:
-        websocket = sync_driver.connect(f"ws://127.0.0.1:{port}/", **options)
+        websocket = sync_driver.connect(f"ws://127.0.0.1:{port}/", clock=self.clock, **options)
         self.clients.append(websocket)
-        return Client(websocket, self.call)
+        return Client(websocket, self)
 
     def echo_client(self, port: int, *, wait_closed: bool = False) -> None:
         with sync_driver.connect(f"ws://127.0.0.1:{port}/") as websocket:
@@ -425,6 +512,46 @@ def raw_client(port: int) -> Iterator[socket.socket]:
         yield sock
     finally:
         sock.close()
+
+
+@contextlib.contextmanager
+def handed_over_server() -> Iterator[tuple[int, queue.Queue[socket.socket]]]:
+    """A raw server that hands its side of the upgraded connection to the test (through the queue)."""
+    sockets: queue.Queue[socket.socket] = queue.Queue()
+
+    def script(sock: socket.socket, stop: threading.Event) -> None:
+        sockets.put(sock)
+        stop.wait(GUARD)
+
+    with raw_server(script) as port:
+        yield port, sockets
+
+
+class FrameReader:
+    """The frames a raw peer receives, one at a time, as they come."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.settimeout(GUARD)
+        self._sock = sock
+        self._pending = b""
+        self._frames: list[tuple[int, bytes]] = []
+
+    def next(self) -> tuple[int, bytes]:
+        """The next frame (opcode, unmasked payload); ``EOFError`` if the connection ends first."""
+        while not self._frames:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise EOFError("the connection ended")
+            self._frames, self._pending = parse_frames(self._pending + chunk)
+        return self._frames.pop(0)
+
+    def ends(self) -> bool:
+        """Whether the connection ends with no other frame first."""
+        try:
+            frame = self.next()
+        except EOFError:
+            return True
+        raise AssertionError(f"a frame came instead of the end: {frame}")
 
 
 # ---------------------------------------------------------------- the contract
@@ -542,48 +669,106 @@ def test_ping_completes_when_its_pong_arrives(driver: Driver) -> None:
         stop.wait(GUARD)
 
     with raw_server(script) as port:
-        client = driver.connect(port, ping_interval=None, close_timeout=0.2)
+        client = driver.connect(port, ping_interval=None)
         client.ping(b"are you there")
         assert answered.is_set()
         assert received == [[(0x9, b"are you there")]]
 
 
-def test_keepalive_closes_a_server_connection_whose_peer_never_answers(driver: Driver) -> None:
-    """Small intervals, and the wait ends when the server hangs up: a Ping, then a Close with 1011."""
-    port = driver.serve("echo", ping_interval=0.05, ping_timeout=0.2, close_timeout=0.2)
+def test_keepalive_keeps_a_server_connection_whose_peer_answers(driver: Driver) -> None:
+    """A Ping every ping_interval; a matched Pong keeps the connection open past ping_timeout.
+
+    This fails if Pongs are never matched (the second advance would then
+    close the connection with 1011) and if a Ping comes early.
+    """
+    port = driver.serve("echo", ping_interval=20, ping_timeout=20, compression=False)
     with raw_client(port) as sock:
-        frames = read_frames_until_close(sock)
-    assert frames[0][0] == 0x9
-    assert frames[-1][0] == 0x8
-    assert frames[-1][1] == b"\x03\xf3keepalive ping timeout"  # 1011
+        frames = FrameReader(sock)
+        driver.advance(19)
+        sock.sendall(masked(0x1, b"before the ping"))
+        assert frames.next() == (0x1, b"before the ping")  # Nothing came before the echo: no Ping yet.
+        driver.advance(1)
+        opcode, payload = frames.next()
+        assert opcode == 0x9
+        # The echo of what follows the Pong proves the server read the Pong.
+        sock.sendall(masked(0xA, payload) + masked(0x1, b"after the pong"))
+        assert frames.next() == (0x1, b"after the pong")
+        driver.advance(20)
+        assert frames.next()[0] == 0x9
+        sock.sendall(masked(0x8, b"\x03\xe8"))
+        assert frames.next() == (0x8, b"\x03\xe8")
+    assert driver.records.get(timeout=GUARD) == (1000, "")
+
+
+def test_keepalive_closes_a_server_connection_whose_peer_never_answers(driver: Driver) -> None:
+    """A Ping at ping_interval, then, ping_timeout later, a Close with 1011 and the end of the transport."""
+    port = driver.serve("echo", ping_interval=20, ping_timeout=20, close_timeout=10)
+    with raw_client(port) as sock:
+        frames = FrameReader(sock)
+        driver.advance(20)
+        assert frames.next()[0] == 0x9
+        driver.advance(20)
+        assert frames.next() == (0x8, b"\x03\xf3keepalive ping timeout")  # 1011
+        # Without waiting for close_timeout: the peer is gone.
+        assert frames.ends()
     assert driver.records.get(timeout=GUARD) == (1006, "keepalive ping timeout")
 
 
+def test_keepalive_keeps_a_client_whose_server_answers(driver: Driver) -> None:
+    with handed_over_server() as (port, sockets):
+        client = driver.connect(port, ping_interval=20, ping_timeout=20)
+        sock = sockets.get(timeout=GUARD)
+        frames = FrameReader(sock)
+        driver.advance(20)
+        opcode, payload = frames.next()
+        assert opcode == 0x9
+        sock.sendall(unmasked(0xA, payload) + unmasked(0x1, b"after the pong"))
+        assert client.recv() == "after the pong"  # So the Pong before it was read.
+        driver.advance(20)
+        assert frames.next()[0] == 0x9
+        assert client.close_code is None
+
+
 def test_keepalive_closes_a_client_whose_server_never_answers(driver: Driver) -> None:
-    with silent_server() as port:
-        client = driver.connect(port, ping_interval=0.05, ping_timeout=0.2, close_timeout=0.2)
+    with handed_over_server() as (port, sockets):
+        client = driver.connect(port, ping_interval=20, ping_timeout=20, close_timeout=10)
+        frames = FrameReader(sockets.get(timeout=GUARD))
+        driver.advance(20)
+        assert frames.next()[0] == 0x9
+        driver.advance(20)
+        assert frames.next() == (0x8, b"\x03\xf3keepalive ping timeout")
         with pytest.raises(ConnectionClosed) as caught:
             client.recv()
+        assert frames.ends()
     assert caught.value.code == 1006
     assert client.close_reason == "keepalive ping timeout"
 
 
 def test_a_ping_whose_pong_never_comes_fails_with_the_connection(driver: Driver) -> None:
     """ping_timeout ends the connection, and the waiting ping() raises ConnectionClosed."""
-    with silent_server() as port:
-        client = driver.connect(port, ping_interval=None, ping_timeout=0.2, close_timeout=0.2)
+    with handed_over_server() as (port, sockets):
+        client = driver.connect(port, ping_interval=None, ping_timeout=20, close_timeout=10)
+        frames = FrameReader(sockets.get(timeout=GUARD))
+        waiter = client.send_ping(b"anyone")
+        assert frames.next() == (0x9, b"anyone")
+        driver.advance(20)
         with pytest.raises(ConnectionClosed) as caught:
-            client.ping(b"anyone")
+            client.wait_pong(waiter)
     assert caught.value.code == 1006
     assert client.close_code == 1006
 
 
 def test_close_timeout_when_the_peer_never_answers_our_close(driver: Driver) -> None:
     """close() returns once close_timeout has passed without the peer's Close: 1006."""
-    with silent_server() as port:
-        client = driver.connect(port, ping_interval=None, close_timeout=0.2)
-        client.close(4003, "going")
+    with handed_over_server() as (port, sockets):
+        client = driver.connect(port, ping_interval=None, close_timeout=10)
+        frames = FrameReader(sockets.get(timeout=GUARD))
+        closing = client.start_closing(4003, "going")
+        assert frames.next() == (0x8, b"\x0f\xa3going")
+        driver.advance(10)
+        closing.result(GUARD)
         assert client.close_code == 1006
+        assert frames.ends()
         with pytest.raises(ConnectionClosed) as caught:
             client.recv()
     assert caught.value.code == 1006
@@ -626,7 +811,7 @@ def test_backpressure_a_client_that_does_not_read_stops_the_server(driver: Drive
         stop.wait(GUARD)
 
     with raw_server(script) as port:
-        client = driver.connect(port, max_queue=1, compression=False, ping_interval=None, close_timeout=0.2)
+        client = driver.connect(port, max_queue=1, compression=False, ping_interval=None)
         assert stopped.wait(GUARD)
         (count,) = sent
         assert count < limit, "the client read 256 MiB that its application did not take"

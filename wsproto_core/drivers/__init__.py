@@ -9,24 +9,6 @@ sleep until the next deadline. Import the one you need:
 
 from __future__ import annotations
 
-from ._common import (
-    ConnectionClosed,
-    HandshakeRejected,
-    HttpResponse,
-    InvalidURL,
-    ProcessResponse,
-    SelectSubprotocol,
-    Settings,
-    parse_url,
-)
-
-__all__ = [
-    "ConnectionClosed",
-    "HandshakeRejected",
-    "HttpResponse",
-    "InvalidURL",
-    "ProcessResponse",
-    "SelectSubprotocol",
-    "Settings",
-    "parse_url",
-]
+# One list of public names, in _common (where they are defined).
+from ._common import *  # noqa: F403
+from ._common import __all__ as __all__

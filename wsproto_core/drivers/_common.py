@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import WSConnection
@@ -24,28 +24,25 @@ from ..permessage_deflate import PerMessageDeflate
 from ..state import ConnectionType
 
 if TYPE_CHECKING:
-    # Only for a type: logging loads threading, which the sans-I/O import check refuses here.
+    # Only for types: logging loads threading, ssl and the proxy module load
+    # sockets, which the sans-I/O import check refuses here.
     import logging
+    import ssl as ssl_module
 
+    from .proxy import ProxyURL
+
+#: The public names, which :mod:`wsproto_core.drivers` exports (everything
+#: else here is for the drivers themselves).
 __all__ = [
-    "ClientOpening",
     "ConnectionClosed",
     "HandshakeRejected",
     "HttpResponse",
     "InvalidURL",
+    "ProcessRequest",
     "ProcessResponse",
     "SelectSubprotocol",
-    "ServerOpening",
     "Settings",
-    "Upgrade",
-    "WebSocketURL",
-    "accept_for",
-    "admission_refusal",
-    "handler_close",
-    "managed_connection",
     "parse_url",
-    "request_for",
-    "send_buffer_full",
 ]
 
 #: Bytes read from the transport at a time.
@@ -193,6 +190,61 @@ class Settings:
             return cls(**options)
         except TypeError as exc:
             raise TypeError(f"Unknown option: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientOptions:
+    """What a client's ``connect`` was asked for, parsed once.
+
+    Every driver's ``connect``, ``reconnect`` and ``unix_connect`` take these
+    keywords (:meth:`parse` tells them from :class:`Settings` options) and
+    open connections from one of these.
+    """
+
+    url: WebSocketURL
+    settings: Settings
+    subprotocols: Sequence[str] = ()
+    extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    ssl: ssl_module.SSLContext | None = None
+    open_timeout: float | None = 10.0
+    unix_path: str | None = None
+    proxy: str | bool | None = True
+
+    @classmethod
+    def parse(cls, url: str, **kwargs: Any) -> ClientOptions:
+        """The options of ``connect(url, **kwargs)``: its own keywords, and the rest as :class:`Settings`.
+
+        Raises ``TypeError`` for an unknown keyword and :class:`InvalidURL` for a bad URL.
+        """
+        own = {name: kwargs.pop(name) for name in _CLIENT_KEYWORDS if name in kwargs}
+        settings = Settings.from_options(kwargs)
+        return cls(parse_url(url), settings, **own)
+
+    def opening(self) -> ClientOpening:
+        """A fresh :class:`ClientOpening` for these options (one per attempt)."""
+        return ClientOpening.start(self.url, self.settings, self.subprotocols, self.extra_headers)
+
+    def ssl_context(self) -> ssl_module.SSLContext | None:
+        """The TLS context for a ``wss://`` URL (the one given, or the default), ``None`` for ``ws://``."""
+        if not self.url.secure:
+            return None
+        if self.ssl is not None:
+            return self.ssl
+        import ssl as ssl_module  # noqa: PLC0415 (the sans-I/O import check walks this module)
+
+        return ssl_module.create_default_context()
+
+    def through(self) -> ProxyURL | None:
+        """The proxy to connect through (never for a Unix domain socket), or ``None`` to connect directly."""
+        if self.unix_path is not None:
+            return None
+        from .proxy import proxy_for  # noqa: PLC0415 (it loads asyncio and socket)
+
+        return proxy_for(self.url, self.proxy)
+
+
+#: ``connect``'s own keywords; any other is a :class:`Settings` option.
+_CLIENT_KEYWORDS = tuple(field.name for field in dataclasses.fields(ClientOptions))[2:]
 
 
 def request_for(
@@ -474,23 +526,58 @@ def remove_stale_unix_socket(path: str) -> None:
 class Fragments:
     """One message sent from pieces, without assembling it: the event for each piece, then the end.
 
-    Every driver's ``send_fragments`` runs it: :meth:`piece` for each piece as
-    it comes (all ``str`` for a text message, all bytes-like for a binary
-    one), then :meth:`end` once they ran out. While :attr:`started` is true and
-    the message has not ended, the peer holds the start of a message: a
-    driver that cannot finish it closes the connection (1011).
+    Every driver's ``send_fragments`` runs it, the same way::
+
+        message = Fragments(fragments)
+        message.begin(websocket)  # send() raises until release()
+        try:
+            for piece in fragments:  # or async for (see async_pieces)
+                send(message.piece(piece))
+            if (end := message.end()) is not None:
+                send(end)
+        finally:
+            if message.release(websocket) and not websocket.closed:
+                websocket.close(1011, UNFINISHED_MESSAGE)
+
+    Pieces are all ``str`` for a text message, all bytes-like for a binary
+    one. A message that started and did not end leaves the peer holding the
+    start of a message: :meth:`release` says so, and the driver closes the
+    connection (1011).
     """
+
+    __slots__ = ("ended", "text")
 
     def __init__(self, fragments: object) -> None:
         if isinstance(fragments, str | bytes | bytearray | memoryview):
             raise TypeError("send_fragments() takes an iterable of pieces; send a whole message with send()")
         #: Whether the message is text (``None`` until the first piece).
         self.text: bool | None = None
+        #: Whether the event ending the message was handed out.
+        self.ended = False
 
     @property
     def started(self) -> bool:
         """Whether a piece went out."""
         return self.text is not None
+
+    def begin(self, websocket: Any) -> None:
+        """Mark ``websocket`` (its ``_fragmenting`` flag) as sending this message.
+
+        Raises ``LocalProtocolError`` if it already sends one: a message cannot
+        go between another's fragments.
+        """
+        if websocket._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+        websocket._fragmenting = True
+
+    def release(self, websocket: Any) -> bool:
+        """Let ``websocket`` send other messages again; return whether this one was left unfinished.
+
+        Unfinished (the peer holds its start): the driver closes the
+        connection with 1011 and :data:`UNFINISHED_MESSAGE`, unless it is closed already.
+        """
+        websocket._fragmenting = False
+        return self.started and not self.ended
 
     def piece(self, piece: str | bytes | bytearray | memoryview) -> TextMessage | BytesMessage:
         """The event that sends ``piece`` as a frame of the message (not its last)."""
@@ -507,7 +594,18 @@ class Fragments:
         """The event that ends the message (an empty final frame), or ``None`` when no piece came."""
         if self.text is None:
             return None
+        self.ended = True
         return TextMessage("") if self.text else BytesMessage(b"")
+
+
+async def async_pieces(fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> AsyncIterator[str | bytes]:
+    """The pieces of an iterable or an async iterable, one way (for the asyncio and trio ``send_fragments``)."""
+    if isinstance(fragments, AsyncIterable):
+        async for piece in fragments:
+            yield piece
+    else:
+        for piece in fragments:
+            yield piece
 
 
 #: Why a connection is closed (1011) when ``send_fragments`` could not finish its message.

@@ -62,6 +62,7 @@ from ._common import (
     REFUSAL_GRACE,
     UNFINISHED_MESSAGE,
     ClientOpening,
+    ClientOptions,
     ConnectionClosed,
     Fragments,
     ProcessRequest,
@@ -71,11 +72,12 @@ from ._common import (
     Settings,
     Upgrade,
     admission_refusal,
+    async_pieces,
     handler_close,
     parse_url,
     send_buffer_full,
 )
-from .proxy import open_tunnel, proxy_for
+from .proxy import open_tunnel
 from .reconnect import Backoff, reconnecting
 
 __all__ = ["Listener", "Server", "WebSocket", "connect", "serve", "serve_listener", "unix_connect", "unix_serve"]
@@ -353,23 +355,19 @@ class WebSocket:
         """
         message = Fragments(fragments)
         self._raise_if_unsendable()
-        self._fragmenting = True
-        finished = False
+        message.begin(self)
         try:
-            async for piece in _pieces(fragments):
+            async for piece in async_pieces(fragments):
                 event = message.piece(piece)
                 self._raise_if_closed()
                 self._managed.send(event, self._loop.time())
                 await self._flush()
-            end = message.end()
-            if end is not None:
+            if (end := message.end()) is not None:
                 self._raise_if_closed()
                 self._managed.send(end, self._loop.time())
                 await self._flush()
-            finished = True
         finally:
-            self._fragmenting = False
-            if not finished and message.started and not self._closed:
+            if message.release(self) and not self._closed:
                 # The peer holds the start of a message that will never end.
                 self._start_closing(1011, UNFINISHED_MESSAGE)
 
@@ -720,16 +718,6 @@ def _bytes_message(message: bytes | bytearray | memoryview) -> BytesMessage:
     return BytesMessage(message if message.__class__ is bytes else bytes(message))
 
 
-async def _pieces(fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> AsyncIterator[str | bytes]:
-    """The pieces of an iterable or an async iterable, one way."""
-    if isinstance(fragments, AsyncIterable):
-        async for piece in fragments:
-            yield piece
-    else:
-        for piece in fragments:
-            yield piece
-
-
 # ------------------------------------------------------------------------- client
 
 
@@ -849,33 +837,12 @@ def connect(
     instead (no proxy); the URL still gives the request's target and Host,
     and ``wss://`` runs TLS on the socket. See :func:`unix_connect`.
     """
-    settings = Settings.from_options(options)
-    if http2:
-        return _Connect(
-            lambda: _open_http2(
-                url,
-                settings,
-                subprotocols=subprotocols,
-                extra_headers=extra_headers,
-                ssl=ssl,
-                open_timeout=open_timeout,
-            ),
-            backoff,
-        )
-    return _Connect(
-        lambda: _open(
-            url,
-            settings,
-            subprotocols=subprotocols,
-            extra_headers=extra_headers,
-            ssl=ssl,
-            open_timeout=open_timeout,
-            listener=listener,
-            proxy=proxy,
-            unix_path=unix_path,
-        ),
-        backoff,
+    client = ClientOptions(
+        parse_url(url), Settings.from_options(options), subprotocols, extra_headers, ssl, open_timeout, unix_path, proxy
     )
+    if http2:
+        return _Connect(lambda: _open_http2(client), backoff)
+    return _Connect(lambda: _open(client, listener), backoff)
 
 
 def unix_connect(path: str, url: str = "ws://localhost/", **kwargs: Any) -> _Connect:
@@ -888,30 +855,18 @@ def unix_connect(path: str, url: str = "ws://localhost/", **kwargs: Any) -> _Con
     return connect(url, unix_path=path, **kwargs)
 
 
-async def _open(
-    url: str,
-    settings: Settings,
-    *,
-    subprotocols: Sequence[str],
-    extra_headers: Sequence[tuple[bytes, bytes]],
-    ssl: ssl_module.SSLContext | None,
-    open_timeout: float | None,
-    listener: Listener | None,
-    proxy: str | bool | None,
-    unix_path: str | None = None,
-) -> WebSocket:
-    target = parse_url(url)
-    context = (ssl or ssl_module.create_default_context()) if target.secure else None
-    opening = _ClientOpening(ClientOpening.start(target, settings, subprotocols, extra_headers), listener)
+async def _open(client: ClientOptions, listener: Listener | None) -> WebSocket:
+    target, context = client.url, client.ssl_context()
+    opening = _ClientOpening(client.opening(), listener)
     loop = asyncio.get_running_loop()
     transport: asyncio.Transport | None = None
     try:
-        async with asyncio.timeout(open_timeout):
-            through = None if unix_path is not None else proxy_for(target, proxy)
-            if unix_path is not None:
+        async with asyncio.timeout(client.open_timeout):
+            through = client.through()
+            if client.unix_path is not None:
                 transport, _ = await loop.create_unix_connection(
                     lambda: _Protocol(opening),
-                    unix_path,
+                    client.unix_path,
                     ssl=context,
                     server_hostname=target.host if context is not None else None,
                 )
@@ -933,20 +888,16 @@ async def _open(
         raise
 
 
-async def _open_http2(
-    url: str,
-    settings: Settings,
-    *,
-    subprotocols: Sequence[str],
-    extra_headers: Sequence[tuple[bytes, bytes]],
-    ssl: ssl_module.SSLContext | None,
-    open_timeout: float | None,
-) -> WebSocket:
+async def _open_http2(client: ClientOptions) -> WebSocket:
     from .http2 import open_websocket  # noqa: PLC0415 (the h2 library is the optional extra "http2")
 
-    async with asyncio.timeout(open_timeout):
+    async with asyncio.timeout(client.open_timeout):
         return await open_websocket(
-            parse_url(url), settings, subprotocols=subprotocols, extra_headers=extra_headers, ssl=ssl
+            client.url,
+            client.settings,
+            subprotocols=client.subprotocols,
+            extra_headers=client.extra_headers,
+            ssl=client.ssl,
         )
 
 

@@ -34,17 +34,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from .. import WSConnection
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import BytesMessage, Request, TextMessage
 from ..managed import ManagedConnection
-from ..state import ConnectionState, ConnectionType
+from ..state import ConnectionState
 from ._common import (
     FRAGMENTS_IN_PROGRESS,
     READ_SIZE,
     REFUSAL_GRACE,
     UNFINISHED_MESSAGE,
-    ClientOpening,
+    ClientOptions,
     ConnectionClosed,
     Fragments,
     ProcessRequest,
@@ -55,14 +54,14 @@ from ._common import (
     Upgrade,
     WebSocketURL,
     admission_refusal,
-    managed_connection,
+    handler_close,
     parse_url,
     remove_stale_unix_socket,
-    request_for,
 )
 from ._streaming import END, WAIT, IncomingMessage, PieceReader, message_ready, piece_ready, take_message
 from ._websocket import WebSocketState
-from .proxy import ProxyURL, Tunnel, proxy_for
+from .clock import MONOTONIC, Clock
+from .proxy import ProxyURL, Tunnel
 from .reconnect import Backoff
 
 __all__ = ["PongWaiter", "Server", "WebSocket", "connect", "reconnect", "serve", "unix_connect", "unix_serve"]
@@ -95,7 +94,7 @@ class PongWaiter:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the Pong; return ``False`` if ``timeout`` seconds passed first."""
-        self._websocket._read_until(self.is_set, _deadline_after(timeout))
+        self._websocket._read_until(self.is_set, self._websocket._deadline_after(timeout))
         if self._error is not None:
             raise self._error
         return self._done
@@ -129,10 +128,6 @@ class _Waker:
         self._sender.close()
 
 
-def _deadline_after(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + timeout
-
-
 class WebSocket(WebSocketState):
     """One open WebSocket connection.
 
@@ -155,11 +150,15 @@ class WebSocket(WebSocketState):
         *,
         subprotocol: str | None,
         request: Request | None = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         # Pieces reach the queue as they arrive, for recv_streaming(); recv() joins them.
         managed.assemble_messages = False
         super().__init__(managed, settings, deque(), subprotocol, request)
         self._sock = sock
+        self._clock = clock
+        #: The clock's reading, for the timers (``time.monotonic`` unless a test moves time itself).
+        self._now = clock.now
         # _lock guards the ManagedConnection, the queue and the flags below;
         # _send_lock keeps writes whole and in order (it is taken before _lock, never inside it).
         self._lock = threading.Lock()
@@ -182,6 +181,7 @@ class WebSocket(WebSocketState):
         self._selector = getattr(selectors, "PollSelector", selectors.SelectSelector)()
         self._selector.register(sock, selectors.EVENT_READ)
         self._selector.register(self._waker, selectors.EVENT_READ)
+        clock.subscribe(self._time_moved)
         self._process(None)  # Bytes that came with the handshake may hold frames.
         threading.Thread(target=self._watch_loop, name="wsproto_core watcher", daemon=True).start()
 
@@ -193,7 +193,7 @@ class WebSocket(WebSocketState):
             with self._lock:
                 if self._fragmenting:
                     raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-                self._queue_message(message, time.monotonic())
+                self._queue_message(message, self._now())
                 data = self._managed.data_to_send()
             self._write(data)
 
@@ -209,28 +209,23 @@ class WebSocket(WebSocketState):
         message = Fragments(fragments)
         with self._lock:
             self._raise_if_closed()
-            if self._fragmenting:
-                raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-            self._fragmenting = True
-        finished = False
+            message.begin(self)
         try:
             for piece in fragments:
                 self._send_event(message.piece(piece))
-            end = message.end()
-            if end is not None:
+            if (end := message.end()) is not None:
                 self._send_event(end)
-            finished = True
         finally:
             with self._lock:
-                self._fragmenting = False
-            if not finished and message.started and not self.closed:
+                unfinished = message.release(self)
+            if unfinished and not self.closed:
                 # The peer holds the start of a message that will never end.
                 self.close(1011, UNFINISHED_MESSAGE)
 
     def _send_event(self, event: TextMessage | BytesMessage) -> None:
         with self._lock:
             self._raise_if_closed()
-            self._managed.send(event, time.monotonic())
+            self._managed.send(event, self._now())
         self._flush()
 
     def recv(self, timeout: float | None = None) -> str | bytes:
@@ -238,7 +233,7 @@ class WebSocket(WebSocketState):
 
         Raises ``TimeoutError`` if ``timeout`` seconds pass first.
         """
-        deadline = _deadline_after(timeout)
+        deadline = self._deadline_after(timeout)
         messages = self._messages
         while True:
             with self._lock:
@@ -251,7 +246,7 @@ class WebSocket(WebSocketState):
                         return message
                 if self.closed:
                     raise self._closed_error()
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and self._now() >= deadline:
                 raise TimeoutError("No message received in time")
             self._read_until(self._message_ready, deadline)
 
@@ -305,7 +300,7 @@ class WebSocket(WebSocketState):
         """Send a Ping; return a :class:`PongWaiter` that is set when its Pong arrives."""
         waiter = PongWaiter(self)
         with self._lock:
-            self._queue_ping(payload, waiter, time.monotonic())
+            self._queue_ping(payload, waiter, self._now())
         self._waker.wake()  # The reader's next deadline moved.
         self._flush()
         return waiter
@@ -317,7 +312,7 @@ class WebSocket(WebSocketState):
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Wait until the transport is closed; return ``False`` on timeout."""
-        self._read_until(self._is_closed, _deadline_after(timeout))
+        self._read_until(self._is_closed, self._deadline_after(timeout))
         return self.closed
 
     @property
@@ -343,10 +338,20 @@ class WebSocket(WebSocketState):
     def _is_closed(self) -> bool:
         return self.closed
 
+    def _deadline_after(self, timeout: float | None) -> float | None:
+        return None if timeout is None else self._now() + timeout
+
+    def _time_moved(self) -> None:
+        """The clock jumped (a test moved it): whoever reads or waits looks at the timers again."""
+        with self._lock:
+            self._changed.notify_all()
+            self._watch.notify_all()
+        self._waker.wake()
+
     def _start_closing(self, code: int, reason: str) -> None:
         with self._lock:
             if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-                self._managed.close(code, reason or None, time.monotonic())
+                self._managed.close(code, reason or None, self._now())
             # Read the peer's reply even if the application left the queue full.
             self._changed.notify_all()
         self._waker.wake()
@@ -390,15 +395,15 @@ class WebSocket(WebSocketState):
                     self._handover = True
                     self._changed.notify_all()
                     self._waker.wake()
-                if not self._changed.wait(None if deadline is None else deadline - time.monotonic()):
+                if not self._changed.wait(None if deadline is None else deadline - self._now()):
                     return
             else:
                 return
         try:
             while not (ready() or self.closed):
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and self._now() >= deadline:
                     return
-                self._step(self._timeout(deadline))
+                self._step(deadline)
         finally:
             with self._lock:
                 self._reader = None
@@ -412,12 +417,17 @@ class WebSocket(WebSocketState):
         timer = self._managed.next_deadline
         if deadline is not None and (timer is None or deadline < timer):
             timer = deadline
-        return None if timer is None else max(0.0, timer - time.monotonic())
+        return None if timer is None else max(0.0, timer - self._now())
 
-    def _step(self, timeout: float | None) -> None:
-        """As the thread that reads: read once (or wait for the application), then handle what came."""
+    def _step(self, deadline: float | None) -> None:
+        """As the thread that reads: read once (or wait for the application), then handle what came.
+
+        It waits until ``deadline`` at most, or the connection's next timer.
+        """
         managed, messages = self._managed, self._messages
         with self._lock:
+            # Under the lock, so that a clock moved meanwhile wakes the wait below.
+            timeout = self._timeout(deadline)
             waits = bool(messages) and managed.state is ConnectionState.OPEN and (managed.held or self._queue_full())
             if waits:
                 # The ordering rule (see ManagedConnection.held), or
@@ -437,7 +447,7 @@ class WebSocket(WebSocketState):
         """Feed what was read (``None``: nothing), hand out the messages, run the timers, write the replies."""
         managed = self._managed
         with self._lock:
-            now = time.monotonic()
+            now = self._now()
             if data is not None:
                 managed.receive_data(data or None, now)
             managed.handle_timers(now)
@@ -476,7 +486,7 @@ class WebSocket(WebSocketState):
                 self._lock.release()
                 try:
                     while not (self._handover or self.closed):
-                        self._step(self._timeout(None))
+                        self._step(None)
                 finally:
                     self._lock.acquire()
                     self._reader = None
@@ -488,6 +498,7 @@ class WebSocket(WebSocketState):
             if self.closed:
                 return
             waiters = self._record_close()
+            self._clock.unsubscribe(self._time_moved)
             self._changed.notify_all()
             self._watch.notify_all()
         error = self._closed_error()
@@ -523,6 +534,7 @@ def connect(
     open_timeout: float | None = 10.0,
     unix_path: str | None = None,
     proxy: str | bool | None = True,
+    clock: Clock = MONOTONIC,
     **options: Any,
 ) -> WebSocket:
     """Open a WebSocket connection to ``url`` (``ws://`` or ``wss://``); ``with`` closes it.
@@ -537,41 +549,55 @@ def connect(
     limits, keepalive, timeouts). Raises :class:`HandshakeRejected` when the
     server answers with plain HTTP, ``InvalidURL`` for a bad URL, ``OSError``
     when the connection (or TLS) fails and ``TimeoutError`` after ``open_timeout``.
+
+    ``clock`` is what the connection's timers read (see :mod:`~wsproto_core.drivers.clock`):
+    a test gives a :class:`~wsproto_core.drivers.clock.ManualClock` to fire
+    keepalive and timeouts without waiting.
     """
-    settings = Settings.from_options(options)
-    target = parse_url(url)
-    deadline = _Deadline(open_timeout)
-    through = None if unix_path is not None else proxy_for(target, proxy)
+    return _open(
+        clock,
+        ClientOptions(
+            parse_url(url),
+            Settings.from_options(options),
+            subprotocols,
+            extra_headers,
+            ssl,
+            open_timeout,
+            unix_path,
+            proxy,
+        ),
+    )
+
+
+def _open(clock: Clock, options: ClientOptions) -> WebSocket:
+    target = options.url
+    deadline = _Deadline(options.open_timeout)
+    through = options.through()
     if through is not None:
         sock = _open_tunnel(through, target, deadline)
-    elif unix_path is None:
-        sock = socket.create_connection((target.host, target.port), timeout=open_timeout)
+    elif options.unix_path is None:
+        sock = socket.create_connection((target.host, target.port), timeout=options.open_timeout)
     else:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            deadline.apply(sock).connect(unix_path)
+            deadline.apply(sock).connect(options.unix_path)
         except BaseException:
             sock.close()
             raise
     try:
-        if target.secure:
-            context = ssl or ssl_module.create_default_context()
+        context = options.ssl_context()
+        if context is not None:
             sock = context.wrap_socket(deadline.apply(sock), server_hostname=target.host)
-        connection = WSConnection(
-            ConnectionType.CLIENT,
-            max_frame_size=settings.max_frame_size,
-            max_message_size=settings.max_message_size,
-        )
-        deadline.apply(sock).sendall(connection.send(request_for(target, settings, subprotocols, extra_headers)))
-        opening = ClientOpening(connection)
+        opening = options.opening()
+        deadline.apply(sock).sendall(opening.request)
         while (accepted := opening.receive(deadline.apply(sock).recv(READ_SIZE))) is None:
             pass
         sock.settimeout(None)
     except BaseException:
         sock.close()
         raise
-    managed = managed_connection(connection, settings, client=True, now=time.monotonic(), hold_after_message=True)
-    return WebSocket(sock, managed, settings, subprotocol=accepted.subprotocol)
+    managed = opening.managed(clock.now(), hold_after_message=True)
+    return WebSocket(sock, managed, options.settings, subprotocol=accepted.subprotocol, clock=clock)
 
 
 def _open_tunnel(proxy: ProxyURL, target: WebSocketURL, deadline: _Deadline) -> socket.socket:
@@ -600,7 +626,9 @@ def unix_connect(path: str, url: str = "ws://localhost/", **kwargs: Any) -> WebS
     return connect(url, unix_path=path, **kwargs)
 
 
-def reconnect(url: str, *, backoff: Backoff | None = None, **kwargs: Any) -> Iterator[WebSocket]:
+def reconnect(
+    url: str, *, backoff: Backoff | None = None, clock: Clock = MONOTONIC, **kwargs: Any
+) -> Iterator[WebSocket]:
     """``for websocket in reconnect(url)``: a fresh open connection each time the previous one is done with.
 
     The previous connection is closed when the loop asks for the next one, and
@@ -609,12 +637,13 @@ def reconnect(url: str, *, backoff: Backoff | None = None, **kwargs: Any) -> Ite
     ``backoff`` (a :class:`~wsproto_core.drivers.reconnect.Backoff`) says. The
     other arguments are those of :func:`connect`.
     """
+    options = ClientOptions.parse(url, **kwargs)
     backoff = backoff or Backoff()
     sleep = backoff.sleep or time.sleep
     attempts = backoff.attempts()
     while True:
         try:
-            websocket = connect(url, **kwargs)
+            websocket = _open(clock, options)
         except Exception as error:
             delay = attempts.failed(error)
             if delay is None:
@@ -644,8 +673,10 @@ class Server:
         open_timeout: float | None,
         select_subprotocol: SelectSubprotocol | None = None,
         process_response: ProcessResponse | None = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         self.socket = sock
+        self._clock = clock
         self._handler = handler
         self._settings = settings
         self._subprotocols = subprotocols
@@ -741,40 +772,37 @@ class Server:
             if self._ssl is not None:
                 sock = self._ssl.wrap_socket(deadline.apply(sock), server_side=True)
             opening = _server_handshake(sock, settings, self._process_request, deadline)
-            accept = None
-            if opening.request is not None:
-                answer, accept = opening.upgrade(self._upgrade, settings)
-                deadline.apply(sock).sendall(answer)
-                sock.settimeout(None)
+            if opening.request is None:
+                sock.close()
+                return
+            answer, accept = opening.upgrade(self._upgrade, settings)
+            # The timers start before the 101 goes out: a client (or a test
+            # moving a ManualClock) that saw it cannot be ahead of them.
+            managed = opening.managed(self._clock.now(), hold_after_message=True)
+            deadline.apply(sock).sendall(answer)
+            sock.settimeout(None)
         except (OSError, RemoteProtocolError):
             sock.close()
             return
-        connection, request = opening.connection, opening.request
-        if request is None or accept is None:
+        if accept is None:
             sock.close()
             return
         websocket = WebSocket(
-            sock,
-            managed_connection(connection, settings, client=False, now=time.monotonic(), hold_after_message=True),
-            settings,
-            subprotocol=accept.subprotocol,
-            request=request,
+            sock, managed, settings, subprotocol=accept.subprotocol, request=opening.request, clock=self._clock
         )
         with self._lock:
             shutting_down = self._shutting_down
             self._connections.add(websocket)
+        error: BaseException | None = None
         try:
             if shutting_down:  # shutdown() did not see this connection.
                 websocket.close(1001, "server shutting down")
             else:
                 self._handler(websocket)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-            websocket.close(1011, "internal error")
+        except Exception as exc:  # noqa: BLE001 - the handler policy (handler_close) decides
+            error = exc
         finally:
-            websocket.close()
+            websocket.close(*handler_close(error, logger))
             with self._lock:
                 self._connections.discard(websocket)
 
@@ -808,6 +836,7 @@ def serve(
     select_subprotocol: SelectSubprotocol | None = None,
     process_response: ProcessResponse | None = None,
     unix_path: str | None = None,
+    clock: Clock = MONOTONIC,
     **options: Any,
 ) -> Server:
     """Listen on ``host:port``; :meth:`Server.serve_forever` runs ``handler(websocket)`` per connection.
@@ -819,7 +848,7 @@ def serve(
     connection is closed (1000) when the handler returns, or (1011) when it
     raises. Options are those of :class:`~wsproto_core.drivers.Settings`.
     ``select_subprotocol`` and ``process_response`` are those of the asyncio
-    driver's :func:`~wsproto_core.drivers.asyncio.serve`.
+    driver's :func:`~wsproto_core.drivers.asyncio.serve`. ``clock`` is that of :func:`connect`.
     """
     settings = Settings.from_options(options)
     if unix_path is not None:
@@ -847,6 +876,7 @@ def serve(
         open_timeout=open_timeout,
         select_subprotocol=select_subprotocol,
         process_response=process_response,
+        clock=clock,
     )
 
 

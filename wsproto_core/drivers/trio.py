@@ -31,17 +31,16 @@ from typing import Any
 
 import trio
 
-from .. import WSConnection
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import BytesMessage, Request, TextMessage
 from ..managed import ManagedConnection
-from ..state import ConnectionState, ConnectionType
+from ..state import ConnectionState
 from ._common import (
     FRAGMENTS_IN_PROGRESS,
     READ_SIZE,
     REFUSAL_GRACE,
     UNFINISHED_MESSAGE,
-    ClientOpening,
+    ClientOptions,
     ConnectionClosed,
     Fragments,
     ProcessRequest,
@@ -52,14 +51,15 @@ from ._common import (
     Upgrade,
     WebSocketURL,
     admission_refusal,
+    async_pieces,
+    handler_close,
     managed_connection,
     parse_url,
     remove_stale_unix_socket,
-    request_for,
 )
 from ._streaming import END, WAIT, PieceReader, take_message
 from ._websocket import WebSocketState
-from .proxy import ProxyURL, Tunnel, proxy_for
+from .proxy import ProxyURL, Tunnel
 from .reconnect import Backoff, reconnecting
 
 __all__ = [
@@ -238,24 +238,14 @@ class WebSocket(WebSocketState):
         """
         message = Fragments(fragments)
         self._raise_if_closed()
-        if self._fragmenting:
-            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-        self._fragmenting = True
-        finished = False
+        message.begin(self)
         try:
-            if isinstance(fragments, AsyncIterable):
-                async for piece in fragments:
-                    await self._send_event(message.piece(piece))
-            else:
-                for piece in fragments:
-                    await self._send_event(message.piece(piece))
-            end = message.end()
-            if end is not None:
+            async for piece in async_pieces(fragments):
+                await self._send_event(message.piece(piece))
+            if (end := message.end()) is not None:
                 await self._send_event(end)
-            finished = True
         finally:
-            self._fragmenting = False
-            if not finished and message.started and not self.closed:
+            if message.release(self) and not self.closed:
                 # The peer holds the start of a message that will never end.
                 with trio.CancelScope(shield=True):
                     await self.close(1011, UNFINISHED_MESSAGE)
@@ -533,16 +523,17 @@ async def connect(
     when the connection (or TLS) fails and ``trio.TooSlowError`` after
     ``open_timeout``. The connection is closed (1000) when the block exits.
     """
-    settings = Settings.from_options(options)
     websocket = await _open(
-        url,
-        settings,
-        subprotocols=subprotocols,
-        extra_headers=extra_headers,
-        ssl=ssl,
-        open_timeout=open_timeout,
-        unix_path=unix_path,
-        proxy=proxy,
+        ClientOptions(
+            parse_url(url),
+            Settings.from_options(options),
+            subprotocols,
+            extra_headers,
+            ssl,
+            open_timeout,
+            unix_path,
+            proxy,
+        )
     )
     # The block's exception is re-raised outside the nursery, so that it does
     # not come out wrapped in an ExceptionGroup.
@@ -558,38 +549,24 @@ async def connect(
         raise error
 
 
-async def _open(
-    url: str,
-    settings: Settings,
-    *,
-    subprotocols: Sequence[str],
-    extra_headers: Sequence[tuple[bytes, bytes]],
-    ssl: ssl_module.SSLContext | None,
-    open_timeout: float | None,
-    unix_path: str | None = None,
-    proxy: str | bool | None = None,
-) -> WebSocket:
-    target = parse_url(url)
-    with trio.fail_after(_timeout(open_timeout)):
-        through = None if unix_path is not None else proxy_for(target, proxy)
+async def _open(options: ClientOptions) -> WebSocket:
+    target = options.url
+    with trio.fail_after(_timeout(options.open_timeout)):
+        through = options.through()
         stream: trio.abc.Stream
         if through is not None:
             stream = await _open_tunnel(through, target)
-        elif unix_path is not None:
-            stream = await trio.open_unix_socket(unix_path)
+        elif options.unix_path is not None:
+            stream = await trio.open_unix_socket(options.unix_path)
         else:
             stream = await trio.open_tcp_stream(target.host, target.port)
         try:
-            if target.secure:
-                stream = trio.SSLStream(stream, ssl or ssl_module.create_default_context(), server_hostname=target.host)
-            connection = WSConnection(
-                ConnectionType.CLIENT,
-                max_frame_size=settings.max_frame_size,
-                max_message_size=settings.max_message_size,
-            )
+            context = options.ssl_context()
+            if context is not None:
+                stream = trio.SSLStream(stream, context, server_hostname=target.host)
+            opening = options.opening()
             try:
-                await stream.send_all(connection.send(request_for(target, settings, subprotocols, extra_headers)))
-                opening = ClientOpening(connection)
+                await stream.send_all(opening.request)
                 while (accepted := opening.receive(await stream.receive_some(READ_SIZE))) is None:
                     pass
             except trio.BrokenResourceError as exc:
@@ -598,22 +575,13 @@ async def _open(
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-    managed = managed_connection(connection, settings, client=True, now=trio.current_time(), hold_after_message=True)
-    return WebSocket(stream, managed, settings, subprotocol=accepted.subprotocol)
+    managed = opening.managed(trio.current_time(), hold_after_message=True)
+    return WebSocket(stream, managed, options.settings, subprotocol=accepted.subprotocol)
 
 
 @contextlib.asynccontextmanager
 async def reconnect(
-    url: str,
-    *,
-    subprotocols: Sequence[str] = (),
-    extra_headers: Sequence[tuple[bytes, bytes]] = (),
-    ssl: ssl_module.SSLContext | None = None,
-    open_timeout: float | None = 10.0,
-    backoff: Backoff | None = None,
-    unix_path: str | None = None,
-    proxy: str | bool | None = True,
-    **options: Any,
+    url: str, *, backoff: Backoff | None = None, **kwargs: Any
 ) -> AsyncIterator[AsyncIterator[WebSocket]]:
     """``async with reconnect(url) as connections: async for websocket in connections``.
 
@@ -628,25 +596,16 @@ async def reconnect(
     must not yield from inside a nursery). The other arguments are those of
     :func:`connect`.
     """
-    settings = Settings.from_options(options)
+    options = ClientOptions.parse(url, **kwargs)
     backoff = backoff or Backoff()
     error: BaseException | None = None
     async with trio.open_nursery() as nursery:
 
         async def open_connection() -> WebSocket:
             try:
-                websocket = await _open(
-                    url,
-                    settings,
-                    subprotocols=subprotocols,
-                    extra_headers=extra_headers,
-                    ssl=ssl,
-                    open_timeout=open_timeout,
-                    unix_path=unix_path,
-                    proxy=proxy,
-                )
+                websocket = await _open(options)
             except trio.TooSlowError as exc:
-                raise TimeoutError(f"The WebSocket handshake took more than {open_timeout} s") from exc
+                raise TimeoutError(f"The WebSocket handshake took more than {options.open_timeout} s") from exc
             websocket._start(nursery)
             return websocket
 
@@ -820,14 +779,12 @@ async def serve(
         if websocket is None:
             return
         try:
+            error: Exception | None = None
             try:
                 await handler(websocket)
-            except ConnectionClosed:
-                pass
-            except Exception:
-                logger.exception("WebSocket handler failed")
-                await websocket.close(1011, "internal error")
-            await websocket.close()
+            except Exception as exc:  # noqa: BLE001 - the handler policy (handler_close) decides
+                error = exc
+            await websocket.close(*handler_close(error, logger))
         finally:
             connections.discard(websocket)
 
