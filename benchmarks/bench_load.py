@@ -152,6 +152,8 @@ def _control(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
                 "fds": len(os.listdir("/proc/self/fd")),
                 "tasks": asyncio.run_coroutine_threadsafe(task_count(), loop).result(30),
                 "cpu": usage.ru_utime + usage.ru_stime,
+                # Page faults: an allocator that gives memory back and takes it again shows here.
+                "minflt": usage.ru_minflt,
             }
         elif command == "trace":
             tracemalloc.start(8)
@@ -679,6 +681,7 @@ async def scenario_soak(
         messages=connections * messages,
         msg_per_s=connections * messages / elapsed,
         server_cpu_s=after["cpu"] - before["cpu"],
+        server_page_faults=after["minflt"] - before["minflt"],
         lost=lost,
         corrupted=corrupted,
         fds=f"{before['fds']} -> {settled['fds']}",

@@ -17,8 +17,9 @@ not held to that: it is bounded by ``max_message_size``, as before.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import MutableSequence
-from typing import Final
+from typing import Final, Protocol
 
 from ..errors import LocalProtocolError
 
@@ -27,6 +28,7 @@ __all__ = [
     "STREAM_IN_PROGRESS",
     "WAIT",
     "IncomingMessage",
+    "MessageStream",
     "PieceReader",
     "message_ready",
     "piece_ready",
@@ -253,3 +255,58 @@ class PieceReader:
             message.pieces.clear()
             message.discarding = True
         return True
+
+
+class StreamingWebSocket(Protocol):
+    """What :class:`MessageStream` needs of an async driver's WebSocket."""
+
+    _messages: MutableSequence[str | bytes | IncomingMessage]
+
+    def _piece_taken(self) -> None:
+        """A piece (or the rest of a message) left the queue: reading may go on."""
+
+    async def _wait_for_piece(self) -> None:
+        """Wait until something is received; raise ``ConnectionClosed`` once closed."""
+
+
+class MessageStream:
+    """What an async driver's ``recv_streaming()`` returns: ``async for piece in`` it.
+
+    It raises ``ConnectionClosed`` if the connection closes before the message
+    ended. :meth:`aclose`, or leaving its ``async for`` early (which drops it),
+    skips the rest of the message.
+    """
+
+    __slots__ = ("_reader", "_websocket")
+
+    def __init__(self, websocket: StreamingWebSocket) -> None:
+        self._websocket = websocket
+        self._reader = PieceReader(websocket._messages)
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        websocket = self._websocket
+        while True:
+            piece = self._reader.next_piece()
+            if piece is END:
+                raise StopAsyncIteration
+            if piece is not WAIT:
+                websocket._piece_taken()
+                return piece  # type: ignore[return-value]
+            await websocket._wait_for_piece()
+
+    async def aclose(self) -> None:
+        """Stop reading this message: the rest of it is skipped as it arrives."""
+        self._abandon()
+
+    def _abandon(self) -> None:
+        if self._reader.abandon():
+            self._websocket._piece_taken()
+
+    def __del__(self) -> None:
+        # A loop left early drops its stream here. Outside the event loop's
+        # thread (or once it ended) there is nobody to wake.
+        with contextlib.suppress(RuntimeError):
+            self._abandon()

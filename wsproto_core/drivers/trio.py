@@ -57,7 +57,7 @@ from ._common import (
     parse_url,
     remove_stale_unix_socket,
 )
-from ._streaming import END, WAIT, PieceReader, take_message
+from ._streaming import MessageStream, take_message
 from ._websocket import WebSocketState
 from .proxy import ProxyURL, Tunnel
 from .reconnect import Backoff, reconnecting
@@ -109,52 +109,6 @@ class PongWaiter:
     def _resolve(self, error: ConnectionClosed | None = None) -> None:
         self._error = error
         self._event.set()
-
-
-class MessageStream:
-    """What :meth:`WebSocket.recv_streaming` returns: ``async for piece in`` it.
-
-    It raises :class:`ConnectionClosed` if the connection closes before the
-    message ended. :meth:`aclose` (or leaving its ``async for`` early, which
-    drops it) skips the rest of the message.
-    """
-
-    __slots__ = ("_reader", "_websocket")
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self._websocket = websocket
-        self._reader = PieceReader(websocket._messages)
-
-    def __aiter__(self) -> MessageStream:
-        return self
-
-    async def __anext__(self) -> str | bytes:
-        websocket = self._websocket
-        while True:
-            piece = self._reader.next_piece()
-            if piece is END:
-                raise StopAsyncIteration
-            if piece is not WAIT:
-                if websocket._reader_waits:
-                    websocket._wake()
-                return piece  # type: ignore[return-value]
-            if websocket.closed:
-                raise websocket._closed_error()
-            websocket._sends_unyielded = 0
-            await websocket._wait()
-
-    async def aclose(self) -> None:
-        """Stop reading this message: the rest of it is skipped as it arrives."""
-        self._abandon()
-
-    def _abandon(self) -> None:
-        if self._reader.abandon() and self._websocket._reader_waits:
-            self._websocket._wake()
-
-    def __del__(self) -> None:
-        # A loop left early drops its stream here; outside trio there is nobody to wake.
-        with contextlib.suppress(RuntimeError):
-            self._abandon()
 
 
 class WebSocket(WebSocketState):
@@ -288,6 +242,16 @@ class WebSocket(WebSocketState):
         of the message; until then :meth:`recv` raises ``LocalProtocolError``.
         """
         return MessageStream(self)
+
+    def _piece_taken(self) -> None:
+        if self._reader_waits:
+            self._wake()
+
+    async def _wait_for_piece(self) -> None:
+        if self.closed:
+            raise self._closed_error()
+        self._sends_unyielded = 0
+        await self._wait()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
