@@ -103,10 +103,10 @@ def test_the_harness_notices_a_lost_descriptor() -> None:
 
         async def stats(self) -> dict[str, Any]:
             self.calls += 1
-            return {"rss": 0, "fds": 10 + self.calls, "tasks": 2, "cpu": 0.0}
+            return {"rss": 0, "fds": 10 + self.calls, "tasks": 2, "cpu": 0.0, "minflt": 0}
 
         async def settle(self, baseline: dict[str, Any], deadline: float) -> dict[str, Any]:
-            return {"rss": 0, "fds": baseline["fds"] + 1, "tasks": 2, "cpu": 0.0}
+            return {"rss": 0, "fds": baseline["fds"] + 1, "tasks": 2, "cpu": 0.0, "minflt": 0}
 
     async def no_clients() -> None:
         await harness.scenario_soak(LeakyServer(), outcome, 0, 0, compression=False, seed=1)
