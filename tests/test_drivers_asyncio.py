@@ -31,7 +31,8 @@ import websockets.exceptions
 from driver_peers import tls_contexts
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL
-from wsproto_core.drivers.asyncio import _PARSE_HOLD_LIMIT, Listener, Server, WebSocket, connect, serve, serve_listener
+from wsproto_core.drivers.asyncio import Listener, Server, WebSocket, connect, serve, serve_listener
+from wsproto_core.drivers.asyncio.websocket import PARSE_HOLD_LIMIT
 from wsproto_core.errors import LocalProtocolError
 from wsproto_core.managed import ManagedConnection
 
@@ -809,7 +810,7 @@ def test_backpressure_a_handler_that_does_not_read_stops_the_client() -> None:
             # messages, and the transport no longer reads.
             assert len(websocket._messages) == 4
             assert not websocket._transport.is_reading()
-            held = 4 * len(chunk) + _PARSE_HOLD_LIMIT
+            held = 4 * len(chunk) + PARSE_HOLD_LIMIT
             assert sent * len(chunk) > 4 * held  # most of what was sent waits in the network, not here
             # Once the handler reads, everything arrives, the blocked send included.
             release.set()

@@ -1,4 +1,4 @@
-"""The part of the trio and threads drivers' ``WebSocket`` that is not I/O.
+"""The part of every driver's ``WebSocket`` (asyncio, trio, threads) that is not I/O.
 
 Its public attributes, what ``send`` and ``ping`` queue, how received events
 reach the application (messages into the queue, Pongs to their waiters), and
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import MutableSequence
 from typing import Protocol
 
+from ..errors import LocalProtocolError
 from ..events import BytesMessage, Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState
@@ -72,12 +73,27 @@ class WebSocketState:
         """Whether the connection is closed."""
         return self.close_code is not None
 
-    def _queue_message(self, message: str | bytes | bytearray | memoryview, now: float) -> None:
-        """Queue a text (``str``) or binary message; raise :class:`ConnectionClosed` once closing."""
-        self._raise_if_closed()
-        event = TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message))
-        # A LocalProtocolError here (a lone surrogate) leaves the connection usable.
-        self._managed.send(event, now)
+    def _queue_message(self, message: str | bytes | bytearray | memoryview, now: float | None = None) -> None:
+        """Queue a text (``str``) or binary message; raise :class:`ConnectionClosed` once closing.
+
+        ``now`` may be left out: only a Close starts a timer.
+        """
+        # Hot path (once per message sent): the connection's own state check
+        # refuses after a Close, instead of asking its state here first.
+        if self.close_code is not None:
+            raise self._closed_error()
+        if isinstance(message, str):
+            event: TextMessage | BytesMessage = TextMessage(message)
+        else:
+            # bytes(b) of a bytes object is that object: no copy.
+            event = BytesMessage(message if message.__class__ is bytes else bytes(message))
+        try:
+            self._managed.send(event, now)
+        except LocalProtocolError:
+            # Closing: ConnectionClosed. Otherwise (a lone surrogate) the
+            # connection is still usable and the error says why.
+            self._raise_if_closed()
+            raise
 
     def _queue_ping(self, payload: bytes | None, waiter: PongWaiterLike, now: float) -> None:
         """Queue a Ping; ``waiter`` is resolved when its Pong (or a later one) arrives."""
@@ -108,12 +124,16 @@ class WebSocketState:
                     )
                 received = True
             elif isinstance(event, Pong):
-                # Taken even without waiters: keepalive Pings are acknowledged too.
-                for payload in self._managed.take_acknowledged_pings():
-                    waiter = self._pong_waiters.pop(payload, None) if self._pong_waiters else None
-                    if waiter is not None:
-                        waiter._resolve()
+                self._pong_received()
         return received
+
+    def _pong_received(self) -> None:
+        """Resolve the waiters of the Pings that the Pongs parsed so far acknowledged."""
+        # Taken even without waiters: keepalive Pings are acknowledged too.
+        for payload in self._managed.take_acknowledged_pings():
+            waiter = self._pong_waiters.pop(payload, None) if self._pong_waiters else None
+            if waiter is not None:
+                waiter._resolve()
 
     def _queue_full(self) -> bool:
         """Whether reading must pause until the application takes a message or a piece (backpressure)."""

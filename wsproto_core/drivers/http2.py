@@ -60,7 +60,9 @@ from ._common import (
     WebSocketURL,
     request_for,
 )
-from .asyncio import WebSocket, _Protocol, _ServerConfig
+from .asyncio.protocol import ConnectionProtocol
+from .asyncio.server import ServerConfig
+from .asyncio.websocket import WebSocket
 
 __all__ = ["STREAM_HIGH_WATER", "STREAM_WINDOW", "ExtendedConnectUnsupported", "H2Server", "open_websocket"]
 
@@ -455,7 +457,7 @@ class _Stream(asyncio.Transport):
         connection: _H2Protocol,
         stream_id: int,
         managed: ManagedConnection,
-        protocol: _Protocol,
+        protocol: ConnectionProtocol,
         *,
         client: bool,
     ) -> None:
@@ -832,7 +834,7 @@ class H2Server:
     HTTP/2 preface, that is h2c with prior knowledge, else HTTP/1.1).
     """
 
-    def __init__(self, config: _ServerConfig) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         #: The asyncio server's settings, handler and bookkeeping: a WebSocket
         #: over HTTP/2 is opened, run and tracked as one over HTTP/1.1 is.
         self.config = config
@@ -949,7 +951,7 @@ class _H2ServerProtocol(_H2Protocol):
         self.h2.send_headers(stream_id, response)
         self.flush()
         managed = _managed(config.settings, extensions, client=False, now=self.loop.time())
-        protocol = _Protocol(None)
+        protocol = ConnectionProtocol(None)
         stream = _Stream(self, stream_id, managed, protocol, client=False)
         config.open(
             WebSocket(stream, protocol, managed, config.settings, subprotocol=accept.subprotocol, request=request)
@@ -1142,7 +1144,7 @@ async def open_websocket(
         protocol.bodies.pop(stream_id, None)
         assert isinstance(answer, AcceptConnection)
         managed = _managed(settings, answer.extensions, client=True, now=protocol.loop.time())
-        stream_protocol = _Protocol(None)
+        stream_protocol = ConnectionProtocol(None)
         stream = _Stream(protocol, stream_id, managed, stream_protocol, client=True)
         websocket = WebSocket(stream, stream_protocol, managed, settings, subprotocol=answer.subprotocol)
         websocket._start()

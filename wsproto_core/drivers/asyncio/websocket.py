@@ -1,0 +1,541 @@
+"""The asyncio ``WebSocket``: the shared :class:`~wsproto_core.drivers._websocket.WebSocketState` on a transport.
+
+What is not I/O (queueing sends and Pings, Pong waiters, the record of the
+close) is the shared state's; this module adds reading in the protocol's
+callbacks, writing, the timer, backpressure and waiting (see the package's
+docstring for the design).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import Any
+
+from ...errors import LocalProtocolError
+from ...events import Message, Pong, Request
+from ...managed import ManagedConnection
+from ...prepared import PreparedMessage
+from ...state import ConnectionState
+from .._common import (
+    FRAGMENTS_IN_PROGRESS,
+    UNFINISHED_MESSAGE,
+    ConnectionClosed,
+    Fragments,
+    Settings,
+    async_pieces,
+    send_buffer_full,
+)
+from .._websocket import WebSocketState
+from .protocol import DRIVER_CONTEXT, ConnectionProtocol
+
+#: Received bytes that may wait to be parsed (the ordering rule) before the
+#: transport stops reading.
+PARSE_HOLD_LIMIT = 256 * 1024
+
+#: Replies to pipelined messages are written together up to this many bytes
+#: (with the transport's own buffer); beyond it, ``send`` writes at once.
+COALESCE_LIMIT = 65536
+
+logger = logging.getLogger("wsproto_core.drivers.asyncio")
+
+
+class Listener:
+    """The callback API: subclass it and override what you need.
+
+    Each method runs in the event loop's read callback, so it must not block;
+    reply with :meth:`WebSocket.send_nowait`. An exception from a callback
+    fails the connection with 1011 (and is logged). A subclass that declares
+    ``__slots__`` keeps each connection's listener as small as its fields.
+    """
+
+    __slots__ = ()
+
+    def on_open(self, websocket: WebSocket) -> None:
+        """The connection is open."""
+
+    def on_message(self, websocket: WebSocket, message: str | bytes) -> None:
+        """A whole message arrived."""
+
+    def on_close(self, websocket: WebSocket) -> None:
+        """The connection is closed; ``websocket.close_code`` says how."""
+
+
+class PongWaiter(asyncio.Future[None]):
+    """What :meth:`WebSocket.ping` returns: a Future, done when its Pong arrives.
+
+    It raises :class:`ConnectionClosed` if the connection closes first.
+    """
+
+    def _resolve(self, error: ConnectionClosed | None = None) -> None:
+        if self.done():
+            return
+        if error is None:
+            self.set_result(None)
+        else:
+            self.set_exception(error)
+            # Nobody may be awaiting it; do not warn about an unretrieved error.
+            self.exception()
+
+
+class WebSocket(WebSocketState):
+    """One open WebSocket connection.
+
+    Created by :func:`connect`, :func:`serve` and :func:`serve_listener`; use
+    :meth:`send`, :meth:`recv` (or ``async for``), :meth:`ping` and
+    :meth:`close`, or with a :class:`Listener`, :meth:`send_nowait`.
+
+    Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
+    (server side: the client's ``Request``, with ``target`` and headers),
+    ``close_code`` and ``close_reason`` (once closed), and ``closed``
+    (whether the connection is closed).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_closing",
+        "_done",
+        "_drain_waiter",
+        "_ended",
+        "_fragmenting",
+        "_in_read",
+        "_listener",
+        "_loop",
+        "_protocol",
+        "_reading_paused",
+        "_soon_scheduled",
+        "_timer",
+        "_timer_deadline",
+        "_transport",
+        "_untrack",
+        "_waiter",
+    )
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: ConnectionProtocol,
+        managed: ManagedConnection,
+        settings: Settings,
+        *,
+        subprotocol: str | None,
+        request: Request | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        # A list, not a deque: it holds at most max_queue messages, and an
+        # empty list is a tenth of an empty deque's size.
+        super().__init__(managed, settings, [], subprotocol, request)
+        self._transport = transport
+        self._protocol = protocol
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        #: The Future a ``recv()`` waits on, only while one waits.
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._ended = False
+        self._closing = False
+        #: send_fragments() is sending a message: other sends must wait for it.
+        self._fragmenting = False
+        #: Whether :meth:`_soon` is scheduled for the next loop iteration.
+        self._soon_scheduled = False
+        #: Whether a read (or the start) is being handled: it writes what was queued when done.
+        self._in_read = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._done: asyncio.Future[None] | None = None
+        #: The server's set of open WebSockets, which forgets this one once closed.
+        self._untrack: set[Any] | None = None
+
+    def _start(self) -> None:
+        """Take over the transport: parse what came with the handshake, start the timer."""
+        self._protocol.opened(self)
+        self._in_read = True
+        try:
+            if self._listener is not None:
+                self._call_listener(self._listener.on_open)
+            self._set_timer()
+            self._parse(self._loop.time())
+            self._after_parse()
+        finally:
+            self._in_read = False
+
+    # ------------------------------------------------------------- application
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send a text (``str``) or binary message; wait only while the transport's buffer is full."""
+        if self._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+        self._queue_message(message)
+        if (self._messages or self._managed.held) and (
+            self._managed.bytes_to_send + self._transport.get_write_buffer_size() < COALESCE_LIMIT
+        ):
+            # More received messages wait for the application (a pipelining
+            # peer): write this reply together with theirs, when the
+            # application next waits in recv(), instead of one write per
+            # message. Nothing waits longer than the next loop iteration.
+            self._schedule_soon()
+            return
+        self._write_queued()
+        if self._protocol.writing_paused:
+            await self._drain()
+
+    def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Queue a message without waiting; it is written at the end of the current callback.
+
+        For :class:`Listener` callbacks (and anything else that must not
+        await). It never waits for the transport to drain: the connection
+        stops reading while the transport's buffer is above its high-water
+        mark, which slows an echoing peer down. When the outgoing buffer
+        already holds ``max_send_buffer`` bytes (a peer that does not read),
+        the connection is dropped and :class:`ConnectionClosed` (1006) raised.
+        """
+        if self._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+        if self.close_code is not None or self._managed.state is not ConnectionState.OPEN:
+            self._raise_if_closed()
+        if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
+            self._abort()
+            self.close_reason = "outgoing buffer full: the peer does not read"
+            raise self._closed_error()
+        self._queue_message(message)
+        if not self._in_read:
+            # Outside a read callback (which writes once it is done): write at the next iteration.
+            self._schedule_soon()
+
+    async def send_fragments(self, fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> None:
+        """Send one message from its pieces, each in a frame of its own, without assembling it.
+
+        ``fragments`` is an iterable or an async iterable of pieces, all ``str``
+        (a text message) or all bytes-like (a binary one). Each piece is written
+        as it comes (waiting while the transport's buffer is full), and an
+        empty final frame ends the message once the pieces run out; no pieces,
+        no message. Meanwhile :meth:`send` raises ``LocalProtocolError`` (a
+        message cannot go between another's fragments), while :meth:`ping` and
+        :meth:`close` may. If the pieces mix ``str`` and bytes (``TypeError``)
+        or their iterator raises, part of the message is already out: the
+        connection is closed with 1011 and the error raised.
+        """
+        message = Fragments(fragments)
+        if self._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+        self._raise_if_closed()
+        message.begin(self)
+        try:
+            async for piece in async_pieces(fragments):
+                event = message.piece(piece)
+                self._raise_if_closed()
+                self._managed.send(event, self._loop.time())
+                await self._flush()
+            if (end := message.end()) is not None:
+                self._raise_if_closed()
+                self._managed.send(end, self._loop.time())
+                await self._flush()
+        finally:
+            if message.release(self) and self.close_code is None:
+                # The peer holds the start of a message that will never end.
+                self._start_closing(1011, UNFINISHED_MESSAGE)
+
+    async def recv(self) -> str | bytes:
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
+        # Only whole messages are queued: this connection assembles them.
+        messages: list[str | bytes] = self._messages  # type: ignore[assignment]
+        while not messages:
+            if self.close_code is not None:
+                raise self._closed_error()
+            if self._listener is not None:
+                raise LocalProtocolError("This connection hands its messages to its Listener; recv() gets none.")
+            if self._managed.held:
+                # The application took every message before the rest of the
+                # read: parse on, here (see the ordering rule in the package's docstring).
+                self._parse()
+                if not self._managed.held:
+                    self._after_parse()
+                continue
+            self._write_queued()
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        message = messages.pop(0)
+        if not messages and self._managed.held:
+            # Whatever the application does next, the rest of the read is
+            # parsed by the next loop iteration (the ordering rule).
+            self._schedule_soon()
+        if self._reading_paused:
+            self._update_reading()
+        return message
+
+    def __aiter__(self) -> WebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """``async for``: the next message; the loop ends when the connection closes normally (1000, 1001)."""
+        # One coroutine per message (an async generator would add a frame to resume).
+        try:
+            return await self.recv()
+        except ConnectionClosed as closed:
+            if closed.normal:
+                raise StopAsyncIteration from None
+            raise
+
+    async def ping(self, payload: bytes | None = None) -> Awaitable[None]:
+        """Send a Ping; return an awaitable (a :class:`PongWaiter`) that completes when its Pong arrives."""
+        waiter = PongWaiter(loop=self._loop)
+        self._queue_ping(payload, waiter, self._loop.time())
+        self._set_timer()
+        await self._flush()
+        return waiter
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (closing handshake, then the transport) and wait for it.
+
+        Cancelling this wait drops the connection at once (code 1006).
+        """
+        self._start_closing(code, reason)
+        try:
+            await self.wait_closed()
+        except asyncio.CancelledError:
+            # Whoever cancelled the close will not wait for the peer any more.
+            self._abort()
+            raise
+
+    def _start_closing(self, code: int, reason: str) -> None:
+        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._managed.close(code, reason or None, self._loop.time())
+            self._set_timer()
+            self._write_queued()
+        # The peer's Close must be read even if unread messages fill the queue.
+        self._closing = True
+        if self.close_code is None:
+            if self._managed.held:
+                self._parse()
+            self._after_parse()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is closed."""
+        if self.close_code is not None:
+            return
+        if self._done is None:
+            self._done = self._loop.create_future()
+        await asyncio.shield(self._done)
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the latest answered Ping (keepalive or :meth:`ping`) to its Pong; 0.0 before one."""
+        return self._managed.latency
+
+    # What a fan-out needs (wsproto_core.drivers.broadcast): how much waits to
+    # be sent, and a send that queues without waiting, written later for
+    # many connections at once.
+
+    @property
+    def outgoing_buffer_size(self) -> int:
+        """How many bytes were sent on this connection but not yet taken by the OS."""
+        return self._managed.bytes_to_send + self._transport.get_write_buffer_size()
+
+    def queue_prepared(self, message: PreparedMessage) -> None:
+        """Queue a :class:`~wsproto_core.PreparedMessage` without writing it; :meth:`write_queued` writes it.
+
+        For :func:`~wsproto_core.drivers.broadcast.broadcast`, which bounds
+        each connection's buffer itself and writes what it queued once per
+        event loop iteration (one system call per connection for several
+        messages broadcast in a row). An application sending to one connection
+        uses :meth:`send`, which also writes what was queued, in order. Raises
+        :class:`ConnectionClosed` when the connection can no longer send.
+        """
+        try:
+            # Hot path (once per recipient): the connection's own state check
+            # refuses after a Close, instead of checking here first.
+            self._managed.send_prepared(message)
+        except LocalProtocolError:
+            self._raise_if_closed()
+            raise
+
+    def write_queued(self) -> None:
+        """Hand everything queued to the transport, without waiting for it to drain."""
+        self._write_queued()
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it."""
+        return self._transport.get_extra_info("peername")
+
+    @property
+    def stream_id(self) -> int | None:
+        """The HTTP/2 stream that carries this WebSocket (RFC 8441), or ``None`` over HTTP/1.1."""
+        return self._transport.get_extra_info("http2_stream_id")  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _write_queued(self) -> bool:
+        """Hand what the connection queued to the transport; return whether there was any."""
+        data = self._managed.data_to_send()
+        if not data or self._transport.is_closing():
+            return False
+        self._transport.write(data)
+        return True
+
+    def _schedule_soon(self) -> None:
+        if not self._soon_scheduled:
+            self._soon_scheduled = True
+            self._loop.call_soon(self._soon, context=DRIVER_CONTEXT)
+
+    def _soon(self) -> None:
+        """Write the replies held back for one write; parse on once the application took every message."""
+        self._soon_scheduled = False
+        self._write_queued()
+        if self._managed.held and not self._messages and self.close_code is None:
+            self._parse()
+            if not self._managed.held:
+                self._after_parse()
+
+    async def _flush(self) -> None:
+        self._write_queued()
+        if self._protocol.writing_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait until the transport's buffer is below its low-water mark, or the connection ended."""
+        while self._protocol.writing_paused and self.close_code is None:
+            if self._drain_waiter is None:
+                self._drain_waiter = self._loop.create_future()
+            await asyncio.shield(self._drain_waiter)
+
+    def _writing_resumed(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._update_reading()
+
+    def _parse(self, now: float | None = None) -> None:
+        """Deliver received messages; with the handler API, stop after one that has more bytes behind it."""
+        listener = self._listener
+        for event in self._managed.events(now if now is not None else self._loop.time()):
+            if isinstance(event, Message):
+                if listener is not None:
+                    self._call_listener(listener.on_message, event.data)
+                    continue
+                self._messages.append(event.data)
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            elif isinstance(event, Pong):
+                self._pong_received()
+        self._set_timer()
+
+    def _call_listener(self, callback: Callable[..., None], *arguments: Any) -> None:
+        try:
+            callback(self, *arguments)
+        except Exception:
+            logger.exception("WebSocket listener failed")
+            self._start_closing(1011, "internal error")
+
+    def _received(self, data: bytes | None) -> None:
+        """The protocol's callback: ``data`` read, or ``None`` once the stream ended."""
+        if self._ended or self.close_code is not None:
+            return
+        if data is None:
+            self._ended = True
+        self._in_read = True
+        try:
+            now = self._loop.time()
+            self._managed.receive_data(data, now)
+            if not self._managed.held or self._closing:
+                self._parse(now)
+            self._after_parse()
+        except Exception:
+            # A bug of ours: in an event loop callback it would leave the
+            # connection hanging, so end it (the parser itself never raises).
+            logger.exception("WebSocket connection failed")
+            self._abort()
+        finally:
+            self._in_read = False
+
+    def _connection_lost(self) -> None:
+        if self.close_code is None:
+            self._closing = True
+            self._finish()
+
+    def _after_parse(self) -> None:
+        self._write_queued()
+        if self._managed.should_close_transport and (self._closing or not self._managed.held):
+            self._finish()
+        else:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause or resume reading: backpressure from the application, and from the peer."""
+        if self.close_code is not None:
+            return
+        pause = not self._closing and (
+            len(self._messages) >= self._settings.max_queue
+            or self._protocol.writing_paused
+            or (self._managed.held and self._managed.buffered_bytes >= PARSE_HOLD_LIMIT)
+        )
+        if pause is not self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
+
+    def _set_timer(self) -> None:
+        """Schedule :meth:`_on_timer` at the connection's next deadline, if that moved."""
+        deadline = self._managed.next_deadline
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline is not None and self.close_code is None:
+            self._timer = self._loop.call_at(deadline, self._on_timer, context=DRIVER_CONTEXT)
+
+    def _on_timer(self) -> None:
+        managed = self._managed
+        deadline = self._timer_deadline
+        self._timer = None
+        self._timer_deadline = None
+        now = self._loop.time()
+        # The loop runs a timer up to its clock resolution early; it is due.
+        managed.handle_timers(now if deadline is None else max(now, deadline))
+        self._write_queued()
+        if managed.should_close_transport and self.close_code is None:
+            self._abort()
+        else:
+            self._set_timer()
+
+    def _abort(self) -> None:
+        """Drop the connection: no ordering to keep, nothing more to read."""
+        self._closing = True
+        self._transport.abort()
+        self._received(None)
+        if self.close_code is None:
+            self._finish()
+
+    def _finish(self) -> None:
+        pong_waiters = self._record_close()
+        for waiter in (self._waiter, self._drain_waiter, self._done):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiter = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if pong_waiters:
+            error = self._closed_error()
+            for pong_waiter in pong_waiters:
+                pong_waiter._resolve(error)
+        if not self._transport.is_closing():
+            self._transport.close()
+        if self._untrack is not None:
+            self._untrack.discard(self)
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                listener.on_close(self)
+            except Exception:
+                logger.exception("WebSocket listener failed")
