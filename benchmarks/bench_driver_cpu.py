@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-GUID = b"258EAFA5-E914-47A5-95CA-C5AB0DC11B65"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MASK = b"\x00\x00\x00\x00"  # a zero key: the frames stay readable, the receiver still unmasks
 
 
@@ -235,7 +235,7 @@ async def measure(role: str, library: str, size: int, round_trips: int) -> float
             lambda: RawPeer(client=True, size=size, round_trips=round_trips, done=done), "127.0.0.1", port
         )
         try:
-            return await asyncio.wait_for(done, 120)
+            return await asyncio.wait_for(done, 20)
         finally:
             await stop()
     raw_server = await loop.create_server(
@@ -244,7 +244,7 @@ async def measure(role: str, library: str, size: int, round_trips: int) -> float
     port = raw_server.sockets[0].getsockname()[1]
     client = asyncio.ensure_future(client_library(library, f"ws://127.0.0.1:{port}/"))
     try:
-        return await asyncio.wait_for(done, 120)
+        return await asyncio.wait_for(done, 20)
     finally:
         raw_server.close()
         with contextlib.suppress(Exception):

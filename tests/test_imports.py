@@ -27,12 +27,17 @@ SCRIPT = textwrap.dedent(
     before = set(sys.modules)
     import importlib, pkgutil
     import wsproto_core
-    names = sorted(
-        info.name
-        for info in pkgutil.walk_packages(wsproto_core.__path__, "wsproto_core.")
-        if not info.name.endswith("__main__")
-        and not info.name.startswith(("wsproto_core.drivers", "wsproto_core.cli"))
-    )
+
+    # pkgutil.walk_packages would import the I/O packages to look inside them.
+    def walk(path, prefix):
+        for info in pkgutil.iter_modules(path, prefix):
+            if info.name.endswith("__main__") or info.name.startswith(("wsproto_core.drivers", "wsproto_core.cli")):
+                continue
+            yield info.name
+            if info.ispkg:
+                yield from walk(importlib.import_module(info.name).__path__, info.name + ".")
+
+    names = sorted(walk(wsproto_core.__path__, "wsproto_core."))
     for name in names:
         importlib.import_module(name)
     after = set(sys.modules)
