@@ -954,7 +954,8 @@ class _H2ServerProtocol(_H2Protocol):
         protocol = ConnectionProtocol(None)
         stream = _Stream(self, stream_id, managed, protocol, client=False)
         config.open(
-            WebSocket(stream, protocol, managed, config.settings, subprotocol=accept.subprotocol, request=request)
+            WebSocket(stream, protocol, managed, config.settings, subprotocol=accept.subprotocol, request=request),
+            protocol,
         )
 
     def _respond(self, stream_id: int, answer: HttpResponse) -> None:
@@ -1147,7 +1148,7 @@ async def open_websocket(
         stream_protocol = ConnectionProtocol(None)
         stream = _Stream(protocol, stream_id, managed, stream_protocol, client=True)
         websocket = WebSocket(stream, stream_protocol, managed, settings, subprotocol=answer.subprotocol)
-        websocket._start()
+        websocket._start(stream_protocol)
         return websocket
     finally:
         protocol.opening -= 1

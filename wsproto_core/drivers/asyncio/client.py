@@ -64,7 +64,7 @@ class _ClientOpening(Opening):
         )
         self.opened.set_result(websocket)
         # Frames that came with the 101 are parsed now, before the next read.
-        websocket._start()
+        websocket._start(self._protocol)
 
 
 class _Connect:

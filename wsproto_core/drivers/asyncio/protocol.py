@@ -32,7 +32,12 @@ class Opening:
 
 
 class ConnectionProtocol(asyncio.Protocol):
-    """One TCP connection: the opening handshake, then every event to the :class:`WebSocket`."""
+    """One connection's protocol: the opening handshake, then every callback to the :class:`WebSocket`.
+
+    A transport that can change protocols (``set_protocol``) calls the
+    WebSocket directly once it is open, and this object is freed; an HTTP/2
+    stream's keeps routing.
+    """
 
     __slots__ = ("_opening", "_transport", "websocket", "writing_paused")
 
@@ -54,41 +59,36 @@ class ConnectionProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         websocket = self.websocket
         if websocket is not None:
-            websocket._received(data)
+            websocket.data_received(data)
         elif self._opening is not None:
             self._opening.data_received(data)
 
     def eof_received(self) -> bool:
-        self._ended()
-        # Keep the transport to write our last frames (our Close answers the
-        # peer's); the WebSocket closes it. TLS transports cannot stay half-open.
-        return (
-            self.websocket is not None
-            and self._transport is not None
-            and (self._transport.get_extra_info("sslcontext") is None)
-        )
+        if self.websocket is not None:
+            return self.websocket.eof_received()
+        self._opening_ended()
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._ended()
         if self.websocket is not None:
-            self.websocket._connection_lost()
+            self.websocket.connection_lost(exc)
+        else:
+            self._opening_ended()
 
-    def _ended(self) -> None:
-        if self.websocket is not None:
-            self.websocket._received(None)
-        elif self._opening is not None:
+    def _opening_ended(self) -> None:
+        if self._opening is not None:
             opening, self._opening = self._opening, None
             opening.ended()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
         if self.websocket is not None:
-            self.websocket._update_reading()
+            self.websocket.pause_writing()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
         if self.websocket is not None:
-            self.websocket._writing_resumed()
+            self.websocket.resume_writing()
 
     def opened(self, websocket: WebSocket) -> None:
         self._opening = None

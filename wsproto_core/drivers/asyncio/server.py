@@ -151,7 +151,7 @@ class _ServerOpening(Opening):
             request=request,
             listener=listener,
         )
-        server.open(websocket)
+        server.open(websocket, self._protocol)
 
 
 class ServerConfig:
@@ -181,7 +181,8 @@ class ServerConfig:
     def protocol(self) -> ConnectionProtocol:
         return ConnectionProtocol(_ServerOpening(self))
 
-    def open(self, websocket: WebSocket) -> None:
+    def open(self, websocket: WebSocket, protocol: ConnectionProtocol) -> None:
+        """Track ``websocket``, start its handler, and let it take its transport over from ``protocol``."""
         tracked = self.tracked
         tracked.open.add(websocket)
         websocket._untrack = tracked.open
@@ -189,7 +190,7 @@ class ServerConfig:
             task = asyncio.get_running_loop().create_task(self._run_handler(websocket))
             tracked.tasks.add(task)
             task.add_done_callback(tracked.tasks.discard)
-        websocket._start()
+        websocket._start(protocol)
 
     async def _run_handler(self, websocket: WebSocket) -> None:
         assert self.handler is not None

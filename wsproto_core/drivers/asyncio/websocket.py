@@ -9,9 +9,10 @@ docstring for the design).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from ...errors import LocalProtocolError
 from ...events import Message, Pong, Request
@@ -27,6 +28,7 @@ from .._common import (
     async_pieces,
     send_buffer_full,
 )
+from .._streaming import IncomingMessage
 from .._websocket import WebSocketState
 from .protocol import DRIVER_CONTEXT, ConnectionProtocol
 
@@ -39,6 +41,24 @@ PARSE_HOLD_LIMIT = 256 * 1024
 COALESCE_LIMIT = 65536
 
 logger = logging.getLogger("wsproto_core.drivers.asyncio")
+
+# The bits of WebSocket._flags.
+#: receive_data(None) was fed: the stream ended.
+_ENDED = 1
+#: A read (or the start) is being handled: it writes what was queued when done.
+_IN_READ = 2
+#: _soon() is scheduled for the next loop iteration.
+_SOON = 4
+#: The transport was told to pause reading.
+_READING_PAUSED = 8
+#: The transport's buffer is above its high-water mark.
+_WRITING_PAUSED = 16
+#: Closing: the peer's Close must be read even with the queue full.
+_CLOSING = 32
+
+#: The message queue of every connection with a Listener, which queues no
+#: message (a tuple: appending to it would fail loudly).
+_NO_QUEUE = cast("list[str | bytes | IncomingMessage]", ())
 
 
 class Listener:
@@ -94,17 +114,11 @@ class WebSocket(WebSocketState):
 
     __slots__ = (
         "__weakref__",
-        "_closing",
         "_done",
         "_drain_waiter",
-        "_ended",
+        "_flags",
         "_fragmenting",
-        "_in_read",
         "_listener",
-        "_loop",
-        "_protocol",
-        "_reading_paused",
-        "_soon_scheduled",
         "_timer",
         "_timer_deadline",
         "_transport",
@@ -124,42 +138,43 @@ class WebSocket(WebSocketState):
         listener: Listener | None = None,
     ) -> None:
         # A list, not a deque: it holds at most max_queue messages, and an
-        # empty list is a tenth of an empty deque's size.
-        super().__init__(managed, settings, [], subprotocol, request)
+        # empty list is a tenth of an empty deque's size. A Listener's
+        # connection queues none: it shares an immutable empty one.
+        super().__init__(managed, settings, [] if listener is None else _NO_QUEUE, subprotocol, request)
         self._transport = transport
-        self._protocol = protocol
+        #: _ENDED, _IN_READ, _SOON, _READING_PAUSED, _WRITING_PAUSED and
+        #: _CLOSING (one int: an idle connection is smaller).
+        self._flags = _WRITING_PAUSED if protocol.writing_paused else 0
         self._listener = listener
-        self._loop = asyncio.get_running_loop()
         #: The Future a ``recv()`` waits on, only while one waits.
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
-        self._ended = False
-        self._closing = False
         #: send_fragments() is sending a message: other sends must wait for it.
         self._fragmenting = False
-        #: Whether :meth:`_soon` is scheduled for the next loop iteration.
-        self._soon_scheduled = False
-        #: Whether a read (or the start) is being handled: it writes what was queued when done.
-        self._in_read = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._done: asyncio.Future[None] | None = None
         #: The server's set of open WebSockets, which forgets this one once closed.
         self._untrack: set[Any] | None = None
 
-    def _start(self) -> None:
-        """Take over the transport: parse what came with the handshake, start the timer."""
-        self._protocol.opened(self)
-        self._in_read = True
+    def _start(self, protocol: ConnectionProtocol) -> None:
+        """Take over the transport from ``protocol``: parse what came with the handshake, start the timer."""
+        protocol.opened(self)
+        if protocol.writing_paused:
+            self._flags |= _WRITING_PAUSED
+        # The transport calls this WebSocket directly from now on (one call
+        # less per read, and one object less per connection), where it can.
+        with contextlib.suppress(NotImplementedError):
+            self._transport.set_protocol(self)  # type: ignore[arg-type]
+        self._flags |= _IN_READ
         try:
             if self._listener is not None:
                 self._call_listener(self._listener.on_open)
             self._set_timer()
-            self._parse(self._loop.time())
+            self._parse(asyncio.get_running_loop().time())
             self._after_parse()
         finally:
-            self._in_read = False
+            self._flags &= ~_IN_READ
 
     # ------------------------------------------------------------- application
 
@@ -178,7 +193,7 @@ class WebSocket(WebSocketState):
             self._schedule_soon()
             return
         self._write_queued()
-        if self._protocol.writing_paused:
+        if self._flags & _WRITING_PAUSED:
             await self._drain()
 
     def send_nowait(self, message: str | bytes | bytearray | memoryview) -> None:
@@ -193,14 +208,13 @@ class WebSocket(WebSocketState):
         """
         if self._fragmenting:
             raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-        if self.close_code is not None or self._managed.state is not ConnectionState.OPEN:
-            self._raise_if_closed()
         if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
+            self._raise_if_closed()
             self._abort()
             self.close_reason = "outgoing buffer full: the peer does not read"
             raise self._closed_error()
         self._queue_message(message)
-        if not self._in_read:
+        if not self._flags & _IN_READ:
             # Outside a read callback (which writes once it is done): write at the next iteration.
             self._schedule_soon()
 
@@ -226,11 +240,11 @@ class WebSocket(WebSocketState):
             async for piece in async_pieces(fragments):
                 event = message.piece(piece)
                 self._raise_if_closed()
-                self._managed.send(event, self._loop.time())
+                self._managed.send(event, asyncio.get_running_loop().time())
                 await self._flush()
             if (end := message.end()) is not None:
                 self._raise_if_closed()
-                self._managed.send(end, self._loop.time())
+                self._managed.send(end, asyncio.get_running_loop().time())
                 await self._flush()
         finally:
             if message.release(self) and self.close_code is None:
@@ -253,8 +267,9 @@ class WebSocket(WebSocketState):
                 if not self._managed.held:
                     self._after_parse()
                 continue
-            self._write_queued()
-            waiter = self._waiter = self._loop.create_future()
+            if self._managed.bytes_to_send:
+                self._write_queued()
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
@@ -264,7 +279,7 @@ class WebSocket(WebSocketState):
             # Whatever the application does next, the rest of the read is
             # parsed by the next loop iteration (the ordering rule).
             self._schedule_soon()
-        if self._reading_paused:
+        if self._flags & _READING_PAUSED:
             self._update_reading()
         return message
 
@@ -283,8 +298,9 @@ class WebSocket(WebSocketState):
 
     async def ping(self, payload: bytes | None = None) -> Awaitable[None]:
         """Send a Ping; return an awaitable (a :class:`PongWaiter`) that completes when its Pong arrives."""
-        waiter = PongWaiter(loop=self._loop)
-        self._queue_ping(payload, waiter, self._loop.time())
+        loop = asyncio.get_running_loop()
+        waiter = PongWaiter(loop=loop)
+        self._queue_ping(payload, waiter, loop.time())
         self._set_timer()
         await self._flush()
         return waiter
@@ -304,11 +320,11 @@ class WebSocket(WebSocketState):
 
     def _start_closing(self, code: int, reason: str) -> None:
         if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            self._managed.close(code, reason or None, self._loop.time())
+            self._managed.close(code, reason or None, asyncio.get_running_loop().time())
             self._set_timer()
             self._write_queued()
         # The peer's Close must be read even if unread messages fill the queue.
-        self._closing = True
+        self._flags |= _CLOSING
         if self.close_code is None:
             if self._managed.held:
                 self._parse()
@@ -319,7 +335,7 @@ class WebSocket(WebSocketState):
         if self.close_code is not None:
             return
         if self._done is None:
-            self._done = self._loop.create_future()
+            self._done = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._done)
 
     @property
@@ -368,6 +384,31 @@ class WebSocket(WebSocketState):
         """The HTTP/2 stream that carries this WebSocket (RFC 8441), or ``None`` over HTTP/1.1."""
         return self._transport.get_extra_info("http2_stream_id")  # type: ignore[no-any-return]
 
+    # ------------------------------------------- the transport's protocol callbacks
+    # (from the transport itself once _start() took it over, or through the
+    # ConnectionProtocol of an HTTP/2 stream)
+
+    def data_received(self, data: bytes) -> None:
+        self._received(data)
+
+    def eof_received(self) -> bool:
+        self._received(None)
+        # Keep the transport to write our last frames (our Close answers the
+        # peer's); _finish() closes it. TLS transports cannot stay half-open.
+        return self._transport.get_extra_info("sslcontext") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._received(None)
+        self._connection_lost()
+
+    def pause_writing(self) -> None:
+        self._flags |= _WRITING_PAUSED
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._flags &= ~_WRITING_PAUSED
+        self._writing_resumed()
+
     # ----------------------------------------------------------------- plumbing
 
     def _write_queued(self) -> bool:
@@ -379,13 +420,13 @@ class WebSocket(WebSocketState):
         return True
 
     def _schedule_soon(self) -> None:
-        if not self._soon_scheduled:
-            self._soon_scheduled = True
-            self._loop.call_soon(self._soon, context=DRIVER_CONTEXT)
+        if not self._flags & _SOON:
+            self._flags |= _SOON
+            asyncio.get_running_loop().call_soon(self._soon, context=DRIVER_CONTEXT)
 
     def _soon(self) -> None:
         """Write the replies held back for one write; parse on once the application took every message."""
-        self._soon_scheduled = False
+        self._flags &= ~_SOON
         self._write_queued()
         if self._managed.held and not self._messages and self.close_code is None:
             self._parse()
@@ -394,14 +435,14 @@ class WebSocket(WebSocketState):
 
     async def _flush(self) -> None:
         self._write_queued()
-        if self._protocol.writing_paused:
+        if self._flags & _WRITING_PAUSED:
             await self._drain()
 
     async def _drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark, or the connection ended."""
-        while self._protocol.writing_paused and self.close_code is None:
+        while self._flags & _WRITING_PAUSED and self.close_code is None:
             if self._drain_waiter is None:
-                self._drain_waiter = self._loop.create_future()
+                self._drain_waiter = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._drain_waiter)
 
     def _writing_resumed(self) -> None:
@@ -411,12 +452,19 @@ class WebSocket(WebSocketState):
         self._update_reading()
 
     def _parse(self, now: float | None = None) -> None:
-        """Deliver received messages; with the handler API, stop after one that has more bytes behind it."""
+        """Deliver received messages; with the handler API, stop after one that has more bytes behind it.
+
+        Hot path: runs once per read.
+        """
         listener = self._listener
-        for event in self._managed.events(now if now is not None else self._loop.time()):
+        for event in self._managed.events(now if now is not None else asyncio.get_running_loop().time()):
             if isinstance(event, Message):
                 if listener is not None:
-                    self._call_listener(listener.on_message, event.data)
+                    try:
+                        listener.on_message(self, event.data)
+                    except Exception:
+                        logger.exception("WebSocket listener failed")
+                        self._start_closing(1011, "internal error")
                     continue
                 self._messages.append(event.data)
                 waiter = self._waiter
@@ -424,7 +472,8 @@ class WebSocket(WebSocketState):
                     waiter.set_result(None)
             elif isinstance(event, Pong):
                 self._pong_received()
-        self._set_timer()
+        if self._timer_deadline is not None or self._managed.next_deadline is not None:
+            self._set_timer()
 
     def _call_listener(self, callback: Callable[..., None], *arguments: Any) -> None:
         try:
@@ -435,15 +484,16 @@ class WebSocket(WebSocketState):
 
     def _received(self, data: bytes | None) -> None:
         """The protocol's callback: ``data`` read, or ``None`` once the stream ended."""
-        if self._ended or self.close_code is not None:
+        if self._flags & _ENDED or self.close_code is not None:
             return
         if data is None:
-            self._ended = True
-        self._in_read = True
+            self._flags |= _ENDED
+        self._flags |= _IN_READ
         try:
-            now = self._loop.time()
-            self._managed.receive_data(data, now)
-            if not self._managed.held or self._closing:
+            now = asyncio.get_running_loop().time()
+            managed = self._managed
+            managed.receive_data(data, now)
+            if self._flags & _CLOSING or not managed.held:
                 self._parse(now)
             self._after_parse()
         except Exception:
@@ -452,31 +502,38 @@ class WebSocket(WebSocketState):
             logger.exception("WebSocket connection failed")
             self._abort()
         finally:
-            self._in_read = False
+            self._flags &= ~_IN_READ
 
     def _connection_lost(self) -> None:
         if self.close_code is None:
-            self._closing = True
+            self._flags |= _CLOSING
             self._finish()
 
     def _after_parse(self) -> None:
-        self._write_queued()
-        if self._managed.should_close_transport and (self._closing or not self._managed.held):
+        managed = self._managed
+        if managed.bytes_to_send:
+            self._write_queued()
+        if managed.should_close_transport and (self._flags & _CLOSING or not managed.held):
             self._finish()
-        else:
+        elif (
+            self._flags & (_READING_PAUSED | _WRITING_PAUSED)
+            or len(self._messages) >= self._settings.max_queue
+            or managed.held
+        ):
+            # Only then may reading have to pause or resume (see _update_reading).
             self._update_reading()
 
     def _update_reading(self) -> None:
         """Pause or resume reading: backpressure from the application, and from the peer."""
         if self.close_code is not None:
             return
-        pause = not self._closing and (
+        pause = not self._flags & _CLOSING and (
             len(self._messages) >= self._settings.max_queue
-            or self._protocol.writing_paused
+            or bool(self._flags & _WRITING_PAUSED)
             or (self._managed.held and self._managed.buffered_bytes >= PARSE_HOLD_LIMIT)
         )
-        if pause is not self._reading_paused:
-            self._reading_paused = pause
+        if pause is not bool(self._flags & _READING_PAUSED):
+            self._flags ^= _READING_PAUSED
             if pause:
                 self._transport.pause_reading()
             else:
@@ -492,14 +549,14 @@ class WebSocket(WebSocketState):
             self._timer = None
         self._timer_deadline = deadline
         if deadline is not None and self.close_code is None:
-            self._timer = self._loop.call_at(deadline, self._on_timer, context=DRIVER_CONTEXT)
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer, context=DRIVER_CONTEXT)
 
     def _on_timer(self) -> None:
         managed = self._managed
         deadline = self._timer_deadline
         self._timer = None
         self._timer_deadline = None
-        now = self._loop.time()
+        now = asyncio.get_running_loop().time()
         # The loop runs a timer up to its clock resolution early; it is due.
         managed.handle_timers(now if deadline is None else max(now, deadline))
         self._write_queued()
@@ -510,7 +567,7 @@ class WebSocket(WebSocketState):
 
     def _abort(self) -> None:
         """Drop the connection: no ordering to keep, nothing more to read."""
-        self._closing = True
+        self._flags |= _CLOSING
         self._transport.abort()
         self._received(None)
         if self.close_code is None:
