@@ -300,7 +300,12 @@ def main() -> None:
             with asyncio.Runner(loop_factory=functools.partial(new_loop, loop_kind)) as runner:
                 seconds = runner.run(measure(role, library, size, arguments.round_trips))
             results[row].append(seconds / arguments.round_trips * 1e6)
-    print(f"CPU microseconds per round trip (median of {arguments.rounds} rounds, {arguments.round_trips} each)")
+    from wsproto_core.masking import SPEEDUPS  # noqa: PLC0415
+
+    print(
+        f"CPU microseconds per round trip (median of {arguments.rounds} rounds, {arguments.round_trips} each; "
+        f"wsproto_core C speedups {'on' if SPEEDUPS else 'OFF'})"
+    )
     print("loop     role    size     library                  us/rt   picows/ours")
     for row in rows:
         loop_kind, role, size, library = row

@@ -772,6 +772,11 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    from wsproto_core.masking import SPEEDUPS  # noqa: PLC0415
+
+    if not SPEEDUPS:
+        # A stale or missing build of wsproto_core._speedups: every frame would be masked in Python.
+        print("warning: wsproto_core's C speedups are not loaded (pip install -e . rebuilds them)", file=sys.stderr)
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -779,6 +784,7 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions,
         "revision": revision.stdout.strip(),
+        "c_speedups": SPEEDUPS,
         "rounds": args.rounds,
         "duration": args.duration,
     }

@@ -178,8 +178,8 @@ def main() -> None:
             continue
         heap, _ = measure(driver, "heap", args.connections)
         _, resident = measure(driver, "rss", args.connections)
-        rss_text = f"{resident / 1024:,.1f} KiB" if resident else "n/a"
-        print(f"{driver:<18} {heap / 1024:>22,.1f} KiB {rss_text:>14}")
+        rss_text = f"{resident / 1024:,.2f} KiB" if resident else "n/a"
+        print(f"{driver:<18} {heap / 1024:>22,.2f} KiB {rss_text:>14}")
 
 
 if __name__ == "__main__":
