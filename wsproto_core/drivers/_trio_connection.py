@@ -1,0 +1,417 @@
+"""One trio WebSocket connection: its reader task, its writes, and what the application calls.
+
+:mod:`wsproto_core.drivers.trio` is the public face; the opening of
+connections lives in ``_trio_client`` and ``_trio_server``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable
+from typing import Any
+
+import trio
+
+from ..errors import LocalProtocolError
+from ..events import BytesMessage, Request, TextMessage
+from ..managed import ManagedConnection
+from ..state import ConnectionState
+from ._common import (
+    FRAGMENTS_IN_PROGRESS,
+    READ_SIZE,
+    UNFINISHED_MESSAGE,
+    ConnectionClosed,
+    Fragments,
+    Settings,
+    async_pieces,
+)
+from ._streaming import MessageStream, take_message
+from ._websocket import WebSocketState
+
+__all__ = ["MessageStream", "PongWaiter", "WebSocket"]
+
+#: Sends in a row that did not yield before one does (see WebSocket.send).
+_SENDS_PER_YIELD = 16
+
+#: What a broken or closed stream raises; the driver treats them all as end of stream.
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class PongWaiter:
+    """What :meth:`WebSocket.ping` returns: ``await`` it for the Pong.
+
+    It raises :class:`ConnectionClosed` if the connection closes first.
+    """
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._error: ConnectionClosed | None = None
+
+    def is_set(self) -> bool:
+        """Whether the Pong arrived (or the connection closed)."""
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        """Wait for the Pong."""
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.wait().__await__()
+
+    def _resolve(self, error: ConnectionClosed | None = None) -> None:
+        self._error = error
+        self._event.set()
+
+
+class WebSocket(WebSocketState):
+    """One open WebSocket connection.
+
+    Created by :func:`connect` and :func:`serve`; use :meth:`send`, :meth:`recv`
+    (or ``async for``), :meth:`ping` and :meth:`close`.
+
+    Attributes: ``subprotocol`` (the negotiated one or ``None``), ``request``
+    (server side: the client's ``Request``, with ``target`` and headers),
+    ``close_code`` and ``close_reason`` (once closed).
+    """
+
+    # One per open connection in a server: slots keep an idle one small.
+    __slots__ = (
+        "_aborted",
+        "_fragmenting",
+        "_reader_scope",
+        "_reader_waits",
+        "_sends_unyielded",
+        "_sock",
+        "_stream",
+        "_waiting",
+        "_writing",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        managed: ManagedConnection,
+        settings: Settings,
+        *,
+        subprotocol: str | None,
+        request: Request | None = None,
+    ) -> None:
+        # Pieces reach the queue as they arrive, for recv_streaming(); recv() joins them.
+        managed.assemble_messages = False
+        # A list, not a deque: it holds at most max_queue messages, and an
+        # empty list is a tenth of an empty deque's size.
+        super().__init__(managed, settings, [], subprotocol, request)
+        self._stream = stream
+        self._sock = _plain_socket(stream)
+        #: The tasks waiting for a change (recv, the reader, writers, wait_closed); a change wakes them all.
+        self._waiting: list[trio.lowlevel.Task] = []
+        self._aborted = False
+        self._writing = False
+        self._reader_waits = False
+        self._sends_unyielded = 0
+        #: The reader's cancel scope: its deadline is the connection's next timer.
+        self._reader_scope = trio.CancelScope()
+        #: send_fragments() is sending a message: other sends must wait for it.
+        self._fragmenting = False
+
+    def _start(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._read_loop, name="wsproto_core reader")
+
+    # ------------------------------------------------------------- application
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send a text (``str``) or binary message; return once it is written."""
+        if self._fragmenting:
+            raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._queue_message(message, trio.current_time())
+        await self._flush()
+        # A write that the kernel took at once did not yield: let other tasks
+        # run now and then, so that a loop that only sends cannot starve them
+        # (recv resets the count whenever it waits).
+        self._sends_unyielded += 1
+        if self._sends_unyielded >= _SENDS_PER_YIELD:
+            self._sends_unyielded = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_fragments(self, fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> None:
+        """Send one message from its pieces (an iterable or an async iterable), each in a frame of its own.
+
+        As the asyncio driver's
+        :meth:`~wsproto_core.drivers.asyncio.WebSocket.send_fragments`: all
+        ``str`` or all bytes; :meth:`send` raises meanwhile; a failure halfway
+        closes the connection with 1011.
+        """
+        message = Fragments(fragments)
+        self._raise_if_closed()
+        message.begin(self)
+        try:
+            async for piece in async_pieces(fragments):
+                await self._send_event(message.piece(piece))
+            if (end := message.end()) is not None:
+                await self._send_event(end)
+        finally:
+            if message.release(self) and not self.closed:
+                # The peer holds the start of a message that will never end.
+                with trio.CancelScope(shield=True):
+                    await self.close(1011, UNFINISHED_MESSAGE)
+
+    async def _send_event(self, event: TextMessage | BytesMessage) -> None:
+        self._raise_if_closed()
+        self._managed.send(event, trio.current_time())
+        await self._flush()
+
+    async def recv(self) -> str | bytes:
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed.
+
+        Raises ``LocalProtocolError`` while a :meth:`recv_streaming` is half-way through the next message.
+        """
+        messages = self._messages
+        while True:
+            if messages:
+                message = take_message(messages)
+                if self._reader_waits:
+                    # A message taken, or one now assembled here: either frees the reader.
+                    self._wake()
+                if message is not None:
+                    return message
+            if self.closed:
+                raise self._closed_error()
+            self._sends_unyielded = 0
+            await self._wait()
+
+    def recv_streaming(self) -> MessageStream:
+        """The next message in pieces as they arrive, without assembling it: ``async for piece in ...``.
+
+        Pieces are ``str`` for a text message (decoded as they arrive, UTF-8
+        checked across piece boundaries) and ``bytes`` for a binary one; none
+        is empty, except the one piece of an empty message. A frame, or what
+        one read brought of it, is a piece (with permessage-deflate, its
+        inflated output); ``max_message_size`` counts the whole message.
+        Reading pauses while ``max_queue`` pieces wait untaken. The loop raises
+        :class:`ConnectionClosed` if the connection closes before the message
+        ended. Leaving it early (or :meth:`MessageStream.aclose`) skips the rest
+        of the message; until then :meth:`recv` raises ``LocalProtocolError``.
+        """
+        return MessageStream(self)
+
+    def _piece_taken(self) -> None:
+        if self._reader_waits:
+            self._wake()
+
+    async def _wait_for_piece(self) -> None:
+        if self.closed:
+            raise self._closed_error()
+        self._sends_unyielded = 0
+        await self._wait()
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        """Yield messages until the connection closes (normally: no exception)."""
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosed as closed:
+                if closed.normal:
+                    return
+                raise
+
+    async def ping(self, payload: bytes | None = None) -> PongWaiter:
+        """Send a Ping; return a :class:`PongWaiter` that completes when its Pong arrives."""
+        waiter = PongWaiter()
+        self._queue_ping(payload, waiter, trio.current_time())
+        self._reschedule()
+        await self._flush()
+        return waiter
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (closing handshake, then the transport) and wait for it."""
+        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._managed.close(code, reason or None, trio.current_time())
+            self._reschedule()
+            # Wake the reader: it reads the peer's reply even if the application left the queue full.
+            self._wake()
+            await self._flush()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is closed."""
+        while not self.closed:
+            await self._wait()
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the latest answered Ping (keepalive or :meth:`ping`) to its Pong; 0.0 before one."""
+        return self._managed.latency
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket reports it."""
+        stream: Any = self._stream
+        while isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        return stream.socket.getpeername()
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _reschedule(self) -> None:
+        deadline = self._managed.next_deadline
+        if deadline is None:
+            deadline = math.inf
+        if self._reader_scope.deadline != deadline:
+            self._reader_scope.deadline = deadline
+
+    async def _wait(self) -> None:
+        # A ParkingLot, reduced to what is needed here (a list holds one task
+        # in a fraction of an OrderedDict's size).
+        task = trio.lowlevel.current_task()
+        self._waiting.append(task)
+
+        def give_up(_: object) -> trio.lowlevel.Abort:
+            self._waiting.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(give_up)
+
+    def _wake(self) -> None:
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for task in waiting:
+                trio.lowlevel.reschedule(task)
+
+    def _abort(self) -> None:
+        """Give up on the transport: the reader stops and closes it without ceremony."""
+        self._aborted = True
+        self._reader_scope.cancel()
+
+    async def _flush(self) -> None:
+        """Write what the connection queued; writes keep their order."""
+        while self._writing:  # Another task's write waits for the socket: ours goes after it.
+            await self._wait()
+        data: bytes | memoryview = self._managed.data_to_send()
+        if not data or self.closed:
+            return
+        sock = self._sock
+        if sock is not None:
+            # Hot path: the kernel usually takes the whole write at once.
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._writing = True
+        written = False
+        # The reader's timers wait for a blocked write (cancelling it would break the stream).
+        self._reader_scope.deadline = math.inf
+        try:
+            if sock is None:
+                await self._stream.send_all(data)
+            else:
+                while data:
+                    await trio.lowlevel.wait_writable(sock)
+                    data = data[sock.send(data) :]
+            written = True
+        except (*_STREAM_ERRORS, BlockingIOError):
+            pass
+        finally:
+            self._writing = False
+            self._reschedule()
+            self._wake()
+            # Failed or cancelled halfway: the stream cannot carry frames any more.
+            if not written:
+                self._abort()
+
+    async def _read_loop(self) -> None:
+        """Feed the stream to the connection, deliver its messages, and run its timers until it closes."""
+        managed, messages, sock = self._managed, self._messages, self._sock
+        # Events first: bytes that came with the handshake may hold frames.
+        parse_first = True
+        try:
+            while not self._aborted:
+                with self._reader_scope:
+                    while True:
+                        if not parse_first:
+                            try:
+                                if sock is None:
+                                    data = await self._stream.receive_some(READ_SIZE)
+                                else:
+                                    await trio.lowlevel.wait_readable(sock)
+                                    data = sock.recv(READ_SIZE)
+                            except BlockingIOError:
+                                continue  # Woken without data (spuriously): wait again.
+                            except _STREAM_ERRORS:
+                                data = b""
+                            managed.receive_data(data or None, trio.current_time())
+                        if self._handle_events(trio.current_time()):
+                            self._wake()
+                        # The ordering rule (see ManagedConnection.held): the
+                        # application takes the message before parsing goes on.
+                        parse_first = managed.held
+                        self._reschedule()
+                        if managed.bytes_to_send:
+                            await self._flush()
+                        if managed.should_close_transport:
+                            break
+                        while managed.state is ConnectionState.OPEN and (
+                            (parse_first and messages) or self._queue_full()
+                        ):
+                            # The ordering rule above, or backpressure: wait for the application.
+                            self._reader_waits = True
+                            await self._wait()
+                            self._reader_waits = False
+                    break  # The transport is to be closed.
+                if not self._aborted:
+                    # A timer is due (the scope's deadline passed); a new scope for the next one.
+                    self._reader_scope = trio.CancelScope()
+                    managed.handle_timers(trio.current_time())
+                    parse_first = True  # Parse (and flush) before reading again.
+        finally:
+            self._finish()
+            await self._close_stream(graceful=not self._aborted)
+
+    async def _close_stream(self, *, graceful: bool) -> None:
+        try:
+            if graceful and self._sock is None:
+                # A TLS stream sends close_notify; give up on a peer that does not read.
+                timeout = self._settings.close_timeout
+                with trio.move_on_after(_timeout(timeout)), contextlib.suppress(*_STREAM_ERRORS):
+                    while self._writing:
+                        await self._wait()
+                    await self._stream.aclose()
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+    def _finish(self) -> None:
+        waiters = self._record_close()
+        self._wake()
+        for waiter in waiters:
+            waiter._resolve(self._closed_error())
+
+
+def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """The standard socket under a plain TCP stream, which the driver reads and writes directly.
+
+    trio's stream layers cost a scheduling round per call; without them a
+    write that the kernel takes at once does not yield, and a read costs one
+    wait for readability. A TLS stream (or any other) goes through trio.
+    """
+    if isinstance(stream, trio.SocketStream):
+        sock = getattr(stream.socket, "_sock", None)  # The standard socket a trio socket wraps.
+        if isinstance(sock, socket.socket):
+            return sock
+    return None
+
+
+def _timeout(seconds: float | None) -> float:
+    return math.inf if seconds is None else seconds
