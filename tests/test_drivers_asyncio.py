@@ -1205,6 +1205,35 @@ def test_listener_server_echoes_to_websockets_client_and_fails_with_1011_when_it
     assert "WebSocket listener failed" in caplog.text
 
 
+def test_a_listener_connection_gives_recv_nothing_and_its_listener_every_message() -> None:
+    received: list[str | bytes] = []
+    second_arrived = asyncio.Event()
+
+    class Recording(Listener):
+        def on_message(self, websocket: WebSocket, message: str | bytes) -> None:
+            received.append(message)
+            if len(received) == 2:
+                second_arrived.set()
+
+    async def test() -> None:
+        async with our_server() as server:
+            websocket = await connect(f"ws://127.0.0.1:{server.port}/", listener=Recording())
+            websocket.send_nowait("first")
+            with pytest.raises(LocalProtocolError, match="Listener"):
+                await websocket.recv()
+            with pytest.raises(LocalProtocolError, match="Listener"):
+                async for _ in websocket:
+                    pass
+            websocket.send_nowait(b"second")
+            await second_arrived.wait()
+            await websocket.close()
+            assert websocket.close_code == 1000
+        # Our echo server's answers went to the listener, none to a queue.
+        assert received == ["first", b"second"]
+
+    run(test)
+
+
 def test_listener_answers_pipelined_messages_before_the_close_in_one_write() -> None:
     writes: list[int] = []
 
