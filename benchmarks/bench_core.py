@@ -43,7 +43,16 @@ from typing import Any
 
 import websockets.frames
 from bench_handshake import REQUEST as HANDSHAKE_REQUEST
-from bench_handshake import core_handshake, websockets_handshake, wsproto_handshake
+from bench_handshake import RESPONSE as HANDSHAKE_RESPONSE
+from bench_handshake import (
+    SAMPLE_KEY,
+    core_client_handshake,
+    core_handshake,
+    websockets_client_handshake,
+    websockets_handshake,
+    wsproto_client_handshake,
+    wsproto_handshake,
+)
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Opcode as WsOpcode
 from websockets.protocol import Protocol, Side, State
@@ -644,6 +653,38 @@ def handshake_case() -> Case:
     )
 
 
+def client_handshake_case() -> Case:
+    """Client opening handshakes: ``bench_handshake.py``'s request written, its 101 read."""
+
+    def runner(handshake: Callable[[], bytes]) -> Callable[[], Runner]:
+        def factory() -> Runner:
+            def run(n: int) -> Any:
+                request = b""
+                for _ in range(n):
+                    request = handshake()
+                return request
+
+            def verify(request: Any, n: int) -> None:
+                check(request.startswith(b"GET /chat?room=1 HTTP/1.1\r\n"), f"not the request: {request[:40]!r}")
+                check(SAMPLE_KEY in request, "wrong Sec-WebSocket-Key")
+
+            return run, verify
+
+        return factory
+
+    return Case(
+        "handshake client (request, 101 read)",
+        "handshake",
+        len(HANDSHAKE_RESPONSE),
+        1,
+        {
+            CORE: runner(core_client_handshake),
+            WSPROTO: runner(wsproto_client_handshake),
+            WEBSOCKETS: runner(websockets_client_handshake),
+        },
+    )
+
+
 def build_cases() -> list[Case]:
     rng = random.Random(6455)
     binary = {size: rng.randbytes(size) for size in SIZES}
@@ -688,6 +729,7 @@ def build_cases() -> list[Case]:
                     cases.append(send_case("server", opcode, payload, plain))
                 cases.append(send_case("server", opcode, payload, upgraded, upgraded=True))
     cases.append(handshake_case())
+    cases.append(client_handshake_case())
     # Two sizes with the same piece size: equal MB/s means the work is linear in the message size.
     cases.extend(
         stream_case(binary[size], STREAM_PIECE, f"stream server {fmt_size(size)} in {fmt_size(STREAM_PIECE)} pieces")

@@ -866,11 +866,11 @@ def test_events_injected_after_the_upgrade_come_out_of_ws_events(
     assert [type(event).__name__ for event in client.events()] == ["AcceptConnection"]
     ws, peer = (client, server) if side == "client" else (server, client)
     if touched_before_data:
-        assert not ws._connection._events  # type: ignore[union-attr]
+        assert not ws.connection._events  # type: ignore[union-attr]
     ws.receive_data(peer.send(TextMessage("from the wire")))
-    ws._connection._events.append(TextMessage("injected"))  # type: ignore[union-attr]
+    ws.connection._events.append(TextMessage("injected"))  # type: ignore[union-attr]
     assert list(ws.events()) == [TextMessage("injected"), TextMessage("from the wire")]
-    ws._connection._events.append(TextMessage("later"))  # type: ignore[union-attr]
+    ws.connection._events.append(TextMessage("later"))  # type: ignore[union-attr]
     assert list(ws.events()) == [TextMessage("later")]
 
 

@@ -1127,7 +1127,7 @@ class TestInternalError:
         def broken(*args: object) -> None:
             raise ZeroDivisionError("boom")
 
-        monkeypatch.setattr(conn, "_control_event", broken)
+        monkeypatch.setattr(Connection, "_control_event", broken)
         received = feed(conn, frame_for(conn, OP_PING))
         assert_failed(conn, received, 1011)
         assert isinstance(conn.failure, RemoteProtocolError)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import gc
 import types
+import weakref
+from typing import Any
 
 import h11
 import pytest
+from helpers import build_frame, parse_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsproto_core import ConnectionState, ConnectionType, WSConnection
 from wsproto_core.connection import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Connection
-from wsproto_core.errors import LocalProtocolError
+from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
 from wsproto_core.events import (
     AcceptConnection,
     BytesMessage,
@@ -474,13 +479,12 @@ def test_upgraded_connection_keeps_nothing_of_the_http_exchange() -> None:
 def test_upgraded_connection_calls_go_straight_to_the_connection() -> None:
     client, server, _, _ = open_pair()
     for ws in (client, server):
-        connection = ws.connection
-        assert connection is not None
-        # Bound methods compare equal when they bind the same function to the same object.
-        assert ws.send == connection.send
-        assert ws.receive_data == connection.receive_data
-        assert ws.events == connection.events
-        assert isinstance(ws, WSConnection)
+        # The WSConnection is its Connection, and its class finds Connection's
+        # own methods, as a Connection's does (nothing in between).
+        assert ws.connection is ws
+        for name in ("send", "send_prepared", "receive_data", "events", "state", "buffered_bytes"):
+            assert getattr(type(ws), name) is vars(Connection)[name], name
+        assert isinstance(ws, WSConnection) and isinstance(ws, Connection)
         assert repr(ws) == f"WSConnection(client={ws.client}, state=OPEN)"
     assert transfer(client, server, TextMessage("hi")) == [TextMessage("hi")]
     assert transfer(server, client, BytesMessage(b"yo")) == [BytesMessage(b"yo")]
@@ -498,7 +502,7 @@ def test_client_reads_after_the_101_before_its_events() -> None:
     client.receive_data(server.send(TextMessage("two")))
     assert client.buffered_bytes > 0
     assert [type(event) for event in client.events()] == [AcceptConnection, TextMessage, TextMessage]
-    assert client.send == client.connection.send  # type: ignore[union-attr]
+    assert client.connection is client and type(client).send is Connection.send
 
 
 def test_server_accepting_before_reading_the_request_event() -> None:
@@ -510,7 +514,7 @@ def test_server_accepting_before_reading_the_request_event() -> None:
     client.receive_data(server.send(AcceptConnection()))
     server.receive_data(client.send(TextMessage("ping")) if list(client.events()) else b"")
     assert [type(event) for event in server.events()] == [Request, TextMessage]
-    assert server.send == server.connection.send  # type: ignore[union-attr]
+    assert server.connection is server and type(server).send is Connection.send
 
 
 def _parsed_request(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -674,6 +678,136 @@ def test_permessage_deflate_round_trip() -> None:
 
 def test_after_upgrade_goes_straight_to_the_connection() -> None:
     server = WSConnection.after_upgrade(SERVER, received=Connection(CLIENT).send(TextMessage("h2")))
-    assert server.connection is not None and server.state is ConnectionState.OPEN
-    assert server.send == server.connection.send
+    assert server.connection is server and server.state is ConnectionState.OPEN
+    assert type(server).send is Connection.send
     assert list(server.events()) == [TextMessage("h2")]
+
+
+# ======================================================================== an upgraded WSConnection is a Connection
+
+
+def test_upgraded_connection_is_freed_by_reference_counting() -> None:
+    """No reference cycle: a dropped connection goes at once, not at the next garbage collection."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        client, server, _, _ = open_pair()
+        # A server that rejects, and one that never finishes its handshake.
+        rejecting, abandoned = WSConnection(SERVER), WSConnection(SERVER)
+        rejecting.receive_data(WSConnection(CLIENT).send(Request(host="h", target="/")))
+        list(rejecting.events())
+        rejecting.send(RejectConnection(status_code=403))
+        abandoned.receive_data(b"GET / HTTP/1.1\r\n")
+        references = [weakref.ref(ws) for ws in (client, server, rejecting, abandoned)]
+        del client, server, rejecting, abandoned
+        assert [reference() for reference in references] == [None] * 4
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_subclass_keeps_its_class_after_the_upgrade() -> None:
+    class Recording(WSConnection):
+        __slots__ = ("sent",)
+
+        def send(self, event: Event) -> bytes:
+            self.sent = event
+            return super().send(event)
+
+    client = Recording(CLIENT)
+    server = WSConnection(SERVER)
+    transfer(client, server, Request(host="h", target="/"))
+    transfer(server, client, AcceptConnection())
+    assert type(client) is Recording and client.connection is client
+    assert transfer(client, server, TextMessage("hi")) == [TextMessage("hi")]
+    assert client.sent == TextMessage("hi")
+    assert transfer(server, client, BytesMessage(b"yo")) == [BytesMessage(b"yo")]
+    assert client.state is ConnectionState.OPEN and client.buffered_bytes == 0
+
+
+def _frames(data: bytes, masked: bool) -> list[tuple[int, bytes]]:
+    """The frames in ``data`` as (first header byte, unmasked payload): masks are random."""
+    frames = []
+    while data:
+        first, _length, has_mask, _key, payload, data = parse_frame(data)
+        assert has_mask is masked
+        frames.append((first, payload))
+    return frames
+
+
+def _outcome(target: Connection, operation: tuple[str, Any]) -> Any:
+    """What one operation returns, or the error it raises (type and words)."""
+    kind, argument = operation
+    try:
+        if kind == "send":
+            return _frames(target.send(argument), target.client)
+        if kind == "receive":
+            target.receive_data(argument)
+            return None
+        return list(target.events())
+    except (LocalProtocolError, RemoteProtocolError) as error:
+        return type(error), str(error)
+
+
+_sent_events = st.one_of(
+    st.builds(TextMessage, st.text(max_size=20), st.booleans(), st.booleans()),
+    st.builds(BytesMessage, st.binary(max_size=20), st.booleans(), st.booleans()),
+    st.builds(Message, st.one_of(st.text(max_size=5), st.binary(max_size=5)), st.booleans(), st.booleans()),
+    st.builds(Ping, st.binary(max_size=10)),
+    st.builds(Pong, st.binary(max_size=10)),
+    st.builds(CloseConnection, st.sampled_from([1000, 1001, 1006, 3000, 4999, 999]), st.text(max_size=10)),
+    st.just(Request(host="h", target="/")),
+    st.just(AcceptConnection()),
+)
+
+
+@st.composite
+def _received_bytes(draw: st.DrawFn, masked: bool) -> bytes | None:
+    if draw(st.integers(0, 20)) == 0:
+        return None  # the transport closed
+    frames = draw(
+        st.lists(
+            st.builds(
+                build_frame,
+                st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA]),
+                st.binary(max_size=30),
+                fin=st.booleans(),
+                rsv=st.sampled_from([0, 0, 0, 4]),
+                mask=st.just(masked) if draw(st.integers(0, 9)) else st.booleans(),
+            ),
+            max_size=3,
+        )
+    )
+    data = b"".join(frames)
+    cut = draw(st.integers(0, len(data)))
+    return data[:cut] if draw(st.booleans()) else data
+
+
+@st.composite
+def _operations(draw: st.DrawFn, client: bool) -> list[tuple[str, Any]]:
+    operation = st.one_of(
+        st.tuples(st.just("send"), _sent_events),
+        st.tuples(st.just("receive"), _received_bytes(not client)),
+        st.tuples(st.just("events"), st.none()),
+    )
+    return draw(st.lists(operation, max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(client=st.booleans(), data=st.data())
+def test_upgraded_connection_behaves_as_a_connection(client: bool, data: st.DataObject) -> None:
+    """After the upgrade a WSConnection answers every sequence of calls exactly as a bare Connection.
+
+    The same sends (handshake events and misuse included), received bytes
+    (valid or not, cut anywhere, the end of the transport) and event reads
+    give the same bytes, events, errors with the same words, states and
+    failures: the WSConnection adds nothing and drops nothing.
+    """
+    ws_client, ws_server, _, _ = open_pair()
+    upgraded = ws_client if client else ws_server
+    bare = Connection(CLIENT if client else SERVER)
+    for operation in data.draw(_operations(client)):
+        assert _outcome(upgraded, operation) == _outcome(bare, operation), operation
+        assert upgraded.state is bare.state
+        assert upgraded.buffered_bytes == bare.buffered_bytes
+        assert str(upgraded.failure) == str(bare.failure)

@@ -11,7 +11,6 @@ wsproto's, so wsproto applications can switch.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from .connection import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -41,45 +40,31 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-class _WSConnectionSlots:
-    # The storage of a WSConnection. Its slots ``send``, ``receive_data`` and
-    # ``events`` are read only once the upgrade is done (by
-    # _UpgradedWSConnection, which exposes them), when they hold the bound
-    # methods of the Connection; during the handshake WSConnection's methods
-    # of the same names shadow them.
-    __slots__ = ("__weakref__", "_connection", "client", "events", "handshake", "receive_data", "send")
-
-    client: bool
-    handshake: H11Handshake
-    _connection: Connection | None
-
-
-# The member descriptors of those three slots (typed Any: mypy knows no slot
-# that is not annotated, and annotating them would clash with the methods).
-_SEND_SLOT: Any = _WSConnectionSlots.__dict__["send"]
-_RECEIVE_DATA_SLOT: Any = _WSConnectionSlots.__dict__["receive_data"]
-_EVENTS_SLOT: Any = _WSConnectionSlots.__dict__["events"]
-
-
-class WSConnection(_WSConnectionSlots):
+class WSConnection(Connection):
     """One WebSocket connection over HTTP/1.1, from the upgrade to the close.
 
     :param connection_type: ``ConnectionType.CLIENT`` or ``ConnectionType.SERVER``.
     :param max_handshake_size: the largest HTTP head accepted, in bytes.
-    :param max_frame_size: passed to the :class:`Connection` created when the
-        handshake succeeds.
-    :param max_message_size: likewise.
+    :param max_frame_size: the largest frame payload accepted once the
+        connection is open (see :class:`Connection`).
+    :param max_message_size: likewise, the largest message.
     :param min_partial_size: likewise: a binary frame that arrives in small
         reads is handed out in pieces of at least this many bytes (0: every
         piece as it arrives).
 
-    Once the upgrade is done and its events handed out, the handshake's HTTP
-    state is released and :meth:`send`, :meth:`receive_data` and
-    :meth:`events` are the :class:`Connection`'s own methods: a connection
-    costs what a bare ``Connection`` costs, plus a small fixed overhead.
+    A WSConnection is the :class:`Connection` that its handshake opens. Until
+    then :meth:`send`, :meth:`receive_data` and :meth:`events` speak HTTP
+    through :attr:`handshake`; once the upgrade is done and its events handed
+    out, the handshake is let go and the object is a Connection in all but
+    name: its methods are Connection's own, so a connection costs what a bare
+    ``Connection`` costs, in time and in memory.
     """
 
-    __slots__ = ()
+    __slots__ = ("_handshake",)
+
+    # The handshake while it runs (and, for a client, until its
+    # AcceptConnection is handed out); None once it is over.
+    _handshake: H11Handshake | None
 
     def __init__(
         self,
@@ -90,15 +75,18 @@ class WSConnection(_WSConnectionSlots):
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         min_partial_size: int = DEFAULT_MIN_PARTIAL_SIZE,
     ) -> None:
+        # The handshake sets up the rest of Connection's slots when it opens
+        # this connection; these two are read before.
         self.client = connection_type is ConnectionType.CLIENT
-        self.handshake = H11Handshake(
+        self.failure = None
+        self._handshake = H11Handshake(
             connection_type,
             max_handshake_size=max_handshake_size,
             max_frame_size=max_frame_size,
             max_message_size=max_message_size,
             min_partial_size=min_partial_size,
+            opens=self,
         )
-        self._connection = None
 
     @classmethod
     def after_upgrade(
@@ -130,49 +118,58 @@ class WSConnection(_WSConnectionSlots):
         return websocket
 
     @property
+    def handshake(self) -> H11Handshake:
+        """The opening handshake.
+
+        Once it is over this is a finished one (state OPEN, received bytes go
+        to this connection), made when asked: the WSConnection no longer holds
+        its own, which would keep HTTP leftovers and a reference cycle.
+        """
+        handshake = self._handshake
+        return handshake if handshake is not None else H11Handshake.finished(self)
+
+    @property
     def connection(self) -> Connection | None:
-        """The post-handshake :class:`Connection`, once the upgrade completed."""
-        return self._connection
+        """The post-handshake :class:`Connection` once the upgrade completed (this object), else ``None``."""
+        handshake = self._handshake
+        return self if handshake is None else handshake.connection
 
     @property
     def state(self) -> ConnectionState:
         """The :class:`ConnectionState` of the handshake, then of the connection."""
-        connection = self._connection
-        return self.handshake.state if connection is None else connection.state
+        handshake = self._handshake
+        if handshake is None or handshake.connection is not None:
+            return super().state
+        return handshake.state
 
     @property
     def buffered_bytes(self) -> int:
         """How many received bytes wait to be parsed by the connection (0 during the handshake)."""
-        connection = self._connection
-        return 0 if connection is None else connection.buffered_bytes
-
-    @property
-    def failure(self) -> RemoteProtocolError | None:
-        """The peer's protocol violation that failed the connection, if any (see :class:`Connection`)."""
-        connection = self._connection
-        return None if connection is None else connection.failure
+        handshake = self._handshake
+        if handshake is None or handshake.connection is not None:
+            return super().buffered_bytes
+        return 0
 
     def initiate_upgrade_connection(self, headers: Sequence[tuple[bytes, bytes]], path: bytes | str) -> None:
         """Server: start from a request that another HTTP server already parsed."""
         self.handshake.initiate_upgrade_connection(headers, path)
 
     def send(self, event: Event) -> bytes:
-        """Return the bytes that send ``event`` (see :meth:`Connection.send`)."""
-        connection = self._connection
-        if connection is not None:
-            return connection.send(event)
-        data = self.handshake.send(event)
+        """Return the bytes that send ``event``: a handshake event, then as :meth:`Connection.send`."""
+        handshake = self._handshake
+        if handshake is None or handshake.connection is not None:
+            return super().send(event)
+        data = handshake.send(event)
         self._check_upgrade()
         return data
 
     def send_prepared(self, message: PreparedMessage) -> bytes:
         """Return the bytes that send a prepared message (see :meth:`Connection.send_prepared`)."""
-        connection = self.handshake.connection
-        if connection is None:
+        if self.connection is None:
             raise LocalProtocolError(
                 f"A prepared message cannot be sent in state {self.state.name}: wait until the handshake completed."
             )
-        return connection.send_prepared(message)
+        return super().send_prepared(message)
 
     def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
         """Feed bytes from the peer, or ``None`` when the transport closed.
@@ -180,55 +177,55 @@ class WSConnection(_WSConnectionSlots):
         During the handshake this may raise :class:`RemoteProtocolError`, whose
         ``event_hint`` is the rejection to send back.
         """
-        connection = self._connection
-        if connection is None:
-            self.handshake.receive_data(data)
-            self._check_upgrade()
+        handshake = self._handshake
+        if handshake is None or handshake.connection is not None:
+            super().receive_data(data)
         else:
-            connection.receive_data(data)
+            handshake.receive_data(data)
+            self._check_upgrade()
 
     def events(self) -> Iterator[Event]:
         """Iterate over the events received: handshake events, then frames."""
-        yield from self.handshake.events()
-        self._check_upgrade()
-        connection = self._connection
-        if connection is not None:
-            yield from connection.events()
+        handshake = self._handshake
+        if handshake is not None:
+            yield from handshake.events()
+            if handshake.connection is None:
+                return
+            self._check_upgrade()
+        yield from super().events()
 
     def _check_upgrade(self) -> None:
-        """Go straight to the Connection once the handshake is done and its events handed out."""
-        handshake = self.handshake
-        connection = handshake.connection
-        if connection is None:
+        """Let the handshake go once it opened this connection and its events are handed out."""
+        handshake = self._handshake
+        if handshake is None or handshake.connection is None or handshake.pending_events:
+            # Not open yet; or a client's AcceptConnection (or a Request never
+            # read) comes first: events() calls this again once it handed
+            # them out.
             return
-        self._connection = connection
-        if handshake.pending_events:
-            # A client's AcceptConnection (or a Request never read) comes
-            # first: events() switches once it has handed them out.
-            return
-        # Hot path from now on: the slots hold the Connection's bound methods
-        # and _UpgradedWSConnection exposes them, so a call through the
-        # WSConnection is the Connection's call, with no layer in between.
-        _SEND_SLOT.__set__(self, connection.send)
-        _RECEIVE_DATA_SLOT.__set__(self, connection.receive_data)
-        _EVENTS_SLOT.__set__(self, connection.events)
-        self.__class__ = _UpgradedWSConnection
+        self._handshake = None
+        if type(self) is WSConnection:
+            # Hot path from now on: the class becomes one whose methods are
+            # Connection's own. Both classes have the same slots, so only the
+            # class changes; a subclass keeps its class and the methods above.
+            self.__class__ = _UpgradedWSConnection
 
     def __repr__(self) -> str:
         return f"WSConnection(client={self.client}, state={self.state.name})"
 
 
 class _UpgradedWSConnection(WSConnection):
-    """A WSConnection after the upgrade: its three methods are the Connection's."""
+    """A WSConnection whose handshake is over: Connection's methods, found on the class.
+
+    Found on the class as on a Connection, a call costs exactly what it costs
+    on a Connection (a bound method kept on the instance costs more).
+    :mod:`wsproto_core.compat` replaces those it wraps here as on Connection.
+    """
 
     __slots__ = ()
 
-    # The slots' descriptors, in front of WSConnection's methods in the MRO.
-    send = _SEND_SLOT
-    receive_data = _RECEIVE_DATA_SLOT
-    events = _EVENTS_SLOT
-
-    @property
-    def state(self) -> ConnectionState:
-        """The :class:`ConnectionState` of the connection."""
-        return self._connection.state  # type: ignore[union-attr]
+    send = Connection.send
+    send_prepared = Connection.send_prepared
+    receive_data = Connection.receive_data
+    events = Connection.events
+    state = Connection.state
+    buffered_bytes = Connection.buffered_bytes

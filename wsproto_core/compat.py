@@ -44,7 +44,7 @@ from typing import Any
 
 import h11
 
-from . import WSConnection, _UpgradedWSConnection
+from . import _UpgradedWSConnection
 from . import handshake as _handshake
 from .connection import Connection
 from .errors import LocalProtocolError, RemoteProtocolError, Violation
@@ -197,38 +197,19 @@ class _EventQueue:
         queue = _queues.get(instance)
         if queue is None:
             queue = _queues[instance] = collections.deque()
-            _start_draining(instance)
+            _start_draining()
         return queue
 
     def __set__(self, instance: Connection, value: collections.deque[Event]) -> None:
         _queues[instance] = value
-        _start_draining(instance)
+        _start_draining()
 
 
-def _start_draining(connection: Connection) -> None:
+def _start_draining() -> None:
     """Make ``events()`` drain injected events first, also through an upgraded WSConnection."""
     Connection.events = _events  # type: ignore[method-assign]
-    # A WSConnection that upgraded earlier holds the Connection's events
-    # method bound then, which was the one without the queue: bind it again.
-    upgraded = _upgraded_over.get(connection)
-    ws = upgraded() if upgraded is not None else None
-    if ws is not None and type(ws) is _UpgradedWSConnection:
-        _EVENTS_SLOT.__set__(ws, connection.events)
-
-
-#: The WSConnection that upgraded onto each Connection (weakly: the
-#: WSConnection holds its Connection, so a strong value would keep the key).
-_upgraded_over: weakref.WeakKeyDictionary[Connection, weakref.ref[WSConnection]] = weakref.WeakKeyDictionary()
-_EVENTS_SLOT: Any = vars(_UpgradedWSConnection)["events"]
-
-
-def _check_upgrade(self: WSConnection) -> None:
-    # Once per connection: remember which WSConnection holds the Connection's
-    # bound events, for _start_draining.
-    _ORIGINALS[WSConnection, "_check_upgrade"](self)
-    connection = self._connection
-    if connection is not None and type(self) is _UpgradedWSConnection and connection not in _upgraded_over:
-        _upgraded_over[connection] = weakref.ref(self)
+    # An upgraded WSConnection's class carries Connection's methods itself.
+    _UpgradedWSConnection.events = _events
 
 
 # ============================================================================ H11Handshake
@@ -546,7 +527,7 @@ _GRAFTS: dict[tuple[Any, str], Any] = {
     (Connection, "_fail"): _fail,
     (Connection, "receive_data"): _receive_data,
     (Connection, "_events"): _EventQueue(),
-    (WSConnection, "_check_upgrade"): _check_upgrade,
+    (_UpgradedWSConnection, "receive_data"): _receive_data,
     (H11Handshake, "receive_data"): _handshake_receive_data,
     (H11Handshake, "_process_request"): _process_request,
     (H11Handshake, "_process_response"): _process_response,
@@ -573,9 +554,10 @@ _GRAFTS: dict[tuple[Any, str], Any] = {
     },
 }
 #: What the grafts replaced, to restore; also what the wrappers call.
-#: ``Connection.events`` is grafted lazily (see ``_events``) but restored here.
+#: ``events`` is grafted lazily (see ``_events``) but restored here.
 _ORIGINALS: dict[tuple[Any, str], Any] = {
-    (owner, name): vars(owner).get(name) for owner, name in [*_GRAFTS, (Connection, "events")]
+    (owner, name): vars(owner).get(name)
+    for owner, name in [*_GRAFTS, (Connection, "events"), (_UpgradedWSConnection, "events")]
 }
 
 

@@ -159,6 +159,42 @@ class Connection:
         if the peer broke the protocol, else ``None``.
     """
 
+    # Every attribute is a slot: reading one on the hot paths is a load at a
+    # fixed offset, an idle connection carries no dict, and WSConnection, which
+    # adds one slot, can become a Connection in all but name after its upgrade
+    # (see wsproto_core.WSConnection). _setup assigns them all.
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_frame_fin",
+        "_frame_mask",
+        "_frame_position",
+        "_frame_remaining",
+        "_frame_wait",
+        "_input_done",
+        "_mask_index",
+        "_masks",
+        "_max_frame_size",
+        "_max_message_size",
+        "_message_extension",
+        "_message_firsts",
+        "_message_opcode",
+        "_message_send",
+        "_message_size",
+        "_min_partial_size",
+        "_offset",
+        "_plain_firsts",
+        "_plain_send",
+        "_send_opcode",
+        "_state",
+        "_transport_closed",
+        "_utf8",
+        "_whole_frame_limit",
+        "client",
+        "extensions",
+        "failure",
+    )
+
     #: When true, sending a close code that must never be on the wire (1006,
     #: 1015, 0, 2999, ...) sends 1000 instead of raising, so that the closing
     #: handshake still happens, as it did with wsproto. Set by
@@ -188,20 +224,6 @@ class Connection:
         if trailing_data:
             self.receive_data(trailing_data)
 
-    @classmethod
-    def _checked_elsewhere(
-        cls,
-        client: bool,
-        extensions: Iterable[Extension],
-        max_frame_size: int | None,
-        max_message_size: int | None,
-        min_partial_size: int,
-    ) -> Connection:
-        """A new connection whose limits the caller (the handshake) already checked."""
-        connection = cls.__new__(cls)
-        connection._setup(client, extensions, max_frame_size, max_message_size, min_partial_size)
-        return connection
-
     def _setup(
         self,
         client: bool,
@@ -210,10 +232,8 @@ class Connection:
         max_message_size: int | None,
         min_partial_size: int,
     ) -> None:
-        # Hot path: CPython 3.11 reads instance attributes fastest while an
-        # object has at most 29 of them (its shared-keys limit is 30, and past
-        # it the instance gets a dict of its own, 5-10% slower per message
-        # here). Count before adding one.
+        # Sets every slot; the handshake calls this with limits it already
+        # checked, on a new Connection or on the WSConnection it opens.
         self.client = client
         # Only the extensions that the handshake enabled take part: hypercorn,
         # like wsproto's own handshake, passes every configured extension here.

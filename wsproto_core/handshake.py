@@ -16,6 +16,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -153,6 +154,9 @@ class H11Handshake:
         handshake succeeds.
     :param max_message_size: likewise.
     :param min_partial_size: likewise.
+    :param opens: the :class:`~wsproto_core.connection.Connection` object that
+        a successful handshake sets up and hands on, instead of a new one (a
+        :class:`~wsproto_core.WSConnection` passes itself).
     """
 
     #: When true, a client takes an interim (1xx) response other than 101 as
@@ -175,6 +179,7 @@ class H11Handshake:
         "_max_message_size",
         "_min_partial_size",
         "_nonce",
+        "_opens",
         "_received",
         "_request",
         "_state",
@@ -192,6 +197,7 @@ class H11Handshake:
         max_frame_size: int | None = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         min_partial_size: int = DEFAULT_MIN_PARTIAL_SIZE,
+        opens: Connection | None = None,
     ) -> None:
         if not isinstance(connection_type, ConnectionType):
             raise LocalProtocolError(
@@ -225,6 +231,9 @@ class H11Handshake:
         self._min_partial_size = min_partial_size
         self._transport_closed = False
         self._connection: Connection | None = None
+        # Weakly: a WSConnection holds its handshake, and a cycle would keep a
+        # rejected or abandoned one alive until the garbage collector runs.
+        self._opens = weakref.ref(opens) if opens is not None else None
         self._events: list[Event] = []
         # Server: the request being answered. Client: the request we sent.
         self._request: Request | None = None
@@ -233,6 +242,19 @@ class H11Handshake:
         #: plain HTTP request (a page, a health check) instead of rejecting it.
         self.request_head: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
         self._nonce: bytes | None = None
+
+    @classmethod
+    def finished(cls, connection: Connection) -> H11Handshake:
+        """A handshake that is over and opened ``connection``, holding nothing of HTTP.
+
+        What a :class:`~wsproto_core.WSConnection` shows as its ``handshake``
+        once it let its own go: state OPEN, and received bytes go to
+        ``connection``.
+        """
+        handshake = cls(ConnectionType.CLIENT if connection.client else ConnectionType.SERVER)
+        handshake._connection = connection
+        handshake._state = next_state(handshake._state, Trigger.HANDSHAKE_ACCEPTED)
+        return handshake
 
     @property
     def state(self) -> ConnectionState:
@@ -522,11 +544,12 @@ class H11Handshake:
     def _open(self, extensions: list[Extension]) -> None:
         http = self._h11
         trailing = self._unparsed if http is None else http.trailing_data[0]
+        opens = self._opens() if self._opens is not None else None
+        connection = opens if opens is not None else Connection.__new__(Connection)
         # The limits were checked when the handshake was created.
-        connection = Connection._checked_elsewhere(
-            self.client, extensions, self._max_frame_size, self._max_message_size, self._min_partial_size
-        )
+        connection._setup(self.client, extensions, self._max_frame_size, self._max_message_size, self._min_partial_size)
         self._connection = connection
+        self._opens = None
         self._state = next_state(self._state, Trigger.HANDSHAKE_ACCEPTED)
         if trailing:
             connection.receive_data(trailing)
