@@ -498,11 +498,13 @@ class H11Handshake:
         """Validate the server's 101 (section 4.2.2 / 4.1, client side)."""
         request = self._request
         assert request is not None and self._nonce is not None
-        if _head_size(b"", response.headers) > self._max_handshake_size:
+        # Read once from h11's list (see _header_pairs), names lower-cased.
+        headers = _header_pairs(response.headers)
+        if _head_size(b"", headers) > self._max_handshake_size:
             raise RemoteProtocolError(
                 f"Response head over max_handshake_size={self._max_handshake_size}", event_hint=RejectConnection()
             )
-        fields = collect_headers(response.headers)
+        fields = collect_headers(headers, lowercase=False)
 
         def fail(message: str) -> RemoteProtocolError:
             return RemoteProtocolError(message, event_hint=RejectConnection())
@@ -510,9 +512,11 @@ class H11Handshake:
         # Section 4.1 item 2: fail if Upgrade "contains a value that is not an
         # ASCII case-insensitive match for the value 'websocket'": a list such
         # as "websocket, h2c" fails too (a server's check, 4.2.1, is "includes").
-        if _tokens(fields.get(b"upgrade", [])) != {"websocket"}:
+        upgrade = fields.get(b"upgrade", [])
+        # The usual answer, one "websocket", without splitting the list.
+        if not (len(upgrade) == 1 and upgrade[0].lower() == b"websocket") and _tokens(upgrade) != {"websocket"}:
             raise fail("The 101 response's Upgrade is not exactly 'websocket'")
-        if "upgrade" not in _tokens(fields.get(b"connection", [])):
+        if not _includes_token(fields.get(b"connection"), b"upgrade"):
             raise fail("The 101 response lacks 'Connection: Upgrade'")
         if fields.get(b"sec-websocket-accept") != [generate_accept_token(self._nonce)]:
             raise fail("The 101 response has a wrong or missing Sec-WebSocket-Accept")
@@ -521,7 +525,7 @@ class H11Handshake:
         return AcceptConnection(
             subprotocol=subprotocol,
             extensions=extensions,
-            extra_headers=_other_headers(response.headers, _RESPONSE_FIELD_HEADERS),
+            extra_headers=[pair for pair in headers if pair[0] not in _RESPONSE_FIELD_HEADERS],
         )
 
     def open_after_upgrade(self, extensions: Sequence[Extension] = (), received: bytes = b"") -> None:
