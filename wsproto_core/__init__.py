@@ -135,20 +135,24 @@ class WSConnection(Connection):
         return self if handshake is None else handshake.connection
 
     @property
+    def _opened(self) -> bool:
+        # Whether the handshake set up this object's Connection state: from
+        # then on the methods below are Connection's, even while a client's
+        # AcceptConnection still waits to be handed out.
+        handshake = self._handshake
+        return handshake is None or handshake.connection is not None
+
+    @property
     def state(self) -> ConnectionState:
         """The :class:`ConnectionState` of the handshake, then of the connection."""
-        handshake = self._handshake
-        if handshake is None or handshake.connection is not None:
+        if self._opened:
             return super().state
-        return handshake.state
+        return self.handshake.state
 
     @property
     def buffered_bytes(self) -> int:
         """How many received bytes wait to be parsed by the connection (0 during the handshake)."""
-        handshake = self._handshake
-        if handshake is None or handshake.connection is not None:
-            return super().buffered_bytes
-        return 0
+        return super().buffered_bytes if self._opened else 0
 
     def initiate_upgrade_connection(self, headers: Sequence[tuple[bytes, bytes]], path: bytes | str) -> None:
         """Server: start from a request that another HTTP server already parsed."""
@@ -156,16 +160,15 @@ class WSConnection(Connection):
 
     def send(self, event: Event) -> bytes:
         """Return the bytes that send ``event``: a handshake event, then as :meth:`Connection.send`."""
-        handshake = self._handshake
-        if handshake is None or handshake.connection is not None:
+        if self._opened:
             return super().send(event)
-        data = handshake.send(event)
+        data = self.handshake.send(event)
         self._check_upgrade()
         return data
 
     def send_prepared(self, message: PreparedMessage) -> bytes:
         """Return the bytes that send a prepared message (see :meth:`Connection.send_prepared`)."""
-        if self.connection is None:
+        if not self._opened:
             raise LocalProtocolError(
                 f"A prepared message cannot be sent in state {self.state.name}: wait until the handshake completed."
             )
@@ -177,11 +180,10 @@ class WSConnection(Connection):
         During the handshake this may raise :class:`RemoteProtocolError`, whose
         ``event_hint`` is the rejection to send back.
         """
-        handshake = self._handshake
-        if handshake is None or handshake.connection is not None:
+        if self._opened:
             super().receive_data(data)
         else:
-            handshake.receive_data(data)
+            self.handshake.receive_data(data)
             self._check_upgrade()
 
     def events(self) -> Iterator[Event]:
