@@ -338,7 +338,7 @@ def run_client(driver: str, port: int, application: Application, **options: Any)
         asyncio.run(threads_main())
 
 
-DRIVERS = ["trio", "threads"]
+DRIVERS = ["asyncio", "trio", "threads"]
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -477,3 +477,51 @@ def test_a_message_streamed_before_a_close_can_be_answered(driver: str) -> None:
     assert isinstance(events[0], TextMessage)
     assert events[0].data == "answer to question"
     assert isinstance(events[1], CloseConnection)
+
+
+def test_pieces_over_http2_are_the_frames_sent() -> None:
+    # The asyncio WebSocket of an HTTP/2 stream (RFC 8441) streams as over HTTP/1.1.
+    sent = [b"a" * 1000, b"b" * 3000, b"c"]
+
+    async def handler(websocket: Any) -> None:
+        # Asked first: the client's stream is then ready for what the server sends.
+        await websocket.recv()
+        await websocket.send_fragments(sent)
+        await websocket.wait_closed()
+
+    async def main() -> list[str | bytes]:
+        async with asyncio.timeout(GUARD):
+            server = await asyncio_driver.serve(handler, "127.0.0.1", 0, http2=True, ping_interval=None)
+            try:
+                url = f"ws://127.0.0.1:{server.port}/"
+                async with asyncio_driver.connect(url, http2=True, ping_interval=None, proxy=None) as websocket:
+                    assert websocket.stream_id is not None
+                    await websocket.send("send")
+                    return [piece async for piece in websocket.recv_streaming()]
+            finally:
+                await server.close()
+
+    assert asyncio.run(main()) == sent
+
+
+def test_a_listener_still_gets_whole_messages() -> None:
+    script = Script().send(*fragments(TEXT, [b"in ", b"three ", b"pieces"]))
+    received: queue.Queue[str | bytes] = queue.Queue()
+
+    class Collect(asyncio_driver.Listener):
+        def on_message(self, websocket: Any, message: str | bytes) -> None:
+            received.put(message)
+
+    async def main() -> None:
+        async with asyncio.timeout(GUARD):
+            websocket = await asyncio_driver.connect(url, listener=Collect(), proxy=None)
+            try:
+                assert await asyncio.to_thread(received.get, timeout=GUARD) == "in three pieces"
+                with pytest.raises(LocalProtocolError, match="Listener"):
+                    websocket.recv_streaming()
+            finally:
+                await websocket.close()
+
+    with raw_server(script) as port:
+        url = f"ws://127.0.0.1:{port}/"
+        asyncio.run(main())

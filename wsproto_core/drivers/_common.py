@@ -150,9 +150,9 @@ class Settings:
     :param ping_timeout: seconds to wait for a keepalive Pong before giving up.
     :param close_timeout: seconds to wait for the peer during the closing handshake.
     :param max_queue: received messages buffered for the application before
-        the driver stops reading from the socket (backpressure); the trio and
-        threads drivers also stop while as many pieces of a message arriving
-        in pieces wait untaken (``recv_streaming()``).
+        the driver stops reading from the socket (backpressure); it also stops
+        while as many pieces of a message arriving in pieces wait untaken
+        (``recv_streaming()``).
     :param max_handshakes: servers: connections allowed in the opening
         handshake at once; beyond it a new connection is answered with HTTP
         503 and ``Retry-After``. ``None``: no cap.

@@ -876,8 +876,9 @@ class _Dispatch(asyncio.Protocol):
         target.connection_made(transport)
         if self._head:
             head, self._head = self._head, b""
-            assert isinstance(target, asyncio.Protocol)
-            target.data_received(head)
+            # Both take bytes through data_received (the HTTP/1.1 one, a
+            # BufferedProtocol, reads the socket into its buffer otherwise).
+            cast(asyncio.Protocol, target).data_received(head)
 
     def eof_received(self) -> bool:
         if self._transport is not None:

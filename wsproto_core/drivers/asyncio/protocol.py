@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,12 +32,39 @@ class Opening:
         raise NotImplementedError
 
 
-class ConnectionProtocol(asyncio.Protocol):
+#: The most a read may bring: asyncio's own default (its transports' ``max_size``).
+READ_BUFFER_SIZE = 256 * 1024
+
+#: The buffer into which every connection of this thread's event loop reads.
+_read_buffers = threading.local()
+
+
+def read_buffer() -> memoryview:
+    """The read buffer of this thread's connections (``get_buffer`` of their ``BufferedProtocol``).
+
+    One per thread, shared by its connections: a read is handled before the
+    next one starts. asyncio's plain ``Protocol`` gets a new 256 KiB
+    ``bytes`` per read instead, which glibc maps and unmaps every time (it is
+    above the threshold for mapped memory, and the read shrinks it below the
+    size that would raise that threshold): those page faults and system calls
+    cost a third of the server's CPU in the echo soak of
+    ``benchmarks/bench_load.py``. What a read brought is copied out only where
+    it is kept, at its size. A view, not the bytearray: TLS reads fill it in
+    several calls through slices of it, and a bytearray's slice is a copy.
+    """
+    buffer: memoryview | None = getattr(_read_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _read_buffers.buffer = memoryview(bytearray(READ_BUFFER_SIZE))
+    return buffer
+
+
+class ConnectionProtocol(asyncio.BufferedProtocol):
     """One connection's protocol: the opening handshake, then every callback to the :class:`WebSocket`.
 
     A transport that can change protocols (``set_protocol``) calls the
     WebSocket directly once it is open, and this object is freed; an HTTP/2
-    stream's keeps routing.
+    stream's keeps routing (through :meth:`data_received`). Reads go into
+    :func:`read_buffer`.
     """
 
     __slots__ = ("_opening", "_transport", "websocket", "writing_paused")
@@ -55,6 +83,16 @@ class ConnectionProtocol(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         if self._opening is not None:
             self._opening.connection_made(self, transport)  # type: ignore[arg-type]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        websocket = self.websocket
+        if websocket is not None:
+            websocket.buffer_updated(nbytes)
+        elif self._opening is not None:
+            self._opening.data_received(bytes(read_buffer()[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         websocket = self.websocket

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from ...errors import LocalProtocolError
-from ...events import Message, Pong, Request
+from ...events import Message, Pong, Request, TextMessage
 from ...managed import ManagedConnection
 from ...prepared import PreparedMessage
 from ...state import ConnectionState
@@ -28,9 +28,9 @@ from .._common import (
     async_pieces,
     send_buffer_full,
 )
-from .._streaming import IncomingMessage
+from .._streaming import IncomingMessage, MessageStream, queue_full, receive_piece, take_message
 from .._websocket import WebSocketState
-from .protocol import DRIVER_CONTEXT, ConnectionProtocol
+from .protocol import DRIVER_CONTEXT, ConnectionProtocol, read_buffer
 
 #: Received bytes that may wait to be parsed (the ordering rule) before the
 #: transport stops reading.
@@ -99,7 +99,7 @@ class PongWaiter(asyncio.Future[None]):
             self.exception()
 
 
-class WebSocket(WebSocketState):
+class WebSocket(asyncio.BufferedProtocol, WebSocketState):
     """One open WebSocket connection.
 
     Created by :func:`connect`, :func:`serve` and :func:`serve_listener`; use
@@ -141,6 +141,10 @@ class WebSocket(WebSocketState):
         # empty list is a tenth of an empty deque's size. A Listener's
         # connection queues none: it shares an immutable empty one.
         super().__init__(managed, settings, [] if listener is None else _NO_QUEUE, subprotocol, request)
+        if listener is None:
+            # Pieces reach the queue as they arrive, for recv_streaming(); recv()
+            # joins them. A Listener gets whole messages.
+            managed.assemble_messages = False
         self._transport = transport
         #: _ENDED, _IN_READ, _SOON, _READING_PAUSED, _WRITING_PAUSED and
         #: _CLOSING (one int: an idle connection is smaller).
@@ -165,7 +169,7 @@ class WebSocket(WebSocketState):
         # The transport calls this WebSocket directly from now on (one call
         # less per read, and one object less per connection), where it can.
         with contextlib.suppress(NotImplementedError):
-            self._transport.set_protocol(self)  # type: ignore[arg-type]
+            self._transport.set_protocol(self)
         self._flags |= _IN_READ
         try:
             if self._listener is not None:
@@ -252,36 +256,77 @@ class WebSocket(WebSocketState):
                 self._start_closing(1011, UNFINISHED_MESSAGE)
 
     async def recv(self) -> str | bytes:
-        """Wait for the next message; raise :class:`ConnectionClosed` once closed."""
-        # Only whole messages are queued: this connection assembles them.
-        messages: list[str | bytes] = self._messages  # type: ignore[assignment]
-        while not messages:
-            if self.close_code is not None:
-                raise self._closed_error()
-            if self._listener is not None:
-                raise LocalProtocolError("This connection hands its messages to its Listener; recv() gets none.")
-            if self._managed.held:
-                # The application took every message before the rest of the
-                # read: parse on, here (see the ordering rule in the package's docstring).
-                self._parse()
-                if not self._managed.held:
-                    self._after_parse()
-                continue
-            if self._managed.bytes_to_send:
-                self._write_queued()
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-        message = messages.pop(0)
-        if not messages and self._managed.held:
+        """Wait for the next message; raise :class:`ConnectionClosed` once closed.
+
+        Raises ``LocalProtocolError`` while a :meth:`recv_streaming` is half-way through the next message.
+        """
+        messages = self._messages
+        while True:
+            if messages:
+                message = messages[0]
+                if message.__class__ is not IncomingMessage:
+                    # Hot path: a message that came whole.
+                    del messages[0]
+                    break
+                # One that arrives in pieces: joined once its last came.
+                assembled = take_message(messages)
+                if assembled is not None:
+                    message = assembled
+                    break
+                if self._flags & _READING_PAUSED:
+                    # Assembled here, its pieces no longer count against max_queue.
+                    self._update_reading()
+            await self._wait_for_piece()
+        self._piece_taken()
+        return message  # type: ignore[return-value]
+
+    def recv_streaming(self) -> MessageStream:
+        """The next message in pieces as they arrive, without assembling it: ``async for piece in ...``.
+
+        Pieces are ``str`` for a text message (decoded as they arrive, UTF-8
+        checked across piece boundaries) and ``bytes`` for a binary one; none
+        is empty, except the one piece of an empty message. A frame, or what
+        one read brought of it, is a piece (with permessage-deflate, its
+        inflated output); ``max_message_size`` counts the whole message.
+        Reading pauses while ``max_queue`` pieces wait untaken. The loop raises
+        :class:`ConnectionClosed` if the connection closes before the message
+        ended. Leaving it early (or ``aclose()`` on it) skips the rest of the
+        message; until then :meth:`recv` raises ``LocalProtocolError``. The
+        same over HTTP/2.
+        """
+        if self._listener is not None:
+            raise LocalProtocolError("This connection hands its messages to its Listener; recv_streaming() gets none.")
+        return MessageStream(self)
+
+    def _piece_taken(self) -> None:
+        """A message or a piece left the queue: the ordering rule and backpressure may let reading go on."""
+        if not self._messages and self._managed.held:
             # Whatever the application does next, the rest of the read is
             # parsed by the next loop iteration (the ordering rule).
             self._schedule_soon()
         if self._flags & _READING_PAUSED:
             self._update_reading()
-        return message
+
+    async def _wait_for_piece(self) -> None:
+        """Wait until something is received (or parse on: the ordering rule); raise once closed."""
+        if self.close_code is not None:
+            raise self._closed_error()
+        if self._listener is not None:
+            raise LocalProtocolError("This connection hands its messages to its Listener; recv() gets none.")
+        if self._managed.held:
+            # The application took every message before the rest of the
+            # read: parse on, here (see the ordering rule in the package's docstring).
+            self._parse()
+            if not self._managed.held:
+                self._after_parse()
+            return
+        if self._managed.bytes_to_send:
+            self._write_queued()
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
     def __aiter__(self) -> WebSocket:
         return self
@@ -388,6 +433,13 @@ class WebSocket(WebSocketState):
     # (from the transport itself once _start() took it over, or through the
     # ConnectionProtocol of an HTTP/2 stream)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The parser copies what it keeps, at its size.
+        self._received(read_buffer()[:nbytes])
+
     def data_received(self, data: bytes) -> None:
         self._received(data)
 
@@ -466,7 +518,17 @@ class WebSocket(WebSocketState):
                         logger.exception("WebSocket listener failed")
                         self._start_closing(1011, "internal error")
                     continue
-                self._messages.append(event.data)
+                if event.message_finished and self._incoming is None:
+                    # Hot path: a message that came whole.
+                    self._messages.append(event.data)
+                else:
+                    self._incoming = receive_piece(
+                        self._messages,
+                        self._incoming,
+                        event.data,
+                        text=isinstance(event, TextMessage),
+                        last=event.message_finished,
+                    )
                 waiter = self._waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
@@ -482,7 +544,7 @@ class WebSocket(WebSocketState):
             logger.exception("WebSocket listener failed")
             self._start_closing(1011, "internal error")
 
-    def _received(self, data: bytes | None) -> None:
+    def _received(self, data: bytes | memoryview | None) -> None:
         """The protocol's callback: ``data`` read, or ``None`` once the stream ended."""
         if self._flags & _ENDED or self.close_code is not None:
             return
@@ -518,6 +580,7 @@ class WebSocket(WebSocketState):
         elif (
             self._flags & (_READING_PAUSED | _WRITING_PAUSED)
             or len(self._messages) >= self._settings.max_queue
+            or self._incoming is not None
             or managed.held
         ):
             # Only then may reading have to pause or resume (see _update_reading).
@@ -528,7 +591,7 @@ class WebSocket(WebSocketState):
         if self.close_code is not None:
             return
         pause = not self._flags & _CLOSING and (
-            len(self._messages) >= self._settings.max_queue
+            queue_full(self._messages, self._settings.max_queue)
             or bool(self._flags & _WRITING_PAUSED)
             or (self._managed.held and self._managed.buffered_bytes >= PARSE_HOLD_LIMIT)
         )
