@@ -85,9 +85,11 @@ class ConnectionProtocol(asyncio.BufferedProtocol):
             self._opening.connection_made(self, transport)  # type: ignore[arg-type]
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        """The transport's callback: where to read (this thread's shared read buffer)."""
         return read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        """The transport's callback: ``nbytes`` were read into the buffer."""
         websocket = self.websocket
         if websocket is not None:
             websocket.buffer_updated(nbytes)

@@ -434,9 +434,11 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
     # ConnectionProtocol of an HTTP/2 stream)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        """The transport's callback: where to read (this thread's shared read buffer)."""
         return read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        """The transport's callback: ``nbytes`` were read into the buffer."""
         # The parser copies what it keeps, at its size.
         self._received(read_buffer()[:nbytes])
 
