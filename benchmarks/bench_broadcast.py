@@ -21,6 +21,19 @@ both).
 Each round runs both servers in alternating order; the ratio ours/websockets
 is taken per round and its median reported.
 
+Two more servers in the same rounds: "floor", the frame's bytes handed to
+each connection's ``transport.write`` and nothing else (what any asyncio
+server pays at least), and "eager" (``--eager``), an experiment: ours, but a
+connection whose buffer is empty is written at once (``write_queued()`` in the
+call) and only the messages that follow in the same iteration wait for its
+end, batched.
+
+``--bursts`` is how many messages the server broadcasts per event loop
+iteration: 1 for a publisher that sends one message per iteration, more for
+one that publishes messages as fast as they come (several arrive per read).
+The process's file limit is raised to its hard limit (10,000 connections need
+as many descriptors in the server).
+
 With ``--slow``, one more client connects and never reads: the figure for the
 others is compared with the round without it, and the slow one's buffer is
 reported against the limit.
@@ -35,6 +48,7 @@ import asyncio
 import base64
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -61,6 +75,12 @@ def frame_for(index: int) -> bytes:
     """The server frame carrying ``message_for(index)`` (RFC 6455 section 5.2: FIN, text, 16-bit length)."""
     payload = message_for(index).encode()
     return b"\x81\x7e" + len(payload).to_bytes(2, "big") + payload
+
+
+def raise_file_limit() -> None:
+    """One descriptor per connection: take the hard limit (the soft one is often 1,024)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # ------------------------------------------------------------------ clients
@@ -138,7 +158,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
     everyone = asyncio.Event()
     total = count + (1 if slow else 0)
 
-    if kind in ("wsproto_core", "floor"):
+    if kind in ("wsproto_core", "floor", "eager"):
 
         async def ours(websocket: WebSocket) -> None:
             members.append(websocket)
@@ -161,6 +181,34 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
                 for member in members:
                     member._transport.write(frame)
                 return len(members)
+        elif kind == "eager":
+            loop = asyncio.get_running_loop()
+            # Connections written in this iteration (or with bytes queued for its end).
+            touched: dict[Any, None] = {}
+
+            def write_the_rest() -> None:
+                for member in touched:
+                    member.write_queued()
+                touched.clear()
+
+            def send(index: int) -> int:
+                message = PreparedMessage(message_for(index))
+                room = DEFAULT_MAX_BUFFER_SIZE - len(message.payload) - 14
+                if not touched:
+                    loop.call_soon(write_the_rest)
+                sent = 0
+                for member in members:
+                    waiting = member.outgoing_buffer_size
+                    if waiting > room:
+                        missed[0] += 1
+                        continue
+                    member.queue_prepared(message)
+                    sent += 1
+                    if member not in touched:
+                        touched[member] = None
+                        if not waiting:
+                            member.write_queued()
+                return sent
         else:
 
             def send(index: int) -> int:
@@ -240,15 +288,24 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--slow", action="store_true", help="also run each case with one stalled client")
     parser.add_argument("--client", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--eager", action="store_true", help="also run the write-at-once-when-empty experiment")
     options = parser.parse_args()
+    raise_file_limit()
     if options.client:
         port, count, messages = options.client
         print(json.dumps(asyncio.run(client_main(port, count, messages))))
         return
+    print(" ".join(["python", *sys.argv]))
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f} at the start")
     print(f"{PAYLOAD_SIZE} B text, {options.messages} messages, {options.client_processes} client processes")
-    print("recipients/s of server CPU time, whole run (handshakes excluded) | inside the broadcast calls + 1 iteration")
+    print(
+        "recipients/s of server CPU time (server CPU per recipient), whole run (handshakes excluded)"
+        " | inside the broadcast calls + 1 iteration"
+    )
     print("floor: the frame's bytes handed to each transport.write, nothing else (what any asyncio server pays)")
     variants = [("floor", False), ("wsproto_core", False), ("websockets", False)]
+    if options.eager:
+        variants.append(("eager", False))
     if options.slow:
         variants.append(("wsproto_core", True))
     for count in (int(value) for value in options.connections.split(",")):
@@ -280,6 +337,9 @@ def main() -> None:
                     "floor/websockets": (("floor", False), ("websockets", False)),
                     "ours/floor": (("wsproto_core", False), ("floor", False)),
                 }
+                if options.eager:
+                    pairs["eager/ours"] = (("eager", False), ("wsproto_core", False))
+                    pairs["eager/websockets"] = (("eager", False), ("websockets", False))
                 if options.slow:
                     pairs["stalled/not"] = (("wsproto_core", True), ("wsproto_core", False))
                 for name, (top, bottom) in pairs.items():
@@ -287,13 +347,15 @@ def main() -> None:
                         ratios.setdefault(name, {}).setdefault(figure, []).append(
                             reports[top][figure] / reports[bottom][figure]
                         )
-                print(f"  round {round_index + 1}: {reports}", file=sys.stderr)
-            print(f"{count} connections, {burst} message(s) per loop iteration")
+                print(
+                    f"  round {round_index + 1}, load {os.getloadavg()[0]:.1f}: {reports}", file=sys.stderr, flush=True
+                )
+            load = os.getloadavg()[0]
+            print(f"{count} connections, {burst} message(s) per loop iteration, load {load:.1f} at the end")
             for kind, slow in variants:
                 label = kind + (" + 1 stalled client" if slow else "")
-                cells = [
-                    f"{statistics.median(figures[kind, slow][figure]):11,.0f}" for figure in ("per_cpu", "in_call")
-                ]
+                medians = [statistics.median(figures[kind, slow][figure]) for figure in ("per_cpu", "in_call")]
+                cells = [f"{median:11,.0f} ({1e6 / median:5.2f} us)" for median in medians]
                 print(f"  {label:34} {cells[0]} | {cells[1]}")
             for name, by_figure in ratios.items():
                 cells = [

@@ -142,7 +142,7 @@ def test_closed_connections_are_reported_not_sent_to() -> None:
 
 async def fill_until_full(
     room: Room, fast: WebSocket, slow_member: WebSocket, limit: int, **options: Any
-) -> tuple[BroadcastResult, int]:
+) -> tuple[BroadcastResult[WebSocket], int]:
     """Broadcast 16 KiB messages, the fast client reading each, until the slow one misses one."""
     payload = os.urandom(16 * 1024)
     for count in range(1, 5000):

@@ -130,9 +130,9 @@ def test_unsubscribe_from_everything() -> None:
 
 def test_delivery_results_are_reported() -> None:
     async def test() -> None:
-        reports: list[tuple[str, BroadcastResult]] = []
+        reports: list[tuple[str, BroadcastResult[Any]]] = []
 
-        def on_delivery(topic: str, result: BroadcastResult) -> None:
+        def on_delivery(topic: str, result: BroadcastResult[Any]) -> None:
             reports.append((topic, result))
             raise RuntimeError("a failing callback is logged, not raised")
 

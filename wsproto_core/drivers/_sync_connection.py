@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import LocalProtocolError
 from ..events import BytesMessage, Request, TextMessage
 from ..managed import ManagedConnection
+from ..prepared import PreparedMessage
 from ..state import ConnectionState
 from ._common import (
     FRAGMENTS_IN_PROGRESS,
@@ -42,6 +43,9 @@ __all__ = ["PongWaiter", "WebSocket"]
 #: timers are then handled without the application).
 _APPLICATION, _WATCHER = "application", "watcher"
 _WATCHER_GRACE = 0.05
+
+#: send() without blocking on a blocking socket (not on every platform: there, broadcast's writes go to a thread).
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class PongWaiter:
@@ -144,6 +148,9 @@ class WebSocket(WebSocketState):
         self._waker = _Waker()
         #: send_fragments() is sending a message: other sends must wait for it.
         self._fragmenting = False
+        #: A thread writes what a broadcast queued (see write_queued), and how much it holds.
+        self._writer_behind = False
+        self._unsent = 0
         # poll(), where there is one: no file descriptor of its own, unlike epoll.
         self._selector = getattr(selectors, "PollSelector", selectors.SelectSelector)()
         self._selector.register(sock, selectors.EVENT_READ)
@@ -315,14 +322,17 @@ class WebSocket(WebSocketState):
             self._watch.notify_all()
         self._waker.wake()
 
-    def _start_closing(self, code: int, reason: str) -> None:
+    def _start_closing(self, code: int, reason: str, *, wait: bool = True) -> None:
         with self._lock:
             if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
                 self._managed.close(code, reason or None, self._now())
             # Read the peer's reply even if the application left the queue full.
             self._changed.notify_all()
         self._waker.wake()
-        self._flush()
+        if wait:
+            self._flush()
+        else:
+            self.write_queued()
 
     def _abort(self) -> None:
         """Give up on the transport: whoever reads stops and closes it."""
@@ -339,12 +349,102 @@ class WebSocket(WebSocketState):
                 data = self._managed.data_to_send()
             self._write(data)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         if data and not self.closed:
             try:
                 self._sock.sendall(data)
             except OSError:
                 self._abort()
+
+    # ---------------------------------------------------------------- fan-out
+    # What wsproto_core.drivers.broadcast needs: how much waits to be sent, a
+    # send that queues without writing, a write and a close that never wait.
+
+    @property
+    def outgoing_buffer_size(self) -> int:
+        """How many bytes were sent on this connection but not yet taken by the OS."""
+        return self._managed.bytes_to_send + self._unsent
+
+    def queue_prepared(self, message: PreparedMessage) -> None:
+        """Queue a :class:`~wsproto_core.PreparedMessage` without writing it; :meth:`write_queued` writes it.
+
+        For :func:`~wsproto_core.drivers.broadcast.broadcast`. Raises
+        :class:`ConnectionClosed` when the connection can no longer send.
+        """
+        with self._lock:
+            if self.close_code is not None:
+                raise self._closed_error()
+            try:
+                self._managed.send_prepared(message)
+            except LocalProtocolError:
+                self._raise_if_closed()
+                raise
+
+    def write_queued(self) -> None:
+        """Hand what is queued to the socket without blocking.
+
+        What the kernel does not take at once (or everything, while another
+        thread writes, or over TLS) is written by a thread of its own, in
+        order with :meth:`send`; meanwhile it counts in
+        :attr:`outgoing_buffer_size`.
+        """
+        with self._lock:
+            if self._writer_behind or self.close_code is not None or not self._managed.bytes_to_send:
+                return  # The writer thread takes these bytes after its own.
+            # Taken under _lock (never waiting for it): see _write_behind for why that is safe.
+            if not self._send_lock.acquire(blocking=False):
+                self._start_writer(None)  # Another thread writes now: the writer waits for its turn.
+                return
+            data: bytes | memoryview = self._managed.data_to_send()
+        if not _DONTWAIT or isinstance(self._sock, ssl_module.SSLSocket):
+            with self._lock:
+                self._start_writer(data)
+            return
+        try:
+            sent = self._sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._send_lock.release()
+            self._abort()
+            return
+        if sent == len(data):
+            self._send_lock.release()
+            return
+        with self._lock:
+            self._start_writer(memoryview(data)[sent:])
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Start the closing handshake without waiting: the Close goes after what is queued."""
+        self._start_closing(code, reason, wait=False)
+
+    def _start_writer(self, data: bytes | memoryview | None) -> None:
+        """Under _lock: a thread writes ``data`` (holding the send lock) or, for ``None``, waits for it."""
+        self._writer_behind = True
+        self._unsent = 0 if data is None else len(data)
+        threading.Thread(target=self._write_behind, args=(data,), name="wsproto_core writer", daemon=True).start()
+
+    def _write_behind(self, data: bytes | memoryview | None) -> None:
+        """The writer thread: write ``data`` and then what is queued, until nothing is."""
+        if data is None:
+            self._send_lock.acquire()
+            data = b""
+        try:
+            while True:
+                if data:
+                    self._write(data)
+                with self._lock:
+                    # write_queued() sees _writer_behind and this queue under the
+                    # same lock: a broadcast's bytes are written here, or it
+                    # finds the send lock free (or starts the next writer).
+                    data = self._managed.data_to_send()
+                    if not data or self.close_code is not None:
+                        self._writer_behind = False
+                        self._unsent = 0
+                        return
+                    self._unsent = len(data)
+        finally:
+            self._send_lock.release()
 
     def _read_until(self, ready: Callable[[], object], deadline: float | None) -> None:
         """Read the socket in this thread until ``ready()``, the end, or ``deadline``.
@@ -421,7 +521,9 @@ class WebSocket(WebSocketState):
             self._handle_events(now)
             self._changed.notify_all()
             done = managed.should_close_transport or self._aborted
-        if managed.bytes_to_send:
+        if managed.bytes_to_send and not self._writer_behind:
+            # (The writer thread takes these bytes after its own: waiting for
+            # it could outlast the close timeout.)
             self._flush()
         if done:
             self._finish()

@@ -17,6 +17,7 @@ import trio
 from ..errors import LocalProtocolError
 from ..events import BytesMessage, Request, TextMessage
 from ..managed import ManagedConnection
+from ..prepared import PreparedMessage
 from ..state import ConnectionState
 from ._common import (
     FRAGMENTS_IN_PROGRESS,
@@ -87,6 +88,7 @@ class WebSocket(WebSocketState):
         "_sends_unyielded",
         "_sock",
         "_stream",
+        "_unsent",
         "_waiting",
         "_writing",
     )
@@ -111,6 +113,8 @@ class WebSocket(WebSocketState):
         self._waiting: list[trio.lowlevel.Task] = []
         self._aborted = False
         self._writing = False
+        #: Bytes that the write under way (``_writing``) holds and the socket has not taken yet.
+        self._unsent = 0
         self._reader_waits = False
         self._sends_unyielded = 0
         #: The reader's cancel scope: its deadline is the connection's next timer.
@@ -311,26 +315,97 @@ class WebSocket(WebSocketState):
                 return
             data = memoryview(data)[sent:]
         self._writing = True
-        written = False
         # The reader's timers wait for a blocked write (cancelling it would break the stream).
         self._reader_scope.deadline = math.inf
+        await self._write_rest(data)
+
+    async def _write_rest(self, data: bytes | memoryview) -> None:
+        """As the one writer (``_writing`` is set): write ``data``, then what was queued meanwhile."""
+        sock = self._sock
+        written = False
         try:
-            if sock is None:
-                await self._stream.send_all(data)
-            else:
-                while data:
-                    await trio.lowlevel.wait_writable(sock)
-                    data = data[sock.send(data) :]
+            while data:
+                self._unsent = len(data)
+                if sock is None:
+                    await self._stream.send_all(data)
+                else:
+                    while data:
+                        await trio.lowlevel.wait_writable(sock)
+                        data = data[sock.send(data) :]
+                # A broadcast queues without writing while a write is under way: its bytes go next.
+                data = self._managed.data_to_send()
             written = True
         except (*_STREAM_ERRORS, BlockingIOError):
             pass
         finally:
+            self._unsent = 0
             self._writing = False
             self._reschedule()
             self._wake()
             # Failed or cancelled halfway: the stream cannot carry frames any more.
             if not written:
                 self._abort()
+
+    # ---------------------------------------------------------------- fan-out
+    # What wsproto_core.drivers.broadcast needs: how much waits to be sent, a
+    # send that queues without writing, a write and a close that never wait.
+
+    @property
+    def outgoing_buffer_size(self) -> int:
+        """How many bytes were sent on this connection but not yet taken by the OS."""
+        return self._managed.bytes_to_send + self._unsent
+
+    def queue_prepared(self, message: PreparedMessage) -> None:
+        """Queue a :class:`~wsproto_core.PreparedMessage` without writing it; :meth:`write_queued` writes it.
+
+        For :func:`~wsproto_core.drivers.broadcast.broadcast`. Raises
+        :class:`ConnectionClosed` when the connection can no longer send.
+        """
+        if self.close_code is not None:
+            raise self._closed_error()
+        try:
+            # Hot path (once per recipient): the connection's own state check
+            # refuses after a Close, instead of checking here first.
+            self._managed.send_prepared(message)
+        except LocalProtocolError:
+            self._raise_if_closed()
+            raise
+
+    def write_queued(self) -> None:
+        """Hand what is queued to the socket without waiting.
+
+        What the kernel does not take at once is written by a task of its
+        own (a trio system task), before anything sent after it; meanwhile
+        it counts in :attr:`outgoing_buffer_size`.
+        """
+        if self._writing or self.close_code is not None:
+            return  # The write under way takes these bytes after its own (see _write_rest).
+        data: bytes | memoryview = self._managed.data_to_send()
+        if not data:
+            return
+        sock = self._sock
+        if sock is not None:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._writing = True
+        self._unsent = len(data)
+        trio.lowlevel.spawn_system_task(self._write_rest, data, name="wsproto_core writer")
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Start the closing handshake without waiting: the Close goes after what is queued."""
+        if self._managed.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            self._managed.close(code, reason or None, trio.current_time())
+            self._reschedule()
+            self._wake()
+            self.write_queued()
 
     async def _read_loop(self) -> None:
         """Feed the stream to the connection, deliver its messages, and run its timers until it closes."""
@@ -359,7 +434,9 @@ class WebSocket(WebSocketState):
                         # application takes the message before parsing goes on.
                         parse_first = managed.held
                         self._reschedule()
-                        if managed.bytes_to_send:
+                        if managed.bytes_to_send and not self._writing:
+                            # (A write under way takes these bytes after its own:
+                            # waiting for it could outlast the close timeout.)
                             await self._flush()
                         if managed.should_close_transport:
                             break

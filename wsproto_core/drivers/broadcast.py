@@ -1,8 +1,8 @@
-"""One message to many connections of the asyncio driver, without waiting on any of them.
+"""One message to many connections of any driver, without waiting on any of them.
 
 :func:`broadcast` encodes the message once (a :class:`~wsproto_core.PreparedMessage`,
 so every server connection without compression writes the very same bytes) and
-writes it to each connection's transport at once. Nothing waits for a slow
+hands it to each connection's socket at once. Nothing waits for a slow
 connection: each one has a bounded outgoing buffer (``max_buffer_size``), and a
 connection whose buffer would go past it does not get the message. What
 happens to it then is the caller's choice (``when_full``): it just misses this
@@ -11,8 +11,16 @@ or 1008 "policy violation"), as a server that cannot afford to keep a client
 that does not keep up would. The returned :class:`BroadcastResult` names every
 connection that missed the message, and why: nothing is lost silently.
 
-Compared with sending to each connection with ``await websocket.send()``:
-no task per recipient and no drain to wait for; compared with websockets'
+It takes the connections of the asyncio, trio or threads driver (all of one
+driver in a call). What differs is when the bytes are written: asyncio at the
+event loop's next iteration and trio once the calling task yields (everything
+broadcast meanwhile in one write per connection), threads at once. Bytes the
+kernel does not take at once wait in the transport (asyncio), in a task
+(trio) or in a thread (threads) of that connection, and count towards its
+limit.
+
+Compared with sending to each connection with ``send()``: no task per
+recipient and no drain to wait for; compared with websockets'
 ``broadcast()``: the frame is built once instead of once per connection, and
 the buffer is bounded instead of growing for a client that stopped reading.
 """
@@ -21,15 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import weakref
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from ..managed import ManagedConnection
 from ..prepared import PreparedMessage
+from ..state import ConnectionState
 from ._common import ConnectionClosed
-from .asyncio import WebSocket
+from .asyncio import WebSocket as AsyncioWebSocket
 
-__all__ = ["DEFAULT_MAX_BUFFER_SIZE", "BroadcastResult", "broadcast"]
+__all__ = ["DEFAULT_MAX_BUFFER_SIZE", "BroadcastResult", "Broadcastable", "broadcast"]
 
 #: The default bound on a connection's outgoing buffer: 256 KiB, four times
 #: asyncio's default high-water mark, so that a connection that is merely
@@ -40,19 +51,46 @@ DEFAULT_MAX_BUFFER_SIZE = 256 * 1024
 #: 8 of extended length, 4 of mask).
 _MAX_HEADER = 14
 
-# Closing tasks started by broadcast(): referenced until done, so that they
-# are not collected while they run.
+
+class Broadcastable(Protocol):
+    """What :func:`broadcast` needs of a connection; every driver's ``WebSocket`` has it."""
+
+    _managed: ManagedConnection
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def outgoing_buffer_size(self) -> int: ...
+
+    def queue_prepared(self, message: PreparedMessage) -> None: ...
+
+    def write_queued(self) -> None: ...
+
+
+WebSocketT = TypeVar("WebSocketT", bound=Broadcastable)
+
+# Closing tasks started by broadcast() on asyncio: referenced until done, so
+# that they are not collected while they run.
 _closing: set[asyncio.Task[None]] = set()
 # For each event loop, the connections with broadcast messages queued but not
 # written yet (a dict: in order, without duplicates), all written at the
 # loop's next iteration: one write per connection for any number of messages.
-_unwritten: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[WebSocket, None]] = weakref.WeakKeyDictionary()
-# Connections being closed by broadcast(): later broadcasts count them as closed.
-_evicting: weakref.WeakSet[WebSocket] = weakref.WeakSet()
+_unwritten: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, None]] = weakref.WeakKeyDictionary()
+# asyncio connections being closed by broadcast(): later broadcasts count them as closed.
+_evicting: weakref.WeakSet[AsyncioWebSocket] = weakref.WeakSet()
+# trio: the same as _unwritten, for the current run (a trio.lowlevel.RunVar, made on first use).
+_trio_unwritten: Any = None
+
+
+class _WriteNow(dict[Any, None]):
+    """The connections that a thread's broadcast (threads driver) writes before it returns."""
+
+    __slots__ = ()
 
 
 @dataclasses.dataclass
-class BroadcastResult:
+class BroadcastResult(Generic[WebSocketT]):
     """What :func:`broadcast` did with one message.
 
     Attributes:
@@ -65,18 +103,18 @@ class BroadcastResult:
     """
 
     sent: int = 0
-    skipped: list[WebSocket] = dataclasses.field(default_factory=list)
-    evicted: list[WebSocket] = dataclasses.field(default_factory=list)
-    closed: list[WebSocket] = dataclasses.field(default_factory=list)
+    skipped: list[WebSocketT] = dataclasses.field(default_factory=list)
+    evicted: list[WebSocketT] = dataclasses.field(default_factory=list)
+    closed: list[WebSocketT] = dataclasses.field(default_factory=list)
 
     @property
-    def missed(self) -> list[WebSocket]:
+    def missed(self) -> list[WebSocketT]:
         """Every connection that did not get the message, for whatever reason."""
         return [*self.skipped, *self.evicted, *self.closed]
 
 
 def broadcast(
-    websockets: Iterable[WebSocket],
+    websockets: Iterable[WebSocketT],
     message: str | bytes | PreparedMessage,
     *,
     max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
@@ -84,9 +122,10 @@ def broadcast(
     close_code: int = 1013,
     close_reason: str = "too slow",
     compress_with_context: bool = True,
-) -> BroadcastResult:
+) -> BroadcastResult[WebSocketT]:
     """Send ``message`` to every connection in ``websockets`` now; return who got it.
 
+    :param websockets: connections of one driver (asyncio, trio or threads).
     :param message: ``str`` (text), bytes (binary) or a prepared message.
     :param max_buffer_size: a connection whose outgoing bytes (not yet taken
         by the OS) would go past this many with the message does not get it.
@@ -97,11 +136,13 @@ def broadcast(
     :param compress_with_context: for a str or bytes ``message``, see
         :class:`~wsproto_core.PreparedMessage`.
 
-    It does not wait. The message is queued on each connection and written
-    to the transports at the event loop's next iteration, everything
-    broadcast meanwhile in one write per connection; the transports send it
-    as the peers read. Connections that sent or received a Close are listed
-    in ``closed``. Call it from the event loop's thread.
+    It never waits. asyncio: call it from the event loop's thread; the
+    message is written at the loop's next iteration, everything broadcast
+    meanwhile in one write per connection. trio: call it from a task; it is
+    written once that task yields, in the same way. Threads: call it from any
+    thread; it is written at once. The kernel takes what it can and the rest
+    is sent as the peer reads. Connections that sent or received a Close are
+    listed in ``closed``.
     """
     if when_full not in ("skip", "close"):
         raise ValueError(f'when_full must be "skip" or "close", not {when_full!r}')
@@ -110,11 +151,11 @@ def broadcast(
     if not isinstance(message, PreparedMessage):
         message = PreparedMessage(message, compress_with_context=compress_with_context)
     room = max_buffer_size - len(message.payload) - _MAX_HEADER
-    result = BroadcastResult()
-    unwritten = _unwritten_for(asyncio.get_running_loop())
+    result: BroadcastResult[WebSocketT] = BroadcastResult()
+    unwritten: dict[Any, None] | None = None
     for websocket in websockets:
         if websocket.outgoing_buffer_size > room:
-            if websocket.closed or websocket in _evicting:
+            if websocket.closed or _closing_already(websocket):
                 result.closed.append(websocket)
             elif when_full == "skip":
                 result.skipped.append(websocket)
@@ -128,17 +169,28 @@ def broadcast(
             result.closed.append(websocket)
         else:
             result.sent += 1
+            if unwritten is None:
+                unwritten = _unwritten_for(websocket)
             unwritten[websocket] = None
+    if unwritten.__class__ is _WriteNow:
+        for websocket in unwritten:
+            websocket.write_queued()
     return result
 
 
-def _unwritten_for(loop: asyncio.AbstractEventLoop) -> dict[WebSocket, None]:
-    """The connections of ``loop`` with broadcast messages queued but not written yet."""
-    unwritten = _unwritten.get(loop)
-    if unwritten is None:
-        unwritten = _unwritten[loop] = {}
-        loop.call_soon(_write_all, loop)
-    return unwritten
+def _unwritten_for(websocket: Broadcastable) -> dict[Any, None]:
+    """Where ``websocket``'s driver keeps the connections to write later (a fresh dict: write now)."""
+    if isinstance(websocket, AsyncioWebSocket):
+        loop = asyncio.get_running_loop()
+        unwritten = _unwritten.get(loop)
+        if unwritten is None:
+            unwritten = _unwritten[loop] = {}
+            loop.call_soon(_write_all, loop)
+        return unwritten
+    trio_driver = sys.modules.get("wsproto_core.drivers.trio")
+    if trio_driver is not None and isinstance(websocket, trio_driver.WebSocket):
+        return _trio_unwritten_now(trio_driver.trio)
+    return _WriteNow()
 
 
 def _write_all(loop: asyncio.AbstractEventLoop) -> None:
@@ -146,7 +198,39 @@ def _write_all(loop: asyncio.AbstractEventLoop) -> None:
         websocket.write_queued()
 
 
-def _evict(websocket: WebSocket, code: int, reason: str) -> None:
+def _trio_unwritten_now(trio: Any) -> dict[Any, None]:
+    """The trio run's connections to write once the calling task yields (``trio``: the module, imported by then)."""
+    global _trio_unwritten
+    if _trio_unwritten is None:
+        _trio_unwritten = trio.lowlevel.RunVar("wsproto_core broadcast: connections to write")
+    unwritten: dict[Any, None] | None = _trio_unwritten.get(None)
+    if unwritten is None:
+        unwritten = {}
+        _trio_unwritten.set(unwritten)
+        # A system task runs once the calling task yields: everything
+        # broadcast until then goes out in one write per connection.
+        trio.lowlevel.spawn_system_task(_trio_write_all, name="wsproto_core broadcast writes")
+    return unwritten
+
+
+async def _trio_write_all() -> None:
+    unwritten = _trio_unwritten.get()
+    _trio_unwritten.set(None)
+    for websocket in unwritten:
+        websocket.write_queued()
+
+
+def _closing_already(websocket: Broadcastable) -> bool:
+    return websocket in _evicting or websocket._managed.state is not ConnectionState.OPEN
+
+
+def _evict(websocket: Broadcastable, code: int, reason: str) -> None:
+    if not isinstance(websocket, AsyncioWebSocket):
+        # trio and threads: the Close is queued behind what the buffer holds
+        # and written without waiting; the connection's close timeout ends it
+        # if the peer never reads that far.
+        websocket._close_soon(code, reason)  # type: ignore[attr-defined]
+        return
     _evicting.add(websocket)
     task = asyncio.ensure_future(websocket.close(code, reason))
     _closing.add(task)
