@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..prepared import PreparedMessage
 from .asyncio import WebSocket
@@ -116,7 +116,7 @@ class Hub:
         when_full: Literal["skip", "close"] = "skip",
         close_code: int = 1013,
         compress_with_context: bool = True,
-        on_delivery: Callable[[str, BroadcastResult[WebSocket]], None] | None = None,
+        on_delivery: Callable[[str, BroadcastResult[Any]], None] | None = None,
     ) -> None:
         self.backend: Backend = backend if backend is not None else LocalBackend()
         self._max_buffer_size = max_buffer_size
