@@ -21,12 +21,14 @@ both).
 Each round runs both servers in alternating order; the ratio ours/websockets
 is taken per round and its median reported.
 
-Two more servers in the same rounds: "floor", the frame's bytes handed to
-each connection's ``transport.write`` and nothing else (what any asyncio
-server pays at least), and "eager" (``--eager``), an experiment: ours, but a
-connection whose buffer is empty is written at once (``write_queued()`` in the
-call) and only the messages that follow in the same iteration wait for its
-end, batched.
+More servers in the same rounds: "floor", the frame's bytes handed to each
+connection's ``transport.write`` and nothing else (what any asyncio server
+pays at least); with ``--eager``, two other policies for when to write, on
+our connections' ``queue_prepared()``/``write_queued()``: "eager", every
+connection whose buffer is empty written in the call, the messages that
+follow in the same iteration at its end; "deferred", every message written
+at the iteration's end (what ``broadcast()`` did before it guessed from the
+last iteration, see :mod:`wsproto_core.drivers.broadcast`).
 
 ``--bursts`` is how many messages the server broadcasts per event loop
 iteration: 1 for a publisher that sends one message per iteration, more for
@@ -158,7 +160,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
     everyone = asyncio.Event()
     total = count + (1 if slow else 0)
 
-    if kind in ("wsproto_core", "floor", "eager"):
+    if kind in ("wsproto_core", "floor", "eager", "deferred"):
 
         async def ours(websocket: WebSocket) -> None:
             members.append(websocket)
@@ -181,7 +183,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
                 for member in members:
                     member._transport.write(frame)
                 return len(members)
-        elif kind == "eager":
+        elif kind in ("eager", "deferred"):
             loop = asyncio.get_running_loop()
             # Connections written in this iteration (or with bytes queued for its end).
             touched: dict[Any, None] = {}
@@ -206,7 +208,7 @@ async def run_server(kind: str, count: int, processes: int, messages: int, burst
                     sent += 1
                     if member not in touched:
                         touched[member] = None
-                        if not waiting:
+                        if kind == "eager" and not waiting:
                             member.write_queued()
                 return sent
         else:
@@ -288,7 +290,7 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--slow", action="store_true", help="also run each case with one stalled client")
     parser.add_argument("--client", nargs=3, type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--eager", action="store_true", help="also run the write-at-once-when-empty experiment")
+    parser.add_argument("--eager", action="store_true", help="also run the eager and deferred write policies")
     options = parser.parse_args()
     raise_file_limit()
     if options.client:
@@ -306,6 +308,7 @@ def main() -> None:
     variants = [("floor", False), ("wsproto_core", False), ("websockets", False)]
     if options.eager:
         variants.append(("eager", False))
+        variants.append(("deferred", False))
     if options.slow:
         variants.append(("wsproto_core", True))
     for count in (int(value) for value in options.connections.split(",")):
@@ -340,6 +343,7 @@ def main() -> None:
                 if options.eager:
                     pairs["eager/ours"] = (("eager", False), ("wsproto_core", False))
                     pairs["eager/websockets"] = (("eager", False), ("websockets", False))
+                    pairs["deferred/ours"] = (("deferred", False), ("wsproto_core", False))
                 if options.slow:
                     pairs["stalled/not"] = (("wsproto_core", True), ("wsproto_core", False))
                 for name, (top, bottom) in pairs.items():

@@ -216,3 +216,31 @@ def test_a_stalled_client_can_be_closed_instead() -> None:
 def test_bad_options_are_refused(options: dict[str, Any], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         broadcast([], "x", **options)
+
+
+def test_one_message_per_iteration_is_written_at_once_a_burst_at_the_iteration_end() -> None:
+    async def test() -> None:
+        async with room_server() as (room, server), connect(f"ws://127.0.0.1:{server.port}/") as client:
+            await room.wait_for(1)
+            member = room.members[0]
+            sent: list[str] = []
+
+            def send(text: str) -> int:
+                sent.append(text)
+                assert broadcast(room.members, text).sent == 1
+                return member.outgoing_buffer_size
+
+            # A fresh loop guesses one message per iteration: written in the call.
+            assert send("alone") == 0
+            # A second one in the same iteration waits for the iteration's end, ...
+            assert send("second") > 0
+            await asyncio.sleep(0)
+            assert member.outgoing_buffer_size == 0
+            # ... and so does the first one of the next iteration, after a burst.
+            assert send("after a burst") > 0
+            await asyncio.sleep(0)
+            # That iteration had one broadcast: the next one goes out at once again.
+            assert send("alone again") == 0
+            assert [await client.recv() for _ in sent] == sent
+
+    run(test)

@@ -12,9 +12,15 @@ that does not keep up would. The returned :class:`BroadcastResult` names every
 connection that missed the message, and why: nothing is lost silently.
 
 It takes the connections of the asyncio, trio or threads driver (all of one
-driver in a call). What differs is when the bytes are written: asyncio at the
-event loop's next iteration and trio once the calling task yields (everything
-broadcast meanwhile in one write per connection), threads at once. Bytes the
+driver in a call). What differs is when the bytes are written. Threads: at
+once. trio: once the calling task yields, everything broadcast meanwhile in
+one write per connection. asyncio: a publisher that broadcasts one message
+per event loop iteration has it written at once (a second pass over the
+connections at the end of the iteration would cost as much again as the
+Python part of the broadcast); one that broadcasts several in an iteration
+has them written at its end, in one write per connection. Which of the two
+an iteration gets is guessed from the last iteration that broadcast: a
+wrong guess costs one more write per connection, never the order. Bytes the
 kernel does not take at once wait in the transport (asyncio), in a task
 (trio) or in a thread (threads) of that connection, and count towards its
 limit.
@@ -73,13 +79,27 @@ WebSocketT = TypeVar("WebSocketT", bound=Broadcastable)
 # Closing tasks started by broadcast() on asyncio: referenced until done, so
 # that they are not collected while they run.
 _closing: set[asyncio.Task[None]] = set()
-# For each event loop, the connections with broadcast messages queued but not
-# written yet (a dict: in order, without duplicates), all written at the
-# loop's next iteration: one write per connection for any number of messages.
-_unwritten: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, None]] = weakref.WeakKeyDictionary()
+
+
+class _LoopBatch:
+    """An asyncio event loop's broadcasts in its current iteration (see the module docstring)."""
+
+    __slots__ = ("broadcasts", "previous", "unwritten")
+
+    def __init__(self) -> None:
+        #: Broadcasts in this iteration so far, and in the last iteration that had any.
+        self.broadcasts = 0
+        self.previous = 1
+        #: Connections with messages queued but not written yet (a dict: in
+        #: order, without duplicates), written at the end of the iteration.
+        self.unwritten: dict[Any, None] = {}
+
+
+_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatch] = weakref.WeakKeyDictionary()
 # asyncio connections being closed by broadcast(): later broadcasts count them as closed.
 _evicting: weakref.WeakSet[AsyncioWebSocket] = weakref.WeakSet()
-# trio: the same as _unwritten, for the current run (a trio.lowlevel.RunVar, made on first use).
+# trio: the connections to write once the calling task yields, for the
+# current run (a trio.lowlevel.RunVar, made on first use).
 _trio_unwritten: Any = None
 
 
@@ -137,12 +157,13 @@ def broadcast(
         :class:`~wsproto_core.PreparedMessage`.
 
     It never waits. asyncio: call it from the event loop's thread; the
-    message is written at the loop's next iteration, everything broadcast
-    meanwhile in one write per connection. trio: call it from a task; it is
-    written once that task yields, in the same way. Threads: call it from any
-    thread; it is written at once. The kernel takes what it can and the rest
-    is sent as the peer reads. Connections that sent or received a Close are
-    listed in ``closed``.
+    message is written at once when the last iteration that broadcast
+    anything broadcast one message, or else at the end of the iteration,
+    everything broadcast in it in one write per connection. trio: call it
+    from a task; it is written once that task yields, in the same way.
+    Threads: call it from any thread; it is written at once. The kernel
+    takes what it can and the rest is sent as the peer reads. Connections
+    that sent or received a Close are listed in ``closed``.
     """
     if when_full not in ("skip", "close"):
         raise ValueError(f'when_full must be "skip" or "close", not {when_full!r}')
@@ -153,8 +174,10 @@ def broadcast(
     room = max_buffer_size - len(message.payload) - _MAX_HEADER
     result: BroadcastResult[WebSocketT] = BroadcastResult()
     unwritten: dict[Any, None] | None = None
+    at_once = False
     for websocket in websockets:
-        if websocket.outgoing_buffer_size > room:
+        waiting = websocket.outgoing_buffer_size
+        if waiting > room:
             if websocket.closed or _closing_already(websocket):
                 result.closed.append(websocket)
             elif when_full == "skip":
@@ -170,31 +193,40 @@ def broadcast(
         else:
             result.sent += 1
             if unwritten is None:
-                unwritten = _unwritten_for(websocket)
-            unwritten[websocket] = None
+                unwritten, at_once = _writes_for(websocket)
+            if at_once and not waiting:
+                websocket.write_queued()
+            else:
+                unwritten[websocket] = None
     if unwritten.__class__ is _WriteNow:
         for websocket in unwritten:
             websocket.write_queued()
     return result
 
 
-def _unwritten_for(websocket: Broadcastable) -> dict[Any, None]:
-    """Where ``websocket``'s driver keeps the connections to write later (a fresh dict: write now)."""
+def _writes_for(websocket: Broadcastable) -> tuple[dict[Any, None], bool]:
+    """For this broadcast on ``websocket``'s driver: where connections wait to be written, and whether
+    a connection with an empty buffer is written at once instead.
+    """
     if isinstance(websocket, AsyncioWebSocket):
         loop = asyncio.get_running_loop()
-        unwritten = _unwritten.get(loop)
-        if unwritten is None:
-            unwritten = _unwritten[loop] = {}
-            loop.call_soon(_write_all, loop)
-        return unwritten
+        batch = _batches.get(loop)
+        if batch is None:
+            batch = _batches[loop] = _LoopBatch()
+        if not batch.broadcasts:
+            loop.call_soon(_end_of_iteration, batch)
+        batch.broadcasts += 1
+        return batch.unwritten, batch.broadcasts == 1 and batch.previous == 1
     trio_driver = sys.modules.get("wsproto_core.drivers.trio")
     if trio_driver is not None and isinstance(websocket, trio_driver.WebSocket):
-        return _trio_unwritten_now(trio_driver.trio)
-    return _WriteNow()
+        return _trio_unwritten_now(trio_driver.trio), False
+    return _WriteNow(), True
 
 
-def _write_all(loop: asyncio.AbstractEventLoop) -> None:
-    for websocket in _unwritten.pop(loop, {}):
+def _end_of_iteration(batch: _LoopBatch) -> None:
+    unwritten, batch.unwritten = batch.unwritten, {}
+    batch.previous, batch.broadcasts = batch.broadcasts, 0
+    for websocket in unwritten:
         websocket.write_queued()
 
 
