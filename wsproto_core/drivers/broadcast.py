@@ -217,9 +217,10 @@ def _writes_for(websocket: Broadcastable) -> tuple[dict[Any, None], bool]:
             loop.call_soon(_end_of_iteration, batch)
         batch.broadcasts += 1
         return batch.unwritten, batch.broadcasts == 1 and batch.previous == 1
-    trio_driver = sys.modules.get("wsproto_core.drivers.trio")
+    # Only looked up: the trio driver (and trio) are imported once a trio connection exists.
+    trio_driver = sys.modules.get("wsproto_core.drivers._trio_connection")
     if trio_driver is not None and isinstance(websocket, trio_driver.WebSocket):
-        return _trio_unwritten_now(trio_driver.trio), False
+        return _trio_unwritten_now(sys.modules["trio"]), False
     return _WriteNow(), True
 
 
