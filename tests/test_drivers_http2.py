@@ -294,6 +294,28 @@ def test_client_gets_rejection_with_status_and_body() -> None:
     run(main)
 
 
+def test_what_the_server_sends_with_its_200_reaches_our_client() -> None:
+    """Messages (and the close) a server sends at once can share a read with its 200.
+
+    They arrive before the opening task has attached the WebSocket to the
+    stream; they used to be dropped, and the client waited for ever.
+    """
+
+    async def talk_first(websocket: Any) -> None:
+        await websocket.send("first")
+        await websocket.send(b"second")
+
+    async def main() -> None:
+        async with h2_server(talk_first) as server, asyncio.timeout(10):
+            websocket = await connect(f"ws://127.0.0.1:{server.port}/", http2=True, ping_interval=None)
+            assert [await websocket.recv(), await websocket.recv()] == ["first", b"second"]
+            with pytest.raises(ConnectionClosed) as closed:
+                await websocket.recv()
+            assert closed.value.code == 1000
+
+    run(main)
+
+
 def test_a_message_before_a_close_in_the_next_data_frame_is_answered() -> None:
     """The ordering rule across DATA frames: the Close waits until the application took the message."""
 

@@ -484,8 +484,6 @@ def test_pieces_over_http2_are_the_frames_sent() -> None:
     sent = [b"a" * 1000, b"b" * 3000, b"c"]
 
     async def handler(websocket: Any) -> None:
-        # Asked first: the client's stream is then ready for what the server sends.
-        await websocket.recv()
         await websocket.send_fragments(sent)
         await websocket.wait_closed()
 
@@ -496,7 +494,6 @@ def test_pieces_over_http2_are_the_frames_sent() -> None:
                 url = f"ws://127.0.0.1:{server.port}/"
                 async with asyncio_driver.connect(url, http2=True, ping_interval=None, proxy=None) as websocket:
                     assert websocket.stream_id is not None
-                    await websocket.send("send")
                     return [piece async for piece in websocket.recv_streaming()]
             finally:
                 await server.close()

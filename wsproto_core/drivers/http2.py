@@ -997,6 +997,10 @@ class _H2ClientProtocol(_H2Protocol):
         #: Stream id -> the response headers, then the rejection's body, as they come.
         self.responses: dict[int, asyncio.Future[list[tuple[bytes, bytes]]]] = {}
         self.bodies: dict[int, tuple[bytearray, asyncio.Future[bytes]]] = {}
+        #: Stream id -> what followed a 200 before its WebSocket took the
+        #: stream: (DATA, flow-controlled length), or (None, 0) for END_STREAM.
+        #: The stream's window is not reopened for it, so it holds at most a window.
+        self.early: dict[int, list[tuple[bytes | None, int]]] = {}
         self.opening = 0
 
     def _settings_changed(self) -> None:
@@ -1007,15 +1011,28 @@ class _H2ClientProtocol(_H2Protocol):
         if isinstance(event, h2.events.ResponseReceived):
             waiter = self.responses.pop(event.stream_id, None)
             if waiter is not None and not waiter.done():
-                waiter.set_result([(bytes(name), bytes(value)) for name, value in event.headers or []])
+                headers = [(bytes(name), bytes(value)) for name, value in event.headers or []]
+                waiter.set_result(headers)
+                if (b":status", b"200") in headers:
+                    # The server may send its first message in the same read
+                    # as its 200, before the opening task resumes to attach
+                    # the WebSocket: keep it for that WebSocket.
+                    self.early[event.stream_id] = []
 
     def _other_data(self, event: h2.events.DataReceived) -> None:
+        early = self.early.get(event.stream_id)
+        if early is not None:
+            early.append((event.data, event.flow_controlled_length))
+            return
         super()._other_data(event)
         entry = self.bodies.get(event.stream_id)
         if entry is not None and len(entry[0]) < _MAX_REJECTION_BODY:
             entry[0].extend(event.data[: _MAX_REJECTION_BODY - len(entry[0])])
 
     def _other_stream_ended(self, stream_id: int) -> None:
+        early = self.early.get(stream_id)
+        if early is not None:
+            early.append((None, 0))
         entry = self.bodies.pop(stream_id, None)
         if entry is not None and not entry[1].done():
             entry[1].set_result(bytes(entry[0]))
@@ -1024,6 +1041,7 @@ class _H2ClientProtocol(_H2Protocol):
         self._fail_stream(stream_id, ConnectionError(f"The server reset stream {stream_id}"))
 
     def _fail_stream(self, stream_id: int, error: Exception) -> None:
+        self.early.pop(stream_id, None)
         waiter = self.responses.pop(stream_id, None)
         entry = self.bodies.pop(stream_id, None)
         for future in (waiter, entry[1] if entry is not None else None):
@@ -1139,6 +1157,7 @@ async def open_websocket(
         except BaseException:
             protocol.responses.pop(stream_id, None)
             protocol.bodies.pop(stream_id, None)
+            protocol.early.pop(stream_id, None)
             with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
                 protocol.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
             protocol.flush()
@@ -1150,6 +1169,12 @@ async def open_websocket(
         stream = _Stream(protocol, stream_id, managed, stream_protocol, client=True)
         websocket = WebSocket(stream, stream_protocol, managed, settings, subprotocol=answer.subprotocol)
         websocket._start(stream_protocol)
+        for data, length in protocol.early.pop(stream_id, ()):
+            if data is None:
+                stream.ended()
+            else:
+                stream.data_arrived(data, length)
+                stream.deliver()
         return websocket
     finally:
         protocol.opening -= 1
