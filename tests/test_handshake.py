@@ -16,10 +16,11 @@ from typing import Any
 
 import h11
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wsproto_core import ConnectionState, ConnectionType, WSConnection
+from wsproto_core import handshake as handshake_module
 from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
 from wsproto_core.events import (
     AcceptConnection,
@@ -624,6 +625,90 @@ def test_whole_request_near_max_handshake_size_as_by_h11_connection(
         else:
             outcomes.append([type(event) for event in ws.events()])
     assert outcomes[0] == outcomes[1]
+
+
+_head_piece = st.sampled_from(
+    [
+        b"Host",
+        b"host",
+        b"HOST",
+        b"Upgrade",
+        b"Content-Length",
+        b"transfer-encoding",
+        b"X-A",
+        b":",
+        b": ",
+        b" ",
+        b"\t",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"websocket",
+        b"1",
+        b"chunked",
+        b"\x80\xff",
+        b"\x00",
+        b"x y",
+        b",",
+        b"HTTP/1.1",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    request_line=st.sampled_from(
+        [
+            b"GET /chat HTTP/1.1",
+            b"GET /chat HTTP/1.0",
+            b"POST / HTTP/1.1",
+            b"GET  / HTTP/1.1",
+            b"GET /\x7f HTTP/1.1",
+            b"G@T / HTTP/1.1",
+            b"GET / HTTP/1.1 ",
+            b"",
+            b" GET / HTTP/1.1",
+        ]
+    ),
+    lines=st.lists(st.lists(_head_piece, max_size=6).map(b"".join), max_size=6),
+    with_host=st.booleans(),
+    rest=st.sampled_from([b"", b"\x81\x80\x00\x00\x00\x00", b"\r\n", b"GET"]),
+)
+@example(request_line=b"GET /chat HTTP/1.1", lines=[b"Content-Length: 1,1"], with_host=True, rest=b"")
+@example(request_line=b"GET /chat HTTP/1.1", lines=[b"Transfer-Encoding: CHUNKED"], with_host=True, rest=b"")
+def test_plain_request_heads_read_as_h11_reads_them(
+    *, request_line: bytes, lines: list[bytes], with_host: bool, rest: bytes
+) -> None:
+    # The reader of plain heads must either make exactly h11's Request and
+    # stop where h11 stops, or leave the head to h11 (None); never accept
+    # what h11 refuses, nor read a header otherwise.
+    if with_host:
+        lines = [b"Host: example.com", *lines]
+    data = b"\r\n".join([request_line, *lines]) + b"\r\n\r\n" + rest
+    plain = handshake_module._read_plain_request_head(data)
+    buffer = handshake_module._ReceiveBuffer()
+    buffer += data
+    try:
+        expected = handshake_module._read_request_head(buffer)
+    except h11.ProtocolError:
+        expected = None
+    if plain is None:
+        return
+    request, head_end = plain
+    assert expected is not None
+    assert (request.method, request.target, request.http_version) == (
+        expected.method,
+        expected.target,
+        expected.http_version,
+    )
+    assert request.headers.raw_items() == expected.headers.raw_items()
+    assert list(request.headers) == list(expected.headers)
+    assert data[head_end:] == bytes(buffer)
+
+
+def test_plain_request_heads_take_the_plain_reader() -> None:
+    # What a browser sends is plain: it must not fall back to h11's reader.
+    assert handshake_module._read_plain_request_head(raw_request()) is not None
 
 
 def test_whole_request_needs_no_h11_connection_until_the_answer() -> None:

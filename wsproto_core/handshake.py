@@ -32,6 +32,18 @@ try:
 except ImportError:  # pragma: no cover - a future h11 that moved them: h11.Connection does it all
     _read_request_head = None  # type: ignore[assignment]
 
+try:
+    # The two patterns that reader matches lines with, and the header list
+    # its Request holds: with them, a plain request head (CRLF lines, one
+    # Host, no Content-Length or Transfer-Encoding) becomes the same Request
+    # without the reader's generators and the Request's second pass over
+    # the headers (together a third of a server handshake).
+    from h11._headers import Headers as _H11Headers
+    from h11._readers import header_field_re as _HEADER_FIELD
+    from h11._readers import request_line_re as _REQUEST_LINE
+except ImportError:  # pragma: no cover - a future h11 that moved them: its reader does it all
+    _REQUEST_LINE = None  # type: ignore[assignment]
+
 from .connection import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -128,6 +140,53 @@ def _header_pairs(headers: h11._headers.Headers) -> list[tuple[bytes, bytes]]:
     except AttributeError:  # pragma: no cover - an h11 that stores its headers otherwise
         return list(headers)
     return [(name, value) for _raw_name, name, value in full_items]
+
+
+#: Headers that h11 rewrites as it reads them (their values normalized, or refused).
+_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding"))
+
+
+def _read_plain_request_head(data: bytes) -> tuple[h11.Request, int] | None:
+    """The ``h11.Request`` that h11's reader would make of a plain head in ``data``, and where the head ends.
+
+    None when the head is not plain (incomplete, a bare LF, a folded or
+    invalid line, no Host or several, Content-Length or Transfer-Encoding):
+    then h11's reader decides, and words any error, as it always did.
+    """
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0 or _REQUEST_LINE is None:
+        return None
+    head = data[:head_end]
+    lines = head.split(b"\r\n")
+    if head.count(b"\n") != len(lines) - 1:
+        return None
+    request_line = _REQUEST_LINE.fullmatch(lines[0])
+    if request_line is None:
+        return None
+    items: list[tuple[bytes, bytes, bytes]] = []
+    hosts = 0
+    for line in lines[1:]:
+        field = _HEADER_FIELD.fullmatch(line)
+        if field is None:
+            return None
+        raw_name, value = field.group("field_name", "field_value")
+        name = raw_name.lower()
+        if name in _FRAMING_HEADERS:
+            return None
+        if name == b"host":
+            hosts += 1
+        items.append((raw_name, name, value))
+    if hosts != 1:
+        return None
+    # The request line's pattern already holds the method to a token and the
+    # target to visible characters, the checks h11's Request would repeat.
+    request = h11.Request.__new__(h11.Request)
+    set_field = object.__setattr__  # h11's events are frozen
+    set_field(request, "method", request_line["method"])
+    set_field(request, "target", request_line["target"])
+    set_field(request, "http_version", request_line["http_version"])
+    set_field(request, "headers", _H11Headers(items))
+    return request, head_end + 4
 
 
 def _tokens(values: Iterable[bytes]) -> set[str]:
@@ -295,6 +354,18 @@ class H11Handshake:
         return http
 
     def _read_whole_request(self, data: bytes) -> bool:
+        plain = _read_plain_request_head(data)
+        if plain is not None:
+            request, head_end = plain
+            self._received = data
+            self._unparsed = data[head_end:]
+            event = self._process_request(request)
+            self._request = event
+            self._events.append(event)
+            return True
+        return self._read_request_with_h11(data)
+
+    def _read_request_with_h11(self, data: bytes) -> bool:
         """Take a server's first read when it holds a whole request head; false if it does not.
 
         h11's request reader parses the head as h11.Connection would; a head

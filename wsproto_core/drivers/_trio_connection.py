@@ -294,6 +294,23 @@ class WebSocket(WebSocketState):
         self._aborted = True
         self._reader_scope.cancel()
 
+    def _send_without_waiting(self, data: bytes | memoryview) -> bytes | memoryview | None:
+        """What is left of ``data`` after a write that does not wait; None if nothing is (or the socket broke)."""
+        sock = self._sock
+        if sock is None:
+            return data  # TLS or another stream: only trio's send_all writes it
+        # Hot path: the kernel usually takes the whole write at once.
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._abort()
+            return None
+        if sent == len(data):
+            return None
+        return memoryview(data)[sent:]
+
     async def _flush(self) -> None:
         """Write what the connection queued; writes keep their order."""
         while self._writing:  # Another task's write waits for the socket: ours goes after it.
@@ -301,19 +318,10 @@ class WebSocket(WebSocketState):
         data: bytes | memoryview = self._managed.data_to_send()
         if not data or self.closed:
             return
-        sock = self._sock
-        if sock is not None:
-            # Hot path: the kernel usually takes the whole write at once.
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._abort()
-                return
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
+        rest = self._send_without_waiting(data)
+        if rest is None:
+            return
+        data = rest
         self._writing = True
         # The reader's timers wait for a blocked write (cancelling it would break the stream).
         self._reader_scope.deadline = math.inf
@@ -383,18 +391,10 @@ class WebSocket(WebSocketState):
         data: bytes | memoryview = self._managed.data_to_send()
         if not data:
             return
-        sock = self._sock
-        if sock is not None:
-            try:
-                sent = sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._abort()
-                return
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
+        rest = self._send_without_waiting(data)
+        if rest is None:
+            return
+        data = rest
         self._writing = True
         self._unsent = len(data)
         trio.lowlevel.spawn_system_task(self._write_rest, data, name="wsproto_core writer")
