@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import WSConnection
@@ -598,7 +598,9 @@ class Fragments:
         return TextMessage("") if self.text else BytesMessage(b"")
 
 
-async def async_pieces(fragments: Iterable[str | bytes] | AsyncIterable[str | bytes]) -> AsyncIterator[str | bytes]:
+async def async_pieces(
+    fragments: Iterable[str | bytes] | AsyncIterable[str | bytes],
+) -> AsyncGenerator[str | bytes, None]:
     """The pieces of an iterable or an async iterable, one way (for the asyncio and trio ``send_fragments``)."""
     if isinstance(fragments, AsyncIterable):
         async for piece in fragments:

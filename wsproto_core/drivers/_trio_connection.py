@@ -154,8 +154,10 @@ class WebSocket(WebSocketState):
         self._raise_if_closed()
         message.begin(self)
         try:
-            async for piece in async_pieces(fragments):
-                await self._send_event(message.piece(piece))
+            # Closed here, not by the garbage collector, when a piece is refused half-way.
+            async with contextlib.aclosing(async_pieces(fragments)) as pieces:
+                async for piece in pieces:
+                    await self._send_event(message.piece(piece))
             if (end := message.end()) is not None:
                 await self._send_event(end)
         finally:

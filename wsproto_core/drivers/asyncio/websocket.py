@@ -241,11 +241,13 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
         self._raise_if_closed()
         message.begin(self)
         try:
-            async for piece in async_pieces(fragments):
-                event = message.piece(piece)
-                self._raise_if_closed()
-                self._managed.send(event, asyncio.get_running_loop().time())
-                await self._flush()
+            # Closed here, not by the garbage collector, when a piece is refused half-way.
+            async with contextlib.aclosing(async_pieces(fragments)) as pieces:
+                async for piece in pieces:
+                    event = message.piece(piece)
+                    self._raise_if_closed()
+                    self._managed.send(event, asyncio.get_running_loop().time())
+                    await self._flush()
             if (end := message.end()) is not None:
                 self._raise_if_closed()
                 self._managed.send(end, asyncio.get_running_loop().time())
