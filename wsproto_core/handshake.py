@@ -189,6 +189,21 @@ def _read_plain_request_head(data: bytes) -> tuple[h11.Request, int] | None:
     return request, head_end + 4
 
 
+def _read_request_head_with_h11(data: bytes) -> tuple[h11.Request, int] | None:
+    """h11's request reader on ``data``, and where the head ends; None if it is incomplete or refused."""
+    if _read_request_head is None:  # pragma: no cover - see the import
+        return None
+    buffer = _ReceiveBuffer()
+    buffer += data
+    try:
+        request = _read_request_head(buffer)
+    except h11.ProtocolError:
+        return None
+    if request is None:
+        return None
+    return request, len(data) - len(buffer)
+
+
 def _tokens(values: Iterable[bytes]) -> set[str]:
     return {element.lower() for element in split_header_values(values)}
 
@@ -354,36 +369,19 @@ class H11Handshake:
         return http
 
     def _read_whole_request(self, data: bytes) -> bool:
-        plain = _read_plain_request_head(data)
-        if plain is not None:
-            request, head_end = plain
-            self._received = data
-            self._unparsed = data[head_end:]
-            event = self._process_request(request)
-            self._request = event
-            self._events.append(event)
-            return True
-        return self._read_request_with_h11(data)
-
-    def _read_request_with_h11(self, data: bytes) -> bool:
         """Take a server's first read when it holds a whole request head; false if it does not.
 
-        h11's request reader parses the head as h11.Connection would; a head
-        that is incomplete or that h11 refuses goes the usual way instead, so
-        that h11.Connection handles it (and words any error) as always.
+        A plain head is read by :func:`_read_plain_request_head`, any other by
+        h11's request reader, either as h11.Connection would; a head that is
+        incomplete or that h11 refuses goes the usual way instead, so that
+        h11.Connection handles it (and words any error) as always.
         """
-        if _read_request_head is None:  # pragma: no cover - see the import
+        parsed = _read_plain_request_head(data) or _read_request_head_with_h11(data)
+        if parsed is None:
             return False
-        buffer = _ReceiveBuffer()
-        buffer += data
-        try:
-            request = _read_request_head(buffer)
-        except h11.ProtocolError:
-            return False
-        if request is None:
-            return False
+        request, head_end = parsed
         self._received = data
-        self._unparsed = bytes(buffer)
+        self._unparsed = data[head_end:]
         event = self._process_request(request)
         self._request = event
         self._events.append(event)
