@@ -1118,20 +1118,28 @@ def test_a_cancelled_close_drops_the_connection() -> None:
     run(test)
 
 
+@pytest.mark.parametrize("method", ["receive_message", "events"])
 def test_an_unexpected_error_while_reading_ends_the_connection(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     async def test() -> None:
         async with our_server() as server, ws_client(f"ws://127.0.0.1:{server.port}/") as client:
             (websocket,) = server._tracked.open
             broken_one = websocket._managed
 
-            def broken(self: ManagedConnection, data: Any, now: float | None = None) -> None:
+            original = getattr(ManagedConnection, method)
+
+            def broken(self: ManagedConnection, *arguments: Any) -> Any:
                 if self is broken_one:
                     raise RuntimeError("bug")
+                return original(self, *arguments)
 
-            monkeypatch.setattr(ManagedConnection, "receive_data", broken)
-            await client.send("hello")
+            # A read that is one whole message takes the hot path; a Ping is parsed.
+            monkeypatch.setattr(ManagedConnection, method, broken)
+            if method == "events":
+                await client.ping()
+            else:
+                await client.send("hello")
             await asyncio.wait_for(websocket.wait_closed(), 5)
             assert websocket.close_code == 1006
             with pytest.raises(websockets.exceptions.ConnectionClosed):

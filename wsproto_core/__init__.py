@@ -186,6 +186,24 @@ class WSConnection(Connection):
             self.handshake.receive_data(data)
             self._check_upgrade()
 
+    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
+        """Feed bytes from the peer; once open, as :meth:`Connection.receive_message`.
+
+        During the handshake this is :meth:`receive_data` (and returns ``None``).
+        """
+        if self._opened:
+            return super().receive_message(data)
+        self.receive_data(data)
+        return None
+
+    def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes:
+        """Return the bytes that send one whole message (see :meth:`Connection.send_message`)."""
+        if not self._opened:
+            raise LocalProtocolError(
+                f"A message cannot be sent in state {self.state.name}: wait until the handshake completed."
+            )
+        return super().send_message(message)
+
     def events(self) -> Iterator[Event]:
         """Iterate over the events received: handshake events, then frames."""
         handshake = self._handshake
@@ -228,6 +246,8 @@ class _UpgradedWSConnection(WSConnection):
     send = Connection.send
     send_prepared = Connection.send_prepared
     receive_data = Connection.receive_data
+    receive_message = Connection.receive_message
+    send_message = Connection.send_message
     events = Connection.events
     state = Connection.state
     buffered_bytes = Connection.buffered_bytes

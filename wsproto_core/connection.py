@@ -90,6 +90,8 @@ _BINARY: Final = int(Opcode.BINARY)
 # First header bytes of the frames the receive fast path takes: unfragmented
 # text and binary without RSV bits.
 _PLAIN_FIRSTS = frozenset((0x81, 0x82))
+#: A frame length above any that a frame header can carry (no limit set).
+_NO_LIMIT = 1 << 64
 _NO_FIRSTS: frozenset[int] = frozenset()
 # Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
@@ -185,6 +187,7 @@ class Connection:
         "_offset",
         "_plain_firsts",
         "_plain_send",
+        "_receive_limit",
         "_send_opcode",
         "_state",
         "_transport_closed",
@@ -265,6 +268,13 @@ class Connection:
         if max_message_size is not None and max_message_size < whole_frame_limit:
             whole_frame_limit = max_message_size
         self._whole_frame_limit = whole_frame_limit
+        # The largest message receive_message() may return without the parser:
+        # the smaller of the two limits.
+        receive_limit = _NO_LIMIT
+        for limit in (max_frame_size, max_message_size):
+            if limit is not None and limit < receive_limit:
+                receive_limit = limit
+        self._receive_limit = receive_limit
         self.failure: RemoteProtocolError | None = None
         self._state = _OPEN
         # Unparsed input: _buffer[_offset:]. Kept as the caller's bytes object when
@@ -388,6 +398,56 @@ class Connection:
             joined += data
             self._buffer = joined
             self._offset = 0
+
+    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
+        """Feed ``data``; return the message it carries when it is exactly one whole message, else ``None``.
+
+        The fast path of a driver that reads one message at a time. When
+        nothing received is still waiting to be parsed and ``data`` is exactly
+        one final, unfragmented text or binary frame, within the size limits,
+        masked as the peer's role requires, and without RSV bits, its payload
+        is returned at once: ``str`` for text (checked UTF-8), ``bytes`` for
+        binary. The connection's state does not change, and no event is made.
+        Anything else (part of a frame, several frames, a control frame, a
+        compressed message, a violation) is fed as by :meth:`receive_data`, and
+        ``None`` returned: :meth:`events` then tells what the bytes mean.
+        ``data`` is not kept on the fast path (a buffer the caller reuses will
+        do); only the payload is copied, unmasking it.
+        """
+        if (
+            self._offset >= len(self._buffer)
+            and self._frame_remaining < 0
+            and not self._message_opcode
+            and not self._input_done
+            and not self._transport_closed
+        ):
+            header = _read_frame_header(data, 0)
+            if header is not None:
+                first, length, mask, start = header
+                if (
+                    start + length == len(data)
+                    and first in self._plain_firsts
+                    and length <= self._receive_limit
+                    and (mask is None) is self.client
+                ):
+                    # Bad UTF-8 falls through to the parser, which fails the
+                    # connection with 1007 and says why.
+                    if mask is not None:
+                        if first == 0x82:
+                            return apply_mask(memoryview(data)[start:], mask)
+                        try:
+                            return unmask_utf8(data, start, start + length, mask)
+                        except UnicodeDecodeError:
+                            pass
+                    elif first == 0x82:
+                        return bytes(memoryview(data)[start:])
+                    else:
+                        try:
+                            return str(memoryview(data)[start:], "utf-8")
+                        except UnicodeDecodeError:
+                            pass
+        self.receive_data(data)
+        return None
 
     @property
     def buffered_bytes(self) -> int:
@@ -804,6 +864,30 @@ class Connection:
             f"{cls.__name__} cannot be sent on a Connection: it sends TextMessage, BytesMessage, "
             "Ping, Pong and CloseConnection (handshake events go to WSConnection)."
         )
+
+    def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes:
+        """Return the bytes that send one whole message: text for ``str``, binary for bytes-like.
+
+        The same as ``send(TextMessage(message))`` or
+        ``send(BytesMessage(message))``, errors included, without making the event.
+        """
+        if self._plain_send:
+            # Hot path, as in send().
+            cls = message.__class__
+            if cls is bytes:
+                return _write_frame(0x82, message, self._next_mask() if self.client else None)  # type: ignore[arg-type]
+            if cls is str:
+                try:
+                    data = message.encode()  # type: ignore[union-attr]
+                except UnicodeEncodeError:
+                    pass  # send() raises the explanation
+                else:
+                    return _write_frame(0x81, data, self._next_mask() if self.client else None)
+        if isinstance(message, str):
+            return self.send(TextMessage(message))
+        if not isinstance(message, bytes | bytearray | memoryview):
+            raise TypeError(f"A message is str (text) or bytes-like (binary), not {type(message).__name__}.")
+        return self.send(BytesMessage(bytes(message)))
 
     def send_prepared(self, message: PreparedMessage) -> bytes:
         """Return the bytes that send a :class:`~wsproto_core.prepared.PreparedMessage`.

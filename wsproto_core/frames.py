@@ -205,7 +205,9 @@ _from_bytes = int.from_bytes
 _SHORT_HEADERS = {first: tuple(bytes((first, length)) for length in range(126)) for first in (0x81, 0x82, 0xC1, 0xC2)}
 
 
-def python_read_frame_header(data: bytes | bytearray, position: int = 0) -> tuple[int, int, bytes | None, int] | None:
+def python_read_frame_header(
+    data: bytes | bytearray | memoryview, position: int = 0
+) -> tuple[int, int, bytes | None, int] | None:
     """Read the frame header at ``data[position:]`` (RFC 6455 section 5.2).
 
     Returns ``(first, length, mask, header_size)``: the first header byte

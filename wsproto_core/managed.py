@@ -59,6 +59,10 @@ class _Engine(Protocol):
 
     def events(self) -> Iterator[Event]: ...
 
+    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None: ...
+
+    def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes: ...
+
     def send(self, event: Event) -> bytes: ...
 
     @property
@@ -244,6 +248,15 @@ class ManagedConnection:
             # A rejection (RejectConnection / RejectData) was sent in full.
             self._should_close_transport = True
 
+    def send_message(self, message: str | bytes | bytearray | memoryview, now: float | None = None) -> None:
+        """Queue one whole message, text for ``str`` (see ``Connection.send_message``).
+
+        The same as :meth:`send` with a ``TextMessage`` or ``BytesMessage``, without the event.
+        """
+        if now is not None:
+            self._now = now
+        self._queue(self.connection.send_message(message))
+
     def send_prepared(self, message: PreparedMessage, now: float | None = None) -> None:
         """Queue a prepared message (see ``Connection.send_prepared``), behind what is queued."""
         self._clock(now)
@@ -265,6 +278,17 @@ class ManagedConnection:
         if data is None:
             self._should_close_transport = True
             self._close_deadline = None
+
+    def receive_message(self, data: bytes | bytearray | memoryview, now: float | None = None) -> str | bytes | None:
+        """Feed bytes read from the transport; return the message when they are exactly one whole message.
+
+        See ``Connection.receive_message``: on ``None``, the bytes were fed as
+        by :meth:`receive_data` and :meth:`events` tells what they mean. A
+        message returned here changes no timer and queues no reply.
+        """
+        if now is not None:
+            self._now = now
+        return self.connection.receive_message(data)
 
     def events(self, now: float | None = None) -> Iterator[Event]:
         """Iterate over received events, with the automatic replies queued as they pass."""

@@ -72,7 +72,7 @@ def python_masked_frame(prefix: bytes, data: bytes | bytearray | memoryview, mas
     return prefix + python_apply_mask(data, mask)
 
 
-def python_unmask_utf8(data: bytes | bytearray, start: int, end: int, mask: bytes | bytearray) -> str:
+def python_unmask_utf8(data: bytes | bytearray | memoryview, start: int, end: int, mask: bytes | bytearray) -> str:
     """Return ``data[start:end]`` unmasked with ``mask`` and decoded as UTF-8 (strict).
 
     A whole masked text payload in one call: the compiled version skips the

@@ -12,7 +12,7 @@ from collections.abc import MutableSequence
 from typing import Protocol
 
 from ..errors import LocalProtocolError
-from ..events import BytesMessage, Message, Pong, Request, TextMessage
+from ..events import Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState
 from ._common import ConnectionClosed, Settings
@@ -82,13 +82,8 @@ class WebSocketState:
         # refuses after a Close, instead of asking its state here first.
         if self.close_code is not None:
             raise self._closed_error()
-        if isinstance(message, str):
-            event: TextMessage | BytesMessage = TextMessage(message)
-        else:
-            # bytes(b) of a bytes object is that object: no copy.
-            event = BytesMessage(message if message.__class__ is bytes else bytes(message))
         try:
-            self._managed.send(event, now)
+            self._managed.send_message(message, now)
         except LocalProtocolError:
             # Closing: ConnectionClosed. Otherwise (a lone surrogate) the
             # connection is still usable and the error says why.

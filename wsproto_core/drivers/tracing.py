@@ -96,6 +96,10 @@ class FrameLog:
             self._logger.debug("< end of stream")
         self._engine.receive_data(data)
 
+    def receive_message(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed received bytes; always ``None``, so that their events pass :meth:`events` and are logged."""
+        self._engine.receive_data(data)
+
     def events(self) -> Iterator[Event]:
         """The wrapped connection's events, each logged as it passes."""
         for event in self._engine.events():
@@ -107,6 +111,10 @@ class FrameLog:
         data: bytes = self._engine.send(event)
         self._logger.debug("> %s", describe(event))
         return data
+
+    def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes:
+        """Send a whole message, logging it."""
+        return self.send(TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message)))
 
     def send_prepared(self, message: PreparedMessage) -> bytes:
         """Send a prepared message, logging its size."""

@@ -26,7 +26,6 @@ from .._common import (
     Fragments,
     Settings,
     async_pieces,
-    send_buffer_full,
 )
 from .._streaming import IncomingMessage, MessageStream, queue_full, receive_piece, take_message
 from .._websocket import WebSocketState
@@ -212,7 +211,8 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
         """
         if self._fragmenting:
             raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-        if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
+        limit = self._settings.max_send_buffer
+        if limit is not None and self._managed.bytes_to_send + self._transport.get_write_buffer_size() >= limit:
             self._raise_if_closed()
             self._abort()
             self.close_reason = "outgoing buffer full: the peer does not read"
@@ -442,7 +442,24 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
     def buffer_updated(self, nbytes: int) -> None:
         """The transport's callback: ``nbytes`` were read into the buffer."""
         # The parser copies what it keeps, at its size.
-        self._received(read_buffer()[:nbytes])
+        if self._flags or self.close_code is not None:
+            self._received(read_buffer()[:nbytes])
+            return
+        # Hot path (nothing paused, pending or ending): a read that is one
+        # whole message skips the parser, its events and the clock.
+        try:
+            message = self._managed.receive_message(read_buffer()[:nbytes])
+            if message is None:
+                self._flags = _IN_READ
+                self._parse_received()
+            else:
+                self._deliver(message)
+        except Exception:
+            # As in _received: a bug of ours must not leave the connection hanging.
+            logger.exception("WebSocket connection failed")
+            self._abort()
+        finally:
+            self._flags &= ~_IN_READ
 
     def data_received(self, data: bytes) -> None:
         self._received(data)
@@ -556,12 +573,8 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
             self._flags |= _ENDED
         self._flags |= _IN_READ
         try:
-            now = asyncio.get_running_loop().time()
-            managed = self._managed
-            managed.receive_data(data, now)
-            if self._flags & _CLOSING or not managed.held:
-                self._parse(now)
-            self._after_parse()
+            self._managed.receive_data(data)
+            self._parse_received()
         except Exception:
             # A bug of ours: in an event loop callback it would leave the
             # connection hanging, so end it (the parser itself never raises).
@@ -569,6 +582,29 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
             self._abort()
         finally:
             self._flags &= ~_IN_READ
+
+    def _parse_received(self) -> None:
+        """Parse what was fed to the connection (unless the ordering rule holds it), then write and pause."""
+        if self._flags & _CLOSING or not self._managed.held:
+            self._parse(asyncio.get_running_loop().time())
+        self._after_parse()
+
+    def _deliver(self, message: str | bytes) -> None:
+        """A whole message that came alone in a read: to the listener, or to the queue."""
+        listener = self._listener
+        if listener is not None:
+            self._flags = _IN_READ
+            try:
+                listener.on_message(self, message)
+            except Exception:
+                logger.exception("WebSocket listener failed")
+                self._start_closing(1011, "internal error")
+        else:
+            self._messages.append(message)
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._after_parse()
 
     def _connection_lost(self) -> None:
         if self.close_code is None:

@@ -1,0 +1,190 @@
+"""Connection.receive_message and send_message: the drivers' per-message shortcuts.
+
+Each must be exactly the long way (receive_data then events, send of a message
+event) minus the event object: the properties below hold them to it for any
+bytes, cut anywhere, valid or not, under any limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers import build_frame, parse_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wsproto_core.connection import Connection
+from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
+from wsproto_core.events import BytesMessage, CloseConnection, TextMessage
+from wsproto_core.state import ConnectionType
+
+CLIENT, SERVER = ConnectionType.CLIENT, ConnectionType.SERVER
+
+
+def _pair(client: bool, **limits: Any) -> tuple[Connection, Connection]:
+    role = CLIENT if client else SERVER
+    return Connection(role, **limits), Connection(role, **limits)
+
+
+@st.composite
+def _reads(draw: st.DrawFn, masked: bool) -> bytes:
+    """Frames as a peer would send them (mostly right, sometimes not), cut at a random point or whole."""
+    frames = draw(
+        st.lists(
+            st.builds(
+                build_frame,
+                st.sampled_from([0x0, 0x1, 0x1, 0x2, 0x2, 0x3, 0x8, 0x9, 0xA]),
+                st.one_of(
+                    st.binary(max_size=40),
+                    st.text(max_size=20).map(str.encode),
+                    st.sampled_from([b"\xff", b"\xe2\x82", b"\xed\xa0\x80", b"caf\xc3\xa9"]),
+                ),
+                fin=st.booleans() if draw(st.integers(0, 3)) == 0 else st.just(True),
+                rsv=st.sampled_from([0, 0, 0, 0, 4]),
+                mask=st.just(masked) if draw(st.integers(0, 9)) else st.booleans(),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    data = b"".join(frames)
+    if draw(st.booleans()):
+        return data
+    return data[: draw(st.integers(0, len(data)))]
+
+
+def _event_for(message: str | bytes) -> TextMessage | BytesMessage:
+    return TextMessage(message) if isinstance(message, str) else BytesMessage(message)
+
+
+def _errors(call: Any) -> Any:
+    try:
+        return call()
+    except (LocalProtocolError, RemoteProtocolError) as error:
+        return type(error), str(error)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    client=st.booleans(),
+    limit=st.sampled_from([None, 0, 5, 30]),
+    operations=st.data(),
+)
+def test_receive_message_is_receive_data_then_the_one_event(
+    client: bool, limit: int | None, operations: st.DataObject
+) -> None:
+    """Whatever arrives, receive_message returns a message only where events() would give exactly it.
+
+    One connection takes the long way, the other receive_message; the bytes
+    reach the latter through a reused buffer overwritten after the call, as a
+    driver's read buffer is. Events, states, buffered bytes and failures agree
+    after every step.
+    """
+    long_way, short_way = _pair(client, max_message_size=limit)
+    for _ in range(operations.draw(st.integers(1, 6))):
+        if operations.draw(st.integers(0, 4)) == 0:
+            assert _errors(lambda: list(short_way.events())) == _errors(lambda: list(long_way.events()))
+            continue
+        data = operations.draw(_reads(masked=not client))
+        buffer = bytearray(data)
+        long_way.receive_data(data)
+        message = short_way.receive_message(memoryview(buffer))
+        buffer[:] = b"\x00" * len(buffer)
+        if message is not None:
+            assert list(long_way.events()) == [_event_for(message)]
+        assert short_way.state is long_way.state
+        assert short_way.buffered_bytes == long_way.buffered_bytes
+        assert str(short_way.failure) == str(long_way.failure)
+    assert _errors(lambda: list(short_way.events())) == _errors(lambda: list(long_way.events()))
+
+
+@pytest.mark.parametrize("client", [False, True])
+@pytest.mark.parametrize("message", [b"", b"\x00binary\xff" * 20, "", "caf\u00e9 \U0001f600", b"x" * 70_000])
+def test_a_read_that_is_one_whole_message_is_returned(client: bool, message: str | bytes) -> None:
+    """The shortcut is taken, for both roles, at every length form; nothing is left buffered."""
+    connection = Connection(CLIENT if client else SERVER)
+    payload = message.encode() if isinstance(message, str) else message
+    frame = build_frame(0x1 if isinstance(message, str) else 0x2, payload, mask=not client)
+    assert connection.receive_message(bytearray(frame)) == message
+    assert connection.buffered_bytes == 0
+    assert list(connection.events()) == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (build_frame(0x1, b"\xff", mask=True), "bad UTF-8"),
+        (build_frame(0x2, b"abc", mask=False), "an unmasked client frame"),
+        (build_frame(0x2, b"abc", mask=True, rsv=4), "RSV1 without an extension"),
+        (build_frame(0x2, b"a" * 11, mask=True), "over max_message_size"),
+        (build_frame(0x2, b"abc", mask=True, fin=False), "a fragment"),
+        (build_frame(0x9, b"abc", mask=True), "a Ping"),
+        (build_frame(0x2, b"abc", mask=True) * 2, "two messages"),
+        (build_frame(0x2, b"abc", mask=True)[:-1], "part of a frame"),
+    ],
+)
+def test_anything_else_goes_to_the_parser(frame: bytes, reason: str) -> None:
+    """Violations fail the connection as the parser says; the rest is parsed as usual."""
+    shortcut, parser = _pair(False, max_message_size=10)
+    assert shortcut.receive_message(frame) is None, reason
+    parser.receive_data(frame)
+    assert list(shortcut.events()) == list(parser.events())
+    assert str(shortcut.failure) == str(parser.failure)
+
+
+def test_a_message_behind_buffered_bytes_waits_its_turn() -> None:
+    connection = Connection(SERVER)
+    first = build_frame(0x2, b"first", mask=True)
+    connection.receive_data(first[:3])
+    assert connection.receive_message(first[3:]) is None
+    assert connection.receive_message(build_frame(0x2, b"second", mask=True)) is None
+    assert [event.data for event in connection.events()] == [b"first", b"second"]  # type: ignore[attr-defined]
+
+
+def test_after_the_peer_closed_nothing_is_returned() -> None:
+    connection = Connection(SERVER)
+    connection.receive_data(build_frame(0x8, b"\x03\xe8", mask=True))
+    assert [type(event) for event in connection.events()] == [CloseConnection]
+    assert connection.receive_message(build_frame(0x2, b"late", mask=True)) is None
+    assert list(connection.events()) == []
+    connection.receive_data(None)
+    with pytest.raises(LocalProtocolError):
+        connection.receive_message(build_frame(0x2, b"later", mask=True))
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    frames = []
+    while data:
+        first, _length, _masked, _key, payload, data = parse_frame(data)
+        frames.append((first, payload))
+    return frames
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    client=st.booleans(),
+    messages=st.lists(
+        st.one_of(st.text(max_size=30), st.binary(max_size=30), st.just("\ud800"), st.binary().map(bytearray)),
+        max_size=5,
+    ),
+    close_after=st.integers(0, 5),
+)
+def test_send_message_is_send_of_the_message_event(
+    client: bool, messages: list[str | bytes | bytearray], close_after: int
+) -> None:
+    """The same frames (masks aside), the same errors with the same words, before and after a Close."""
+    long_way, short_way = _pair(client)
+    for index, message in enumerate(messages):
+        if index == close_after:
+            close = CloseConnection(1000)
+            assert _frames(short_way.send(close)) == _frames(long_way.send(close))
+        event = _event_for(bytes(message) if isinstance(message, bytearray) else message)
+        expected = _errors(lambda event=event: _frames(long_way.send(event)))
+        assert _errors(lambda message=message: _frames(short_way.send_message(message))) == expected
+        assert short_way.state is long_way.state
+
+
+def test_send_message_refuses_what_is_not_a_message() -> None:
+    with pytest.raises(TypeError, match=r"str \(text\) or bytes-like"):
+        Connection(SERVER).send_message(12)  # type: ignore[arg-type]
