@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -23,8 +24,10 @@ from wsproto_core.frames import (
     is_valid_close_code,
     parse_close_payload,
     python_read_frame_header,
+    python_read_whole_message,
     python_write_frame,
     read_frame_header,
+    read_whole_message,
     write_frame,
 )
 from wsproto_core.masking import python_apply_mask
@@ -274,3 +277,65 @@ class TestCodec:
         assert (python_apply_mask(body, mask) if mask else body) == payload
         # The minimal length form (section 5.2: "the minimal number of bytes MUST be used").
         assert wire[: header[3]] == frame_header(first, len(payload), mask)
+
+
+WHOLE_MESSAGE_READERS = [python_read_whole_message, read_whole_message]
+
+
+@st.composite
+def candidate_messages(draw: st.DrawFn) -> tuple[bytes, bool, int]:
+    """Bytes that are often exactly one whole message, and often nearly so."""
+    first = draw(st.sampled_from([0x81, 0x82, 0x81, 0x82, 0x01, 0x02, 0x80, 0x88, 0x89, 0xC1, 0xA2, 0x92]))
+    payload = draw(
+        st.one_of(
+            st.binary(max_size=300),
+            st.text(max_size=100).map(str.encode),
+            st.sampled_from([b"\xff", b"caf\xc3", b"\xed\xa0\x80", b"a" * 70_000]),
+        )
+    )
+    mask = draw(st.one_of(st.none(), st.binary(min_size=4, max_size=4)))
+    form = draw(st.sampled_from([None, None, 16, 64]))
+    if form == 16 and len(payload) > 0xFFFF:
+        form = None
+    data = frame_header(first, len(payload), mask, form) + (python_apply_mask(payload, mask) if mask else payload)
+    data = draw(st.sampled_from([data, data, data[:-1], data + b"\x00", data[: draw(st.integers(0, len(data)))]]))
+    return data, draw(st.booleans()), draw(st.sampled_from([0, 10, 125, 0xFFFF, sys.maxsize]))
+
+
+def whole_message_by_the_rules(data: bytes, masked: bool, limit: int) -> bytes | str | None:
+    """What read_whole_message must return, from read_frame_header and plain Python."""
+    header = python_read_frame_header(data)
+    if header is None:
+        return None
+    first, length, mask, start = header
+    if first not in (0x81, 0x82) or (mask is not None) != masked or start + length != len(data) or length > limit:
+        return None
+    payload = bytes(data[start:]) if mask is None else python_apply_mask(data[start:], mask)
+    if first == 0x82:
+        return payload
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@pytest.mark.parametrize("read", WHOLE_MESSAGE_READERS)
+@given(case=candidate_messages())
+def test_read_whole_message_takes_exactly_one_whole_message(
+    read: Callable[..., object], case: tuple[bytes, bool, int]
+) -> None:
+    data, masked, limit = case
+    expected = whole_message_by_the_rules(data, masked, limit)
+    for container in (bytes, bytearray, memoryview):
+        result = read(container(data), masked, limit)
+        assert result == expected
+        assert type(result) is type(expected)
+
+
+@pytest.mark.parametrize("read", WHOLE_MESSAGE_READERS)
+def test_read_whole_message_of_a_masked_text_frame(read: Callable[..., object]) -> None:
+    # The masked "Hello" of RFC 6455 section 5.7.
+    assert read(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", True, 125) == "Hello"
+    assert read(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", False, 125) is None
+    assert read(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", True, 4) is None
+    assert read(b"\x82\x05Hello", False, 125) == b"Hello"

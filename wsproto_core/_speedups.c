@@ -363,6 +363,111 @@ done:
     return result;
 }
 
+/* read_whole_message(data, masked, limit) -> bytes, str or None: the payload of
+ * data when data is exactly one final text or binary frame without RSV bits,
+ * masked if and only if `masked`, of at most `limit` bytes; text is decoded
+ * (strict UTF-8). None for anything else, bad UTF-8 included: the caller's
+ * parser then takes data and says what is wrong. One call per message that a
+ * driver reads alone, instead of a header tuple, a slice and an unmasking. */
+static PyObject *
+read_whole_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data;
+    Py_ssize_t size, limit;
+    const unsigned char *p, *key = NULL;
+    unsigned long long length;
+    unsigned char small[4096];
+    unsigned char *plain = small;
+    int masked;
+    PyObject *result = NULL;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_whole_message(data, masked, limit)");
+        return NULL;
+    }
+    masked = PyObject_IsTrue(args[1]);
+    if (masked < 0) {
+        return NULL;
+    }
+    limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    p = (const unsigned char *)data.buf;
+    if (data.len < 2 || (p[0] != 0x81 && p[0] != 0x82) || ((p[1] & 0x80) != 0) != masked) {
+        goto none;
+    }
+    length = p[1] & 0x7F;
+    size = 2;
+    if (length == 126) {
+        if (data.len < 4) {
+            goto none;
+        }
+        length = ((unsigned long long)p[2] << 8) | p[3];
+        size = 4;
+    }
+    else if (length == 127) {
+        if (data.len < 10) {
+            goto none;
+        }
+        length = 0;
+        for (int i = 2; i < 10; i++) {
+            length = (length << 8) | p[i];
+        }
+        size = 10;
+    }
+    if (masked) {
+        key = p + size;
+        size += 4;
+    }
+    if (data.len < size || length != (unsigned long long)(data.len - size) || (Py_ssize_t)length > limit) {
+        goto none;
+    }
+    if (p[0] == 0x82) {
+        if (key == NULL) {
+            result = PyBytes_FromStringAndSize((const char *)p + size, (Py_ssize_t)length);
+        }
+        else {
+            result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+            if (result != NULL) {
+                xor_into((unsigned char *)PyBytes_AsString(result), p + size, (Py_ssize_t)length, key, 0);
+            }
+        }
+        goto done;
+    }
+    if (key == NULL) {
+        plain = (unsigned char *)p + size;
+    }
+    else {
+        if (length > sizeof(small)) {
+            plain = PyMem_Malloc((size_t)length);
+            if (plain == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        xor_into(plain, p + size, (Py_ssize_t)length, key, 0);
+    }
+    result = PyUnicode_DecodeUTF8((const char *)plain, (Py_ssize_t)length, NULL);
+    if (key != NULL && plain != small) {
+        PyMem_Free(plain);
+    }
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        goto none;
+    }
+    goto done;
+none:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"read_frame_header", (PyCFunction)(void (*)(void))read_frame_header, METH_FASTCALL,
      "read_frame_header(data, position=0) -> (first, length, mask, header_size) or None."},
@@ -372,6 +477,8 @@ static PyMethodDef speedups_methods[] = {
      "apply_mask(data, mask, offset=0) -> bytes: XOR data with the repeated 4-byte mask."},
     {"masked_frame", (PyCFunction)(void (*)(void))masked_frame, METH_FASTCALL,
      "masked_frame(prefix, data, mask) -> bytes: prefix followed by data XOR the repeated mask."},
+    {"read_whole_message", (PyCFunction)(void (*)(void))read_whole_message, METH_FASTCALL,
+     "read_whole_message(data, masked, limit) -> bytes, str or None: data's payload if it is one whole message."},
     {"unmask_utf8", (PyCFunction)(void (*)(void))unmask_utf8, METH_FASTCALL,
      "unmask_utf8(data, start, end, mask) -> str: data[start:end] unmasked and decoded as UTF-8."},
     {NULL, NULL, 0, NULL},

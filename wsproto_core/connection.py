@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -41,6 +42,7 @@ from .frames import (
     is_sendable_close_code,
     parse_close_payload,
     read_frame_header,
+    read_whole_message,
     write_frame,
 )
 from .masking import apply_mask, unmask_utf8
@@ -90,8 +92,8 @@ _BINARY: Final = int(Opcode.BINARY)
 # First header bytes of the frames the receive fast path takes: unfragmented
 # text and binary without RSV bits.
 _PLAIN_FIRSTS = frozenset((0x81, 0x82))
-#: A frame length above any that a frame header can carry (no limit set).
-_NO_LIMIT = 1 << 64
+#: The receive limit when none is set: larger than any message that fits in memory.
+_NO_LIMIT = sys.maxsize
 _NO_FIRSTS: frozenset[int] = frozenset()
 # Extension hooks take Opcode and RsvBits objects; build them once, not per frame.
 _OPCODES: dict[int, Opcode] = {opcode.value: opcode for opcode in Opcode}
@@ -112,6 +114,7 @@ _FIRSTS_WITH_RSV: dict[int, frozenset[int]] = {
 _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _read_frame_header = read_frame_header
+_read_whole_message = read_whole_message
 _write_frame = write_frame
 # Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
 # derived from a strong source of entropy") in batches, because one getrandom()
@@ -420,32 +423,13 @@ class Connection:
             and not self._message_opcode
             and not self._input_done
             and not self._transport_closed
+            and self._plain_firsts is _PLAIN_FIRSTS
         ):
-            header = _read_frame_header(data, 0)
-            if header is not None:
-                first, length, mask, start = header
-                if (
-                    start + length == len(data)
-                    and first in self._plain_firsts
-                    and length <= self._receive_limit
-                    and (mask is None) is self.client
-                ):
-                    # Bad UTF-8 falls through to the parser, which fails the
-                    # connection with 1007 and says why.
-                    if mask is not None:
-                        if first == 0x82:
-                            return apply_mask(memoryview(data)[start:], mask)
-                        try:
-                            return unmask_utf8(data, start, start + length, mask)
-                        except UnicodeDecodeError:
-                            pass
-                    elif first == 0x82:
-                        return bytes(memoryview(data)[start:])
-                    else:
-                        try:
-                            return str(memoryview(data)[start:], "utf-8")
-                        except UnicodeDecodeError:
-                            pass
+            # Bad UTF-8 (and anything else) falls through to the parser, which
+            # fails the connection with the right code and says why.
+            message = _read_whole_message(data, not self.client, self._receive_limit)
+            if message is not None:
+                return message
         self.receive_data(data)
         return None
 

@@ -15,7 +15,7 @@ import struct
 from typing import NamedTuple
 
 from .errors import LocalProtocolError, Violation
-from .masking import SPEEDUPS, masked_frame
+from .masking import SPEEDUPS, apply_mask, masked_frame
 
 __all__ = [
     "LOCAL_ONLY_CLOSE_REASONS",
@@ -31,8 +31,10 @@ __all__ = [
     "is_valid_close_code",
     "parse_close_payload",
     "python_read_frame_header",
+    "python_read_whole_message",
     "python_write_frame",
     "read_frame_header",
+    "read_whole_message",
     "write_frame",
 ]
 
@@ -281,12 +283,44 @@ def python_write_frame(first: int, payload: bytes, mask: bytes | None = None) ->
     return _pack_64(first, 127, length) + payload
 
 
+#: First header bytes of a whole message without RSV bits: final text, final binary.
+_WHOLE_MESSAGE_FIRSTS = frozenset((0x81, 0x82))
+
+
+def python_read_whole_message(data: bytes | bytearray | memoryview, masked: bool, limit: int) -> bytes | str | None:
+    """The payload of ``data`` if it is exactly one whole message, else ``None``.
+
+    One whole message: a single final text or binary frame (first byte
+    ``0x81`` or ``0x82``: no RSV bits), masked if and only if ``masked``, whose
+    payload of at most ``limit`` bytes ends where ``data`` ends. Text comes
+    back decoded (strict UTF-8) and bad UTF-8 gives ``None`` too: this only
+    recognises the common case, and a parser says what is wrong with the rest.
+    """
+    header = python_read_frame_header(data)
+    if header is None:
+        return None
+    first, length, mask, start = header
+    if first not in _WHOLE_MESSAGE_FIRSTS or (mask is not None) is not masked:
+        return None
+    if start + length != len(data) or length > limit:
+        return None
+    view = memoryview(data)[start:]
+    payload = apply_mask(view, mask) if mask is not None else bytes(view)
+    if first == 0x82:
+        return payload
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 # The compiled codec when the C extension is there (and not disabled by
 # WSPROTO_CORE_PURE_PYTHON), with the same results; the Python one otherwise.
 read_frame_header = python_read_frame_header
+read_whole_message = python_read_whole_message
 write_frame = python_write_frame
 if SPEEDUPS:
-    from ._speedups import read_frame_header, write_frame
+    from ._speedups import read_frame_header, read_whole_message, write_frame
 
 
 def build_frame_header(opcode: int, length: int, fin: bool = True, rsv: int = 0, mask: bytes | None = None) -> bytes:

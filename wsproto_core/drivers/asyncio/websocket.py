@@ -599,6 +599,12 @@ class WebSocket(asyncio.BufferedProtocol, WebSocketState):
             except Exception:
                 logger.exception("WebSocket listener failed")
                 self._start_closing(1011, "internal error")
+            managed = self._managed
+            if managed.bytes_to_send:
+                self._write_queued()
+            if self._flags == _IN_READ and not managed.should_close_transport:
+                # Hot path: the reply is written, and nothing paused or ended.
+                return
         else:
             self._messages.append(message)
             waiter = self._waiter
