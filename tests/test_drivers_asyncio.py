@@ -1288,3 +1288,23 @@ def test_our_listener_client_against_websockets_server() -> None:
         assert record["close_code"] == 1000
 
     run(test)
+
+
+def test_reads_take_the_cheaper_way_on_each_loop(event_loop_kind: str) -> None:
+    """asyncio's own loops read into the shared buffer; other loops (uvloop) hand over bytes.
+
+    Both ways deliver the same messages, whole and in pieces, on both sides.
+    """
+
+    async def test() -> None:
+        async with our_server() as server, connect(f"ws://127.0.0.1:{server.port}/", compression=False) as client:
+            (websocket,) = server._tracked.open
+            buffered = event_loop_kind == "asyncio"
+            for side in (websocket, client):
+                assert isinstance(side, WebSocket)
+                assert isinstance(side, asyncio.BufferedProtocol) is buffered
+            for message in (b"x" * 300, "text", b"y" * 200_000):
+                await client.send(message)
+                assert await client.recv() == message
+
+    run(test)

@@ -18,7 +18,7 @@ from .._common import ClientOpening, ClientOptions, Settings, parse_url
 from ..proxy import open_tunnel
 from ..reconnect import Backoff, reconnecting
 from .protocol import ConnectionProtocol, Opening
-from .websocket import Listener, WebSocket
+from .websocket import Listener, WebSocket, websocket_class
 
 
 class _ClientOpening(Opening):
@@ -54,7 +54,7 @@ class _ClientOpening(Opening):
             return
         assert self._transport is not None and self._protocol is not None
         opening = self._opening
-        websocket = WebSocket(
+        websocket = websocket_class(asyncio.get_running_loop())(
             self._transport,
             self._protocol,
             opening.managed(asyncio.get_running_loop().time(), hold_after_message=self._listener is None),

@@ -28,7 +28,7 @@ from .._common import (
     handler_close,
 )
 from .protocol import ConnectionProtocol, Opening
-from .websocket import Listener, WebSocket
+from .websocket import Listener, WebSocket, websocket_class
 
 logger = logging.getLogger("wsproto_core.drivers.asyncio")
 
@@ -142,7 +142,7 @@ class _ServerOpening(Opening):
             return
         transport.write(answer)
         listener = server.listener_factory() if server.listener_factory is not None else None
-        websocket = WebSocket(
+        websocket = websocket_class(asyncio.get_running_loop())(
             transport,
             self._protocol,
             opening.managed(asyncio.get_running_loop().time(), hold_after_message=listener is None),
