@@ -188,3 +188,45 @@ def test_send_message_is_send_of_the_message_event(
 def test_send_message_refuses_what_is_not_a_message() -> None:
     with pytest.raises(TypeError, match=r"str \(text\) or bytes-like"):
         Connection(SERVER).send_message(12)  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    client=st.booleans(),
+    limit=st.sampled_from([None, 0, 5, 30]),
+    operations=st.data(),
+)
+def test_receive_messages_is_receive_data_then_events(
+    client: bool, limit: int | None, operations: st.DataObject
+) -> None:
+    """The whole messages a read starts with come back at once; events() then gives exactly the rest.
+
+    As a driver uses it: events() only when bytes wait to be parsed. Together
+    they give what receive_data and events() give, whatever arrives.
+    """
+    long_way, short_way = _pair(client, max_message_size=limit)
+    for _ in range(operations.draw(st.integers(1, 6))):
+        data = b"".join(operations.draw(st.lists(_reads(masked=not client), min_size=1, max_size=3)))
+        buffer = bytearray(data)
+        long_way.receive_data(data)
+        messages = short_way.receive_messages(memoryview(buffer))
+        buffer[:] = b"\x00" * len(buffer)
+        received = [_event_for(message) for message in messages]
+        if short_way.buffered_bytes:
+            received += list(short_way.events())
+        assert received == list(long_way.events())
+        assert short_way.state is long_way.state
+        assert short_way.buffered_bytes == long_way.buffered_bytes
+        assert str(short_way.failure) == str(long_way.failure)
+
+
+def test_a_pipelined_read_is_taken_whole_up_to_what_is_not_a_message() -> None:
+    connection = Connection(SERVER)
+    whole = [build_frame(0x2, b"one", mask=True), build_frame(0x1, b"two", mask=True)]
+    ping = build_frame(0x9, b"p", mask=True)
+    after = build_frame(0x2, b"three", mask=True)
+    assert connection.receive_messages(b"".join([*whole, ping, after[:4]])) == [b"one", "two"]
+    assert connection.buffered_bytes == len(ping) + 4
+    assert [type(event).__name__ for event in connection.events()] == ["Ping"]
+    assert connection.receive_messages(after[4:]) == []
+    assert [event.data for event in connection.events()] == [b"three"]  # type: ignore[attr-defined]

@@ -25,9 +25,11 @@ from wsproto_core.frames import (
     parse_close_payload,
     python_read_frame_header,
     python_read_whole_message,
+    python_read_whole_messages,
     python_write_frame,
     read_frame_header,
     read_whole_message,
+    read_whole_messages,
     write_frame,
 )
 from wsproto_core.masking import python_apply_mask
@@ -339,3 +341,31 @@ def test_read_whole_message_of_a_masked_text_frame(read: Callable[..., object]) 
     assert read(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", False, 125) is None
     assert read(b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", True, 4) is None
     assert read(b"\x82\x05Hello", False, 125) == b"Hello"
+
+
+WHOLE_MESSAGES_READERS = [python_read_whole_messages, read_whole_messages]
+
+
+@pytest.mark.parametrize("read", WHOLE_MESSAGES_READERS)
+@given(cases=st.lists(candidate_messages(), max_size=4), masked=st.booleans(), limit=st.sampled_from([10, sys.maxsize]))
+def test_read_whole_messages_takes_the_run_of_whole_messages(
+    read: Callable[..., object], cases: list[tuple[bytes, bool, int]], masked: bool, limit: int
+) -> None:
+    """Message after message while each is one (by read_whole_message's rules), then where that stopped."""
+    data = b"".join(case[0] for case in cases)
+    expected: list[bytes | str] = []
+    position = 0
+    while position < len(data):
+        header = python_read_frame_header(data, position)
+        if header is None:
+            break
+        end = position + header[3] + header[1]
+        message = whole_message_by_the_rules(data[position:end], masked, limit) if end <= len(data) else None
+        if message is None:
+            break
+        expected.append(message)
+        position = end
+    for container in (bytes, bytearray, memoryview):
+        messages, stop = read(container(data), masked, limit)  # type: ignore[misc]
+        assert messages == expected and stop == position
+        assert [type(message) for message in messages] == [type(message) for message in expected]

@@ -196,6 +196,16 @@ class WSConnection(Connection):
         self.receive_data(data)
         return None
 
+    def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]:
+        """Feed bytes from the peer; once open, as :meth:`Connection.receive_messages`.
+
+        During the handshake this is :meth:`receive_data` (and returns no message).
+        """
+        if self._opened:
+            return super().receive_messages(data)
+        self.receive_data(data)
+        return []
+
     def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes:
         """Return the bytes that send one whole message (see :meth:`Connection.send_message`)."""
         if not self._opened:
@@ -247,6 +257,7 @@ class _UpgradedWSConnection(WSConnection):
     send_prepared = Connection.send_prepared
     receive_data = Connection.receive_data
     receive_message = Connection.receive_message
+    receive_messages = Connection.receive_messages
     send_message = Connection.send_message
     events = Connection.events
     state = Connection.state

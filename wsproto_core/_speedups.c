@@ -468,6 +468,130 @@ done:
     return result;
 }
 
+/* read_whole_messages(data, masked, limit) -> (messages, end): the payloads of
+ * the whole messages (as read_whole_message takes them) that follow each other
+ * from the start of data, and where the first thing that is not one begins
+ * (len(data) when all of it was). A pipelining peer's read becomes one call. */
+static PyObject *
+read_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data;
+    Py_ssize_t position = 0, size, limit, end;
+    const unsigned char *p, *key;
+    unsigned long long length;
+    unsigned char small[4096];
+    unsigned char *plain;
+    int masked;
+    PyObject *messages, *message, *result = NULL;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_whole_messages(data, masked, limit)");
+        return NULL;
+    }
+    masked = PyObject_IsTrue(args[1]);
+    if (masked < 0) {
+        return NULL;
+    }
+    limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    messages = PyList_New(0);
+    if (messages == NULL) {
+        goto done;
+    }
+    for (;;) {
+        Py_ssize_t available = data.len - position;
+        p = (const unsigned char *)data.buf + position;
+        if (available < 2 || (p[0] != 0x81 && p[0] != 0x82) || ((p[1] & 0x80) != 0) != masked) {
+            break;
+        }
+        length = p[1] & 0x7F;
+        size = 2;
+        if (length == 126) {
+            if (available < 4) {
+                break;
+            }
+            length = ((unsigned long long)p[2] << 8) | p[3];
+            size = 4;
+        }
+        else if (length == 127) {
+            if (available < 10) {
+                break;
+            }
+            length = 0;
+            for (int i = 2; i < 10; i++) {
+                length = (length << 8) | p[i];
+            }
+            size = 10;
+        }
+        key = NULL;
+        if (masked) {
+            key = p + size;
+            size += 4;
+        }
+        if (available < size || length > (unsigned long long)(available - size) || length > (unsigned long long)limit) {
+            break;
+        }
+        end = position + size + (Py_ssize_t)length;
+        if (p[0] == 0x82) {
+            if (key == NULL) {
+                message = PyBytes_FromStringAndSize((const char *)p + size, (Py_ssize_t)length);
+            }
+            else {
+                message = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+                if (message != NULL) {
+                    xor_into((unsigned char *)PyBytes_AsString(message), p + size, (Py_ssize_t)length, key, 0);
+                }
+            }
+        }
+        else {
+            plain = small;
+            if (key == NULL) {
+                plain = (unsigned char *)p + size;
+            }
+            else {
+                if (length > sizeof(small)) {
+                    plain = PyMem_Malloc((size_t)length);
+                    if (plain == NULL) {
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                }
+                xor_into(plain, p + size, (Py_ssize_t)length, key, 0);
+            }
+            message = PyUnicode_DecodeUTF8((const char *)plain, (Py_ssize_t)length, NULL);
+            if (key != NULL && plain != small) {
+                PyMem_Free(plain);
+            }
+            if (message == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                /* Bad UTF-8: the parser takes it from here and says so. */
+                PyErr_Clear();
+                break;
+            }
+        }
+        if (message == NULL) {
+            goto fail;
+        }
+        if (PyList_Append(messages, message) < 0) {
+            Py_DECREF(message);
+            goto fail;
+        }
+        Py_DECREF(message);
+        position = end;
+    }
+    result = Py_BuildValue("(Nn)", messages, position);
+    goto done;
+fail:
+    Py_DECREF(messages);
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"read_frame_header", (PyCFunction)(void (*)(void))read_frame_header, METH_FASTCALL,
      "read_frame_header(data, position=0) -> (first, length, mask, header_size) or None."},
@@ -479,6 +603,8 @@ static PyMethodDef speedups_methods[] = {
      "masked_frame(prefix, data, mask) -> bytes: prefix followed by data XOR the repeated mask."},
     {"read_whole_message", (PyCFunction)(void (*)(void))read_whole_message, METH_FASTCALL,
      "read_whole_message(data, masked, limit) -> bytes, str or None: data's payload if it is one whole message."},
+    {"read_whole_messages", (PyCFunction)(void (*)(void))read_whole_messages, METH_FASTCALL,
+     "read_whole_messages(data, masked, limit) -> (messages, end): the whole messages at data's start."},
     {"unmask_utf8", (PyCFunction)(void (*)(void))unmask_utf8, METH_FASTCALL,
      "unmask_utf8(data, start, end, mask) -> str: data[start:end] unmasked and decoded as UTF-8."},
     {NULL, NULL, 0, NULL},

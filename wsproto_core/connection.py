@@ -43,6 +43,7 @@ from .frames import (
     parse_close_payload,
     read_frame_header,
     read_whole_message,
+    read_whole_messages,
     write_frame,
 )
 from .masking import apply_mask, unmask_utf8
@@ -115,6 +116,7 @@ _CONTROL_NAMES: dict[int, str] = {0x8: "Close", 0x9: "Ping", 0xA: "Pong"}
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _read_frame_header = read_frame_header
 _read_whole_message = read_whole_message
+_read_whole_messages = read_whole_messages
 _write_frame = write_frame
 # Masks are drawn from the OS entropy source (RFC 6455 section 10.3: "MUST be
 # derived from a strong source of entropy") in batches, because one getrandom()
@@ -432,6 +434,36 @@ class Connection:
                 return message
         self.receive_data(data)
         return None
+
+    def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]:
+        """Feed ``data``; return at once the whole messages it starts with (see :meth:`receive_message`).
+
+        The batch form of :meth:`receive_message`, for a peer that pipelines:
+        the whole messages that follow each other from the start of ``data``
+        are returned (in order, possibly none), and the rest of ``data`` is
+        fed as by :meth:`receive_data`. Those messages come first: once they
+        are handled, iterate :meth:`events` for the rest when
+        :attr:`buffered_bytes` is not zero.
+        """
+        if (
+            self._offset >= len(self._buffer)
+            and self._frame_remaining < 0
+            and not self._message_opcode
+            and not self._input_done
+            and not self._transport_closed
+            and self._plain_firsts is _PLAIN_FIRSTS
+        ):
+            # A read that is exactly one message (the common case) costs one
+            # call that makes no list of positions.
+            message = _read_whole_message(data, not self.client, self._receive_limit)
+            if message is not None:
+                return [message]
+            messages, end = _read_whole_messages(data, not self.client, self._receive_limit)
+            if end < len(data):
+                self.receive_data(memoryview(data)[end:] if end else data)
+            return messages
+        self.receive_data(data)
+        return []
 
     @property
     def buffered_bytes(self) -> int:

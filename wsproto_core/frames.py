@@ -32,9 +32,11 @@ __all__ = [
     "parse_close_payload",
     "python_read_frame_header",
     "python_read_whole_message",
+    "python_read_whole_messages",
     "python_write_frame",
     "read_frame_header",
     "read_whole_message",
+    "read_whole_messages",
     "write_frame",
 ]
 
@@ -314,13 +316,47 @@ def python_read_whole_message(data: bytes | bytearray | memoryview, masked: bool
         return None
 
 
+def python_read_whole_messages(
+    data: bytes | bytearray | memoryview, masked: bool, limit: int
+) -> tuple[list[bytes | str], int]:
+    """The whole messages that follow each other from the start of ``data``, and where they end.
+
+    Each is what :func:`python_read_whole_message` takes (and returns); the
+    scan stops at the first frame that is not one (or at bad UTF-8), whose
+    offset is returned: ``len(data)`` when all of ``data`` was whole messages.
+    """
+    messages: list[bytes | str] = []
+    view = memoryview(data)
+    position = 0
+    while True:
+        header = python_read_frame_header(view, position)
+        if header is None:
+            break
+        first, length, mask, size = header
+        start = position + size
+        end = start + length
+        if first not in _WHOLE_MESSAGE_FIRSTS or (mask is not None) is not masked or end > len(view) or length > limit:
+            break
+        payload = apply_mask(view[start:end], mask) if mask is not None else bytes(view[start:end])
+        if first == 0x81:
+            try:
+                messages.append(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                break
+        else:
+            messages.append(payload)
+        position = end
+    return messages, position
+
+
 # The compiled codec when the C extension is there (and not disabled by
 # WSPROTO_CORE_PURE_PYTHON), with the same results; the Python one otherwise.
 read_frame_header = python_read_frame_header
 read_whole_message = python_read_whole_message
+read_whole_messages = python_read_whole_messages
 write_frame = python_write_frame
 if SPEEDUPS:
-    from ._speedups import read_frame_header, read_whole_message, write_frame
+    from ._speedups import read_frame_header, read_whole_message, read_whole_messages, write_frame
 
 
 def build_frame_header(opcode: int, length: int, fin: bool = True, rsv: int = 0, mask: bytes | None = None) -> bytes:

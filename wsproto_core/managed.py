@@ -61,6 +61,8 @@ class _Engine(Protocol):
 
     def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None: ...
 
+    def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]: ...
+
     def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes: ...
 
     def send(self, event: Event) -> bytes: ...
@@ -289,6 +291,22 @@ class ManagedConnection:
         if now is not None:
             self._now = now
         return self.connection.receive_message(data)
+
+    def receive_messages(self, data: bytes | bytearray | memoryview, now: float | None = None) -> list[str | bytes]:
+        """Feed bytes read from the transport; return at once the whole messages they start with.
+
+        See ``Connection.receive_messages``. Once the messages are handled,
+        iterate :meth:`events` when :attr:`buffered_bytes` is not zero, unless
+        :attr:`held`: with ``hold_after_message``, the rest waits (as after a
+        message from :meth:`events`) until the application took the messages.
+        """
+        if now is not None:
+            self._now = now
+        connection = self.connection
+        messages = connection.receive_messages(data)
+        if messages and self.hold_after_message and connection.buffered_bytes:
+            self._held = True
+        return messages
 
     def events(self, now: float | None = None) -> Iterator[Event]:
         """Iterate over received events, with the automatic replies queued as they pass."""

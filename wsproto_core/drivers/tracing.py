@@ -100,6 +100,11 @@ class FrameLog:
         """Feed received bytes; always ``None``, so that their events pass :meth:`events` and are logged."""
         self._engine.receive_data(data)
 
+    def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]:
+        """Feed received bytes; never a message, so that their events pass :meth:`events` and are logged."""
+        self._engine.receive_data(data)
+        return []
+
     def events(self) -> Iterator[Event]:
         """The wrapped connection's events, each logged as it passes."""
         for event in self._engine.events():

@@ -444,41 +444,15 @@ class WebSocket(asyncio.Protocol, WebSocketState):
         # The parser copies what it keeps, at its size.
         if self._flags or self.close_code is not None:
             self._received(read_buffer()[:nbytes])
-            return
-        # Hot path (nothing paused, pending or ending): a read that is one
-        # whole message skips the parser, its events and the clock.
-        try:
-            message = self._managed.receive_message(read_buffer()[:nbytes])
-            if message is None:
-                self._flags = _IN_READ
-                self._parse_received()
-            else:
-                self._deliver(message)
-        except Exception:
-            # As in _received: a bug of ours must not leave the connection hanging.
-            logger.exception("WebSocket connection failed")
-            self._abort()
-        finally:
-            self._flags &= ~_IN_READ
+        else:
+            self._read(read_buffer()[:nbytes])
 
     def data_received(self, data: bytes) -> None:
         """The transport's callback (a transport that does not read into :meth:`get_buffer`): ``data`` was read."""
         if self._flags or self.close_code is not None:
             self._received(data)
-            return
-        # Hot path, as in buffer_updated().
-        try:
-            message = self._managed.receive_message(data)
-            if message is None:
-                self._flags = _IN_READ
-                self._parse_received()
-            else:
-                self._deliver(message)
-        except Exception:
-            logger.exception("WebSocket connection failed")
-            self._abort()
-        finally:
-            self._flags &= ~_IN_READ
+        else:
+            self._read(data)
 
     def eof_received(self) -> bool:
         self._received(None)
@@ -605,28 +579,48 @@ class WebSocket(asyncio.Protocol, WebSocketState):
             self._parse(asyncio.get_running_loop().time())
         self._after_parse()
 
-    def _deliver(self, message: str | bytes) -> None:
-        """A whole message that came alone in a read: to the listener, or to the queue."""
-        listener = self._listener
-        if listener is not None:
-            self._flags = _IN_READ
-            try:
-                listener.on_message(self, message)
-            except Exception:
-                logger.exception("WebSocket listener failed")
-                self._start_closing(1011, "internal error")
+    def _read(self, data: bytes | memoryview) -> None:
+        """Hot path of a read while nothing is paused, pending or ending.
+
+        The whole messages that the read starts with skip the parser, its
+        events and the clock; the parser takes the rest, if any.
+        """
+        self._flags = _IN_READ
+        try:
             managed = self._managed
-            if managed.bytes_to_send:
-                self._write_queued()
-            if self._flags == _IN_READ and not managed.should_close_transport:
-                # Hot path: the reply is written, and nothing paused or ended.
-                return
-        else:
-            self._messages.append(message)
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        self._after_parse()
+            messages = managed.receive_messages(data)
+            listener = self._listener
+            if listener is not None:
+                for message in messages:
+                    try:
+                        listener.on_message(self, message)
+                    except Exception:
+                        logger.exception("WebSocket listener failed")
+                        self._start_closing(1011, "internal error")
+                if not managed.buffered_bytes:
+                    if managed.bytes_to_send:
+                        self._write_queued()
+                    if self._flags == _IN_READ and not managed.should_close_transport:
+                        # Hot path: the replies are written, and nothing paused or ended.
+                        return
+                    self._after_parse()
+                    return
+            elif messages:
+                self._messages += messages
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            if managed.buffered_bytes:
+                self._parse_received()
+            else:
+                # Nothing for the parser: no event, no timer to move.
+                self._after_parse()
+        except Exception:
+            # As in _received: a bug of ours must not leave the connection hanging.
+            logger.exception("WebSocket connection failed")
+            self._abort()
+        finally:
+            self._flags &= ~_IN_READ
 
     def _connection_lost(self) -> None:
         if self.close_code is None:
