@@ -1118,7 +1118,7 @@ def test_a_cancelled_close_drops_the_connection() -> None:
     run(test)
 
 
-@pytest.mark.parametrize("method", ["receive_message", "events"])
+@pytest.mark.parametrize("method", ["receive_messages", "events"])
 def test_an_unexpected_error_while_reading_ends_the_connection(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
