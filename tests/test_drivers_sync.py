@@ -13,7 +13,6 @@ import queue
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,13 +81,6 @@ def page(target: str, headers: list[tuple[bytes, bytes]]) -> HttpResponse | None
     if target == "/big":
         return HttpResponse(403, [], b"no" * 150_000)
     return None
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 # ============================================================== our client, websockets server
@@ -393,20 +385,37 @@ def test_a_handler_can_shut_the_server_down() -> None:
 
 
 def test_shutdown_closes_a_connection_that_opens_during_it() -> None:
-    with our_server(echo, close_timeout=0.2) as server:
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        with sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            wait_for(lambda: server._threads)
-            stopper = threading.Thread(target=server.shutdown)
-            stopper.start()
-            wait_for(lambda: server._shutting_down)
-            sock.sendall(
-                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-            )
-            response = read_until_eof(sock)
-            stopper.join(5)
+    handshaking = threading.Event()
+    finish_handshake = threading.Event()
+
+    def hold_the_handshake(target: str, headers: list[tuple[bytes, bytes]]) -> None:
+        # This connection's handler thread is mid-handshake until the test lets it go.
+        if target == "/late":
+            handshaking.set()
+            assert finish_handshake.wait(GUARD)
+
+    with (
+        our_server(echo, process_request=hold_the_handshake, close_timeout=0.2) as server,
+        connect(f"ws://127.0.0.1:{server.port}/", close_timeout=0.2) as early,
+        socket.create_connection(("127.0.0.1", server.port), timeout=GUARD) as sock,
+    ):
+        sock.sendall(
+            b"GET /late HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        assert handshaking.wait(GUARD)
+        stopper = threading.Thread(target=server.shutdown)
+        stopper.start()
+        # The open connection's 1001 shows shutdown() has begun, and has
+        # already gathered the open connections, without the late one.
+        with pytest.raises(ConnectionClosed) as caught:
+            early.recv()
+        assert caught.value.code == 1001
+        finish_handshake.set()
+        response = read_until_eof(sock)
+        stopper.join(GUARD)
+        assert not stopper.is_alive()
     assert response.startswith(b"HTTP/1.1 101")
     # The server's Close frame: 1001, going away.
     assert b"\x88" in response
