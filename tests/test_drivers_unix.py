@@ -7,6 +7,7 @@ stopped by the test that started it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import socket
@@ -15,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import trio
@@ -48,6 +49,33 @@ def stale_socket(path: str) -> None:
     assert is_socket(path)
 
 
+async def echo_with_target(websocket: Any) -> None:
+    """The asyncio and trio handler: each message back, after the request's target."""
+    async for message in websocket:
+        await websocket.send(f"{websocket.request.target if websocket.request else ''} {message}")
+
+
+def sync_echo_with_target(websocket: sync_driver.WebSocket) -> None:
+    for message in websocket:
+        websocket.send(f"{websocket.request.target if websocket.request else ''} {message}")
+
+
+@contextlib.contextmanager
+def sync_serving(
+    handler: Callable[[sync_driver.WebSocket], None], path: str, **kwargs: Any
+) -> Iterator[sync_driver.Server]:
+    """A threads server on ``path``, serving in its own thread until the block ends, then shut down and joined."""
+    with sync_driver.unix_serve(handler, path, **kwargs) as server:
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            yield server
+        finally:
+            server.shutdown()
+            thread.join(10)
+    assert not thread.is_alive()
+
+
 # ====================================================================== asyncio
 
 
@@ -62,12 +90,8 @@ def run_asyncio(test: Callable[[], Awaitable[T]]) -> T:
 def test_asyncio_unix_socket_round_trip(socket_path: str) -> None:
     stale_socket(socket_path)
 
-    async def handler(websocket: asyncio_driver.WebSocket) -> None:
-        async for message in websocket:
-            await websocket.send(f"{websocket.request.target if websocket.request else ''} {message}")
-
     async def main() -> None:
-        async with await asyncio_driver.unix_serve(handler, socket_path) as server:
+        async with await asyncio_driver.unix_serve(echo_with_target, socket_path) as server:
             assert is_socket(socket_path)
             assert server.sockets[0].family == socket.AF_UNIX
             async with asyncio_driver.unix_connect(socket_path, "ws://localhost/room?x=1") as websocket:
@@ -96,24 +120,13 @@ def test_asyncio_unix_connect_to_no_server_fails_with_oserror(socket_path: str) 
 def test_sync_unix_socket_round_trip(socket_path: str) -> None:
     stale_socket(socket_path)
 
-    def handler(websocket: sync_driver.WebSocket) -> None:
-        for message in websocket:
-            websocket.send(f"{websocket.request.target if websocket.request else ''} {message}")
-
-    with sync_driver.unix_serve(handler, socket_path) as server:
-        thread = threading.Thread(target=server.serve_forever)
-        thread.start()
-        try:
-            assert is_socket(socket_path)
-            assert server.socket.family == socket.AF_UNIX
-            with sync_driver.unix_connect(socket_path, "ws://localhost/chat") as websocket:
-                websocket.send("hello")
-                assert websocket.recv() == "/chat hello"
-            assert websocket.close_code == 1000
-        finally:
-            server.shutdown()
-            thread.join(10)
-    assert not thread.is_alive()
+    with sync_serving(sync_echo_with_target, socket_path) as server:
+        assert is_socket(socket_path)
+        assert server.socket.family == socket.AF_UNIX
+        with sync_driver.unix_connect(socket_path, "ws://localhost/chat") as websocket:
+            websocket.send("hello")
+            assert websocket.recv() == "/chat hello"
+        assert websocket.close_code == 1000
 
 
 def test_sync_unix_serve_refuses_a_path_that_is_not_a_socket(socket_path: str) -> None:
@@ -137,14 +150,10 @@ def run_trio(test: Callable[[], Awaitable[T]]) -> T:
 def test_trio_unix_socket_round_trip(socket_path: str) -> None:
     stale_socket(socket_path)
 
-    async def handler(websocket: trio_driver.WebSocket) -> None:
-        async for message in websocket:
-            await websocket.send(f"{websocket.request.target if websocket.request else ''} {message}")
-
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             server: trio_driver.Server = await nursery.start(
-                functools.partial(trio_driver.unix_serve, handler, socket_path)
+                functools.partial(trio_driver.unix_serve, echo_with_target, socket_path)
             )
             assert is_socket(socket_path)
             assert server.sockets[0].family == socket.AF_UNIX
@@ -164,13 +173,8 @@ def test_sync_unix_socket_with_tls(socket_path: str) -> None:
     def handler(websocket: sync_driver.WebSocket) -> None:
         websocket.send("over tls")
 
-    with sync_driver.unix_serve(handler, socket_path, ssl=server_context) as server:
-        thread = threading.Thread(target=server.serve_forever)
-        thread.start()
-        try:
-            with sync_driver.unix_connect(socket_path, "wss://localhost/", ssl=client_context) as websocket:
-                assert websocket.recv() == "over tls"
-        finally:
-            server.shutdown()
-            thread.join(10)
-    assert not thread.is_alive()
+    with (
+        sync_serving(handler, socket_path, ssl=server_context),
+        sync_driver.unix_connect(socket_path, "wss://localhost/", ssl=client_context) as websocket,
+    ):
+        assert websocket.recv() == "over tls"
