@@ -60,8 +60,11 @@ def page_or_websocket(target: str, headers: list[tuple[bytes, bytes]]) -> HttpRe
 
 
 @contextlib.asynccontextmanager
-async def h2_server(handler: Callable[[Any], Awaitable[None]] = echo, **kwargs: Any) -> AsyncIterator[Server]:
-    server = await serve(handler, "127.0.0.1", 0, http2=True, ping_interval=None, **kwargs)
+async def h2_server(
+    handler: Callable[[Any], Awaitable[None]] = echo, *, ping_interval: float | None = None, **kwargs: Any
+) -> AsyncIterator[Server]:
+    """Our asyncio server with HTTP/2 on 127.0.0.1, closed when the block ends (no keepalive unless asked)."""
+    server = await serve(handler, "127.0.0.1", 0, http2=True, ping_interval=ping_interval, **kwargs)
     try:
         yield server
     finally:
@@ -102,6 +105,7 @@ class HandPeer:
         self.writer = writer
         self.h2 = h2c
         self.events: list[h2.events.Event] = []
+        self.pings_sent = 0
 
     @classmethod
     async def client(cls, port: int, **settings: int) -> HandPeer:
@@ -165,10 +169,28 @@ class HandPeer:
         self.h2.send_data(stream_id, data, end_stream=end_stream)
         self.flush()
 
+    async def barrier(self) -> None:
+        """Ping, and read until the answer: whatever the server wrote before answering has been read by then."""
+        self.pings_sent += 1
+        data = self.pings_sent.to_bytes(8, "big")
+        self.h2.ping(data)
+        self.flush()
+        await self.wait_for(lambda e: isinstance(e, h2.events.PingAckReceived) and e.ping_data == data)
+
     async def close(self) -> None:
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def hand_peer(server: Server, **settings: int) -> AsyncIterator[HandPeer]:
+    """A :class:`HandPeer` connected to ``server``, closed when the block ends, even if the test failed."""
+    peer = await HandPeer.client(server.port, **settings)
+    try:
+        yield peer
+    finally:
+        await peer.close()
 
 
 def extended_connect(path: bytes = b"/ws", *, protocol: bytes | None = b"websocket") -> list[tuple[bytes, bytes]]:
@@ -257,8 +279,7 @@ def test_page_and_websocket_on_one_h2_connection() -> None:
     """Ordinary requests get process_request's answer, on the same connection as a WebSocket."""
 
     async def main() -> None:
-        async with h2_server(process_request=page_or_websocket) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(process_request=page_or_websocket) as server, hand_peer(server) as peer:
             websocket = await peer.open_websocket()
             page = peer.h2.get_next_available_stream_id()
             peer.h2.send_headers(
@@ -276,7 +297,6 @@ def test_page_and_websocket_on_one_h2_connection() -> None:
             peer.send(websocket, masked(OP_TEXT, b"after the page"))
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == websocket)
             assert frames(peer.data(websocket)) == [(0x81, b"after the page")]
-            await peer.close()
 
     run(main)
 
@@ -320,15 +340,13 @@ def test_a_message_before_a_close_in_the_next_data_frame_is_answered() -> None:
     """The ordering rule across DATA frames: the Close waits until the application took the message."""
 
     async def main() -> None:
-        async with h2_server() as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server() as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             peer.h2.send_data(stream, masked(OP_TEXT, b"answer me"))
             peer.h2.send_data(stream, masked(0x8, (1000).to_bytes(2, "big")))
             peer.flush()
             await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == stream)
             assert frames(peer.data(stream)) == [(0x81, b"answer me"), (0x88, (1000).to_bytes(2, "big"))]
-            await peer.close()
 
     run(main)
 
@@ -345,8 +363,7 @@ def test_closing_ends_the_stream_cleanly() -> None:
             await websocket.wait_closed()
             closed.set_result(websocket.close_code)
 
-        async with h2_server(handler) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(handler) as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             peer.send(stream, masked(0x8, (1000).to_bytes(2, "big") + b"bye"))
             await peer.wait_for(lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == stream)
@@ -355,7 +372,6 @@ def test_closing_ends_the_stream_cleanly() -> None:
             peer.flush()
             assert await closed == 1000
             assert not any(isinstance(e, h2.events.StreamReset) for e in peer.events)
-            await peer.close()
 
     run(main)
 
@@ -376,8 +392,7 @@ def test_bad_extended_connect_is_refused_and_the_connection_goes_on(
     headers: list[tuple[bytes, bytes]], status: bytes
 ) -> None:
     async def main() -> None:
-        async with h2_server() as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server() as server, hand_peer(server) as peer:
             stream = peer.h2.get_next_available_stream_id()
             peer.h2.send_headers(stream, headers)
             peer.flush()
@@ -390,7 +405,6 @@ def test_bad_extended_connect_is_refused_and_the_connection_goes_on(
             peer.send(good, masked(OP_TEXT, b"still here"))
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == good)
             assert frames(peer.data(good)) == [(0x81, b"still here")]
-            await peer.close()
 
     run(main)
 
@@ -406,8 +420,7 @@ def test_rst_stream_mid_message_ends_only_that_websocket() -> None:
                 await websocket.wait_closed()
                 await codes.put(websocket.close_code)
 
-        async with h2_server(handler) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(handler) as server, hand_peer(server) as peer:
             first = await peer.open_websocket()
             second = await peer.open_websocket()
             # Half a frame, then the stream is reset (RFC 8441 section 6: a TCP reset).
@@ -418,15 +431,13 @@ def test_rst_stream_mid_message_ends_only_that_websocket() -> None:
             peer.send(second, masked(OP_TEXT, b"unaffected"))
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == second)
             assert frames(peer.data(second)) == [(0x81, b"unaffected")]
-            await peer.close()
 
     run(main)
 
 
 def test_protocol_failure_resets_its_stream_only() -> None:
     async def main() -> None:
-        async with h2_server() as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server() as server, hand_peer(server) as peer:
             bad = await peer.open_websocket()
             good = await peer.open_websocket()
             # Unmasked, from a client: RFC 6455 section 5.1, fail with 1002.
@@ -439,7 +450,6 @@ def test_protocol_failure_resets_its_stream_only() -> None:
             peer.send(good, masked(OP_TEXT, b"fine"))
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == good)
             assert frames(peer.data(good)) == [(0x81, b"fine")]
-            await peer.close()
 
     run(main)
 
@@ -467,8 +477,7 @@ def test_a_stream_whose_window_is_zero_stalls_nobody_else(send_path: str) -> Non
             else:
                 await echo(websocket)
 
-        async with h2_server(handler, max_queue=2) as server:
-            peer = await HandPeer.client(server.port, INITIAL_WINDOW_SIZE=4000)
+        async with h2_server(handler, max_queue=2) as server, hand_peer(server, INITIAL_WINDOW_SIZE=4000) as peer:
             try:
                 flood = await peer.open_websocket(path=b"/flood")
                 deaf = await peer.open_websocket(path=b"/deaf")
@@ -476,16 +485,15 @@ def test_a_stream_whose_window_is_zero_stalls_nobody_else(send_path: str) -> Non
                 # Send to the deaf stream until its window is zero.
                 while (window := peer.h2.local_flow_control_window(deaf)) > 0:
                     peer.send(deaf, masked(OP_BINARY, b"z" * min(window - 8, 1000))[:window])
-                    await asyncio.sleep(0)
-                for _ in range(20):  # give the server every chance to (wrongly) reopen it
-                    await asyncio.sleep(0)
+                    await peer.writer.drain()
+                # A WINDOW_UPDATE the server (wrongly) sent for it would have been read by now.
+                await peer.barrier()
                 assert peer.h2.local_flow_control_window(deaf) == 0
                 # The flood stream's DATA stopped at the peer's window of 4000
                 # bytes, and its sends once the stream's buffer passed the
                 # high-water mark: what waits in the server is bounded.
                 await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and len(peer.data(flood)) >= 4000)
-                for _ in range(20):
-                    await asyncio.sleep(0)
+                await peer.barrier()
                 assert len(peer.data(flood)) == 4000
                 assert sends_done.get("flood", 0) <= (4000 + STREAM_HIGH_WATER) // 1004 + 1
                 waiting = stuck[0]._transport.get_write_buffer_size()
@@ -504,15 +512,13 @@ def test_a_stream_whose_window_is_zero_stalls_nobody_else(send_path: str) -> Non
             finally:
                 # Even when the test fails: the handlers must end for the server to close.
                 gate.set()
-                await peer.close()
 
     run(main)
 
 
 def test_hundred_streams_at_once_from_a_hand_peer() -> None:
     async def main() -> None:
-        async with h2_server() as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server() as server, hand_peer(server) as peer:
             streams = []
             for _ in range(100):
                 stream = peer.h2.get_next_available_stream_id()
@@ -522,7 +528,6 @@ def test_hundred_streams_at_once_from_a_hand_peer() -> None:
             peer.flush()
             await peer.wait_for(lambda e: all(frames(peer.data(s)) for s in streams))
             assert [frames(peer.data(s)) for s in streams] == [[(0x81, str(s).encode())] for s in streams]
-            await peer.close()
 
     run(main)
 
@@ -558,12 +563,6 @@ def test_server_without_extended_connect_is_reported() -> None:
 # --------------------------------------------------------------- hypercorn's server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_our_client_against_hypercorn_over_h2(tmp_path: Path) -> None:
     """hypercorn serves RFC 8441; our client opens two WebSockets on one of its HTTP/2 connections."""
     ca = trustme.CA()
@@ -585,19 +584,17 @@ def test_our_client_against_hypercorn_over_h2(tmp_path: Path) -> None:
 
     async def main() -> None:
         config = Config()
-        port = _free_port()
-        config.bind = [f"127.0.0.1:{port}"]
+        # hypercorn serves a socket that already listens: connections wait in
+        # its backlog until hypercorn accepts them, so nothing waits for the port.
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        # hypercorn makes its own socket object of the descriptor, and closes it.
+        config.bind = [f"fd://{listener.detach()}"]
         config.certfile = config.keyfile = str(tmp_path / "server.pem")
         config.accesslog = config.errorlog = None
         stop = asyncio.Event()
         task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
         try:
-            for _ in range(100):
-                with contextlib.suppress(OSError):
-                    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                await asyncio.sleep(0.05)
             url = f"wss://127.0.0.1:{port}/hyper"
             first = await connect(url, http2=True, ssl=client_ssl, subprotocols=["echo"], ping_interval=None)
             second = await connect(url, http2=True, ssl=client_ssl, ping_interval=None)
@@ -653,19 +650,17 @@ def test_ping_awaits_its_pong_and_keepalive_gives_up_on_a_silent_peer() -> None:
         ):
             pong = await websocket.ping(b"are you there")
             await pong
-        server = await serve(handler, "127.0.0.1", 0, http2=True, ping_interval=0.05, ping_timeout=0.05)
-        try:
+        async with (
+            h2_server(handler, ping_interval=0.05, ping_timeout=0.05) as server,
+            hand_peer(server) as peer,
+        ):
             # A peer that never answers the keepalive Ping: its stream is reset, the others live on.
-            peer = await HandPeer.client(server.port)
             stream = await peer.open_websocket()
             await peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset) and e.stream_id == stream)
             ping, close = frames(peer.data(stream))
             assert ping[0] == 0x89
             assert (close[0], int.from_bytes(close[1][:2], "big")) == (0x88, 1011)
             assert await codes.get() == 1006
-            await peer.close()
-        finally:
-            await server.close()
 
     run(main)
 
@@ -675,13 +670,11 @@ def test_a_failing_handler_closes_its_websocket_with_1011() -> None:
         raise RuntimeError("the application broke")
 
     async def main() -> None:
-        async with h2_server(failing) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(failing) as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == stream)
             ((first, payload),) = frames(peer.data(stream))
             assert (first, int.from_bytes(payload[:2], "big")) == (0x88, 1011)
-            await peer.close()
 
     run(main)
 
@@ -694,8 +687,7 @@ def test_an_http2_connection_error_ends_every_websocket_on_it() -> None:
             await websocket.wait_closed()
             await codes.put(websocket.close_code)
 
-        async with h2_server(handler) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(handler) as server, hand_peer(server) as peer:
             await peer.open_websocket()
             await peer.open_websocket()
             # A DATA frame on stream 0 is a connection error (RFC 9113 section 6.1).
@@ -704,7 +696,6 @@ def test_an_http2_connection_error_ends_every_websocket_on_it() -> None:
             goaway = await peer.wait_for(lambda e: isinstance(e, h2.events.ConnectionTerminated))
             assert isinstance(goaway, h2.events.ConnectionTerminated)
             assert goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
-            await peer.close()
 
     run(main)
 
@@ -721,8 +712,7 @@ def test_data_frames_cut_anywhere_and_mixed_with_other_frames_arrive_in_order() 
     """Plain DATA frames skip h2; padded ones, PINGs and the rest go through it, in order, at any cut."""
 
     async def main() -> None:
-        async with h2_server() as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server() as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             sent = [f"message {index}".encode() for index in range(6)]
             for index, payload in enumerate(sent):
@@ -742,7 +732,6 @@ def test_data_frames_cut_anywhere_and_mixed_with_other_frames_arrive_in_order() 
             await peer.wait_for(lambda e: len(frames(peer.data(stream))) == 7)
             assert frames(peer.data(stream)) == [(0x81, payload) for payload in sent] + [(0x82, b"b" * 300)]
             assert any(isinstance(event, h2.events.PingAckReceived) for event in peer.events)
-            await peer.close()
 
     run(main)
 
@@ -757,13 +746,12 @@ def test_more_than_the_window_in_plain_data_frames_resets_that_stream_only() -> 
         await echo(websocket)
 
     async def main() -> None:
-        async with h2_server(handler, max_queue=1) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(handler, max_queue=1) as server, hand_peer(server) as peer:
             deaf = await peer.open_websocket(path=b"/deaf")
             other = await peer.open_websocket(path=b"/other")
             while (window := peer.h2.local_flow_control_window(deaf)) > 0:
                 peer.send(deaf, masked(OP_BINARY, b"z" * min(window - 8, 1000))[:window])
-                await asyncio.sleep(0)
+                await peer.writer.drain()
             # One byte beyond the window the server gave, which h2 would not send.
             peer.writer.write(raw_frame(0x0, 0x0, deaf, b"z"))
             reset = await peer.wait_for(lambda e: isinstance(e, h2.events.StreamReset) and e.stream_id == deaf)
@@ -773,7 +761,6 @@ def test_more_than_the_window_in_plain_data_frames_resets_that_stream_only() -> 
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == other)
             assert frames(peer.data(other)) == [(0x81, b"still here")]
             gate.set()
-            await peer.close()
 
     run(main)
 
@@ -782,8 +769,7 @@ def test_a_data_frame_inside_a_header_block_is_a_connection_error() -> None:
     """RFC 9113 section 6.10: only CONTINUATION may follow HEADERS without END_HEADERS; h2 sees the DATA frame."""
 
     async def main() -> None:
-        async with h2_server() as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server() as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             block = peer.h2.encoder.encode(extended_connect())
             peer.writer.write(
@@ -793,7 +779,6 @@ def test_a_data_frame_inside_a_header_block_is_a_connection_error() -> None:
             assert isinstance(ended, h2.events.ConnectionTerminated)
             assert ended.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
             assert frames(peer.data(stream)) == []
-            await peer.close()
 
     run(main)
 
@@ -808,8 +793,7 @@ def test_written_data_frames_keep_to_the_windows_the_peer_sets_and_changes(send_
             echoed.set()
 
     async def main() -> None:
-        async with h2_server(handler) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(handler) as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             peer.send(stream, masked(OP_TEXT, b"first"))
             await peer.wait_for(lambda e: isinstance(e, h2.events.DataReceived) and e.stream_id == stream)
@@ -836,7 +820,6 @@ def test_written_data_frames_keep_to_the_windows_the_peer_sets_and_changes(send_
             peer.flush()
             await peer.wait_for(lambda e: len(frames(peer.data(stream))) == 2)
             assert frames(peer.data(stream)) == [(0x81, b"first"), (0x81, b"second")]
-            await peer.close()
 
     run(main)
 
@@ -854,14 +837,12 @@ def test_data_behind_a_reset_in_the_same_read_reaches_nobody() -> None:
             await codes.put(websocket.close_code)
 
     async def main() -> None:
-        async with h2_server(handler) as server:
-            peer = await HandPeer.client(server.port)
+        async with h2_server(handler) as server, hand_peer(server) as peer:
             stream = await peer.open_websocket()
             peer.h2.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
             peer.writer.write(peer.h2.data_to_send() + raw_frame(0x0, 0x0, stream, masked(OP_TEXT, b"too late")))
             assert await codes.get() == 1006
             assert received == []
-            await peer.close()
 
     run(main)
 
@@ -876,10 +857,7 @@ def test_select_subprotocol_and_process_response_decide_http2_streams_too() -> N
         return None
 
     async def main() -> None:
-        server = await serve(
-            echo, "127.0.0.1", 0, http2=True, select_subprotocol=select, process_response=process_response
-        )
-        try:
+        async with h2_server(select_subprotocol=select, process_response=process_response) as server:
             url = f"ws://127.0.0.1:{server.port}"
             async with connect(f"{url}/chat", http2=True, subprotocols=["first", "second"]) as websocket:
                 assert websocket.stream_id is not None
@@ -890,8 +868,6 @@ def test_select_subprotocol_and_process_response_decide_http2_streams_too() -> N
                 await connect(f"{url}/private", http2=True)
             assert rejected.value.status_code == 403
             assert rejected.value.body == b"not for you\n"
-        finally:
-            await server.close()
 
     run(main)
 
