@@ -566,6 +566,15 @@ def test_echo(driver: Driver, message: str | bytes) -> None:
     assert client.recv() == message * 1000
 
 
+def test_send_refuses_what_is_not_a_message(driver: Driver) -> None:
+    """Neither str nor bytes-like: TypeError, and the connection goes on."""
+    client = driver.connect(driver.serve("echo"))
+    with pytest.raises(TypeError, match="bytes-like"):
+        client.send(12)  # type: ignore[arg-type]
+    client.send(bytearray(b"still open"))
+    assert client.recv() == b"still open"
+
+
 @pytest.mark.parametrize("handler", ["echo", "answers_one"], ids=["recv-loop", "wait_closed"])
 def test_ordering_rule_as_server(driver: Driver, handler: str) -> None:
     """A message and a Close in one write: the handler's echo precedes our Close reply.
