@@ -429,8 +429,9 @@ class WebSocket(WebSocketState):
                                 continue  # Woken without data (spuriously): wait again.
                             except _STREAM_ERRORS:
                                 data = b""
-                            managed.receive_data(data or None, trio.current_time())
-                        if self._handle_events(trio.current_time()):
+                            if self._receive(data, trio.current_time()):
+                                self._wake()
+                        elif self._handle_events(trio.current_time()):
                             self._wake()
                         # The ordering rule (see ManagedConnection.held): the
                         # application takes the message before parsing goes on.

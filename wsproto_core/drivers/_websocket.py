@@ -98,6 +98,25 @@ class WebSocketState:
             self._pong_waiters = {}
         self._pong_waiters[payload] = waiter
 
+    def _receive(self, data: bytes | bytearray | None, now: float) -> bool:
+        """Feed a read (``b""`` or ``None``: the stream ended) and deliver what it holds; return whether a message came.
+
+        Hot path: the whole messages that the read starts with join the queue
+        without going through the parser; the parser takes the rest (unless
+        the ordering rule holds it).
+        """
+        managed = self._managed
+        if not data:
+            managed.receive_data(None, now)
+            return self._handle_events(now)
+        messages = managed.receive_messages(data, now)
+        if messages:
+            self._messages += messages
+            if managed.buffered_bytes and not managed.held:
+                self._handle_events(now)
+            return True
+        return self._handle_events(now) if managed.buffered_bytes else False
+
     def _handle_events(self, now: float) -> bool:
         """Parse what was received: messages join the queue, Pongs resolve their waiters.
 
