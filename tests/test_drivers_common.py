@@ -6,17 +6,26 @@ joined in memory, as a driver would join them through a socket.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from wsproto_core.drivers import asyncio as asyncio_driver
+from wsproto_core.drivers import sync as sync_driver
+from wsproto_core.drivers import trio as trio_driver
 from wsproto_core.drivers._common import (
     ClientOpening,
     ClientOptions,
     ConnectionClosed,
     Fragments,
+    HttpResponse,
     InvalidURL,
     ServerOpening,
+    ServerOptions,
     Settings,
     Upgrade,
     WebSocketURL,
@@ -153,3 +162,37 @@ def test_client_options_take_connect_keywords_and_leave_the_rest_to_settings() -
         ClientOptions.parse("ws://example.com/", colour="blue")
     with pytest.raises(InvalidURL):
         ClientOptions.parse("http://example.com/")
+
+
+def test_server_options_open_each_connection_with_process_request_and_the_upgrade_callbacks() -> None:
+    def page(target: str, headers: list[tuple[bytes, bytes]]) -> HttpResponse | None:
+        return HttpResponse(200, [(b"content-type", b"text/plain")], b"a page") if target == "/page" else None
+
+    options = ServerOptions(
+        Settings(), subprotocols=["chat.v1"], process_request=page, select_subprotocol=lambda request: "chat.v2"
+    )
+    plain = options.opening()
+    assert plain.receive(b"GET /page HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert plain.request is None
+    assert plain.response.endswith(b"a page")
+    client = ClientOpening.start(parse_url("ws://localhost/chat"), options.settings, ["chat.v1", "chat.v2"])
+    upgrading = options.opening()
+    assert upgrading.receive(client.request)
+    # select_subprotocol decides, not the subprotocols list.
+    answer, accept = upgrading.upgrade(options.upgrade(), options.settings)
+    assert accept is not None and accept.subprotocol == "chat.v2"
+    accepted = client.receive(answer)
+    assert accepted is not None and accepted.subprotocol == "chat.v2"
+
+
+@pytest.mark.parametrize(
+    "serve",
+    [asyncio_driver.serve, asyncio_driver.serve_listener, trio_driver.serve, sync_driver.serve],
+    ids=["asyncio", "asyncio-listener", "trio", "threads"],
+)
+def test_every_serve_takes_the_server_options_with_their_defaults(serve: Callable[..., Any]) -> None:
+    """The keywords each driver's serve() takes are ServerOptions' fields, with the same defaults."""
+    parameters = inspect.signature(serve).parameters
+    for field in dataclasses.fields(ServerOptions)[1:]:
+        assert parameters[field.name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[field.name].default == field.default, field.name

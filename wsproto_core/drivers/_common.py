@@ -353,6 +353,33 @@ class Upgrade:
         return answer
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """What a server's ``serve`` was asked for, gathered once.
+
+    Every driver's ``serve`` and ``unix_serve`` (and the asyncio driver's
+    ``serve_listener``) take these keywords, with these defaults, and hand one
+    of these to the code that listens and accepts connections.
+    """
+
+    settings: Settings
+    subprotocols: Sequence[str] = ()
+    process_request: ProcessRequest | None = None
+    ssl: ssl_module.SSLContext | None = None
+    open_timeout: float | None = 10.0
+    select_subprotocol: SelectSubprotocol | None = None
+    process_response: ProcessResponse | None = None
+    unix_path: str | None = None
+
+    def upgrade(self) -> Upgrade:
+        """How to answer a valid upgrade request: the subprotocols and the two callbacks."""
+        return Upgrade(self.subprotocols, self.select_subprotocol, self.process_response)
+
+    def opening(self) -> ServerOpening:
+        """A fresh :class:`ServerOpening` for one accepted connection."""
+        return ServerOpening(self.settings, self.process_request)
+
+
 class ClientOpening:
     """The client's side of the opening handshake, without the I/O.
 

@@ -20,8 +20,8 @@ from ._common import (
     ProcessResponse,
     SelectSubprotocol,
     ServerOpening,
+    ServerOptions,
     Settings,
-    Upgrade,
     admission_refusal,
     handler_close,
     remove_stale_unix_socket,
@@ -40,28 +40,14 @@ class Server:
     """A listening WebSocket server: :meth:`serve_forever` in a thread, :meth:`shutdown` (or ``with``) to stop."""
 
     def __init__(
-        self,
-        sock: socket.socket,
-        handler: Handler,
-        settings: Settings,
-        *,
-        subprotocols: Sequence[str],
-        process_request: ProcessRequest | None,
-        ssl: ssl_module.SSLContext | None,
-        open_timeout: float | None,
-        select_subprotocol: SelectSubprotocol | None = None,
-        process_response: ProcessResponse | None = None,
-        clock: Clock = MONOTONIC,
+        self, sock: socket.socket, handler: Handler, options: ServerOptions, *, clock: Clock = MONOTONIC
     ) -> None:
         self.socket = sock
         self._clock = clock
         self._handler = handler
-        self._settings = settings
-        self._subprotocols = subprotocols
-        self._upgrade = Upgrade(subprotocols, select_subprotocol, process_response)
-        self._process_request = process_request
-        self._ssl = ssl
-        self._open_timeout = open_timeout
+        self._options = options
+        self._settings = options.settings
+        self._upgrade = options.upgrade()
         self._lock = threading.Lock()
         self._connections: set[WebSocket] = set()
         self._threads: set[threading.Thread] = set()
@@ -145,11 +131,12 @@ class Server:
         if refusal is not None:
             _refuse(sock, refusal)
             return
-        deadline = _Deadline(self._open_timeout)
+        options = self._options
+        deadline = _Deadline(options.open_timeout)
         try:
-            if self._ssl is not None:
-                sock = self._ssl.wrap_socket(deadline.apply(sock), server_side=True)
-            opening = _server_handshake(sock, settings, self._process_request, deadline)
+            if options.ssl is not None:
+                sock = options.ssl.wrap_socket(deadline.apply(sock), server_side=True)
+            opening = _server_handshake(sock, options, deadline)
             if opening.request is None:
                 sock.close()
                 return
@@ -228,7 +215,16 @@ def serve(
     ``select_subprotocol`` and ``process_response`` are those of the asyncio
     driver's :func:`~wsproto_core.drivers.asyncio.serve`. ``clock`` is that of :func:`connect`.
     """
-    settings = Settings.from_options(options)
+    server_options = ServerOptions(
+        Settings.from_options(options),
+        subprotocols,
+        process_request,
+        ssl,
+        open_timeout,
+        select_subprotocol,
+        process_response,
+        unix_path,
+    )
     if unix_path is not None:
         remove_stale_unix_socket(unix_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -244,18 +240,7 @@ def serve(
     else:
         sock = socket.create_server((host or "", port))
     sock.setblocking(False)  # accept() after select() must not block if the client left.
-    return Server(
-        sock,
-        handler,
-        settings,
-        subprotocols=subprotocols,
-        process_request=process_request,
-        ssl=ssl,
-        open_timeout=open_timeout,
-        select_subprotocol=select_subprotocol,
-        process_response=process_response,
-        clock=clock,
-    )
+    return Server(sock, handler, server_options, clock=clock)
 
 
 def unix_serve(handler: Handler, path: str, **kwargs: Any) -> Server:
@@ -266,10 +251,8 @@ def unix_serve(handler: Handler, path: str, **kwargs: Any) -> Server:
     return serve(handler, unix_path=path, **kwargs)
 
 
-def _server_handshake(
-    sock: socket.socket, settings: Settings, process_request: ProcessRequest | None, deadline: _Deadline
-) -> ServerOpening:
-    opening = ServerOpening(settings, process_request)
+def _server_handshake(sock: socket.socket, options: ServerOptions, deadline: _Deadline) -> ServerOpening:
+    opening = options.opening()
     while not opening.receive(deadline.apply(sock).recv(READ_SIZE)):
         pass
     if opening.response:

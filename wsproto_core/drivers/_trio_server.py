@@ -18,8 +18,8 @@ from ._common import (
     ProcessResponse,
     SelectSubprotocol,
     ServerOpening,
+    ServerOptions,
     Settings,
-    Upgrade,
     admission_refusal,
     handler_close,
     managed_connection,
@@ -102,8 +102,24 @@ async def serve(
     ``process_response`` are those of the asyncio driver's
     :func:`~wsproto_core.drivers.asyncio.serve`.
     """
-    settings = Settings.from_options(options)
-    upgrade = Upgrade(subprotocols, select_subprotocol, process_response)
+    server_options = ServerOptions(
+        Settings.from_options(options),
+        subprotocols,
+        process_request,
+        ssl,
+        open_timeout,
+        select_subprotocol,
+        process_response,
+        unix_path,
+    )
+    await _serve(handler, host, port, server_options, task_status)
+
+
+async def _serve(
+    handler: Handler, host: str | None, port: int, options: ServerOptions, task_status: trio.TaskStatus[Server]
+) -> None:
+    settings = options.settings
+    upgrade = options.upgrade()
     connections: set[WebSocket] = set()
     handshaking = 0
 
@@ -116,8 +132,8 @@ async def serve(
         handshaking += 1
         websocket = None
         try:
-            with trio.fail_after(_timeout(open_timeout)):
-                opening = await _server_handshake(stream, settings, process_request)
+            with trio.fail_after(_timeout(options.open_timeout)):
+                opening = await _server_handshake(stream, options)
                 connection, request = opening.connection, opening.request
                 if request is None:
                     await stream.aclose()
@@ -171,12 +187,12 @@ async def serve(
             connections.discard(websocket)
 
     listeners: list[trio.abc.Listener[Any]] = (
-        [await _unix_listener(unix_path)]
-        if unix_path is not None
+        [await _unix_listener(options.unix_path)]
+        if options.unix_path is not None
         else list(await trio.open_tcp_listeners(port, host=host))
     )
-    if ssl is not None:
-        listeners = [trio.SSLListener(listener, ssl) for listener in listeners]
+    if options.ssl is not None:
+        listeners = [trio.SSLListener(listener, options.ssl) for listener in listeners]
     server = Server(listeners, connections)
     try:
         with server._serve_scope:
@@ -229,10 +245,8 @@ async def _refuse(stream: trio.abc.Stream, answer: bytes) -> None:
     await trio.aclose_forcefully(stream)
 
 
-async def _server_handshake(
-    stream: trio.abc.Stream, settings: Settings, process_request: ProcessRequest | None
-) -> ServerOpening:
-    opening = ServerOpening(settings, process_request)
+async def _server_handshake(stream: trio.abc.Stream, options: ServerOptions) -> ServerOpening:
+    opening = options.opening()
     try:
         while not opening.receive(await stream.receive_some(READ_SIZE)):
             pass

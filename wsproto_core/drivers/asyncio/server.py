@@ -21,9 +21,8 @@ from .._common import (
     ProcessRequest,
     ProcessResponse,
     SelectSubprotocol,
-    ServerOpening,
+    ServerOptions,
     Settings,
-    Upgrade,
     admission_refusal,
     handler_close,
 )
@@ -55,7 +54,7 @@ class _ServerOpening(Opening):
 
     def __init__(self, server: ServerConfig) -> None:
         self._server = server
-        self._opening = ServerOpening(server.settings, server.process_request)
+        self._opening = server.options.opening()
         self._protocol: ConnectionProtocol | None = None
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -158,22 +157,13 @@ class ServerConfig:
     """A listening server's settings and callbacks, shared by its connections."""
 
     def __init__(
-        self,
-        settings: Settings,
-        *,
-        subprotocols: Sequence[str],
-        process_request: ProcessRequest | None,
-        open_timeout: float | None,
-        handler: Handler | None,
-        listener_factory: Callable[[], Listener] | None,
-        select_subprotocol: SelectSubprotocol | None = None,
-        process_response: ProcessResponse | None = None,
+        self, options: ServerOptions, *, handler: Handler | None, listener_factory: Callable[[], Listener] | None
     ) -> None:
-        self.settings = settings
-        self.subprotocols = subprotocols
-        self.upgrade = Upgrade(subprotocols, select_subprotocol, process_response)
-        self.process_request = process_request
-        self.open_timeout = open_timeout
+        self.options = options
+        self.settings = options.settings
+        self.upgrade = options.upgrade()
+        self.process_request = options.process_request
+        self.open_timeout = options.open_timeout
         self.handler = handler
         self.listener_factory = listener_factory
         self.tracked = _Tracked()
@@ -291,16 +281,19 @@ async def serve(
     without, a client that opens with the HTTP/2 preface gets HTTP/2 (h2c with
     prior knowledge). See :mod:`wsproto_core.drivers.http2`.
     """
-    settings = Settings.from_options(options)
     config = ServerConfig(
-        settings,
-        subprotocols=subprotocols,
-        process_request=process_request,
-        open_timeout=open_timeout,
+        ServerOptions(
+            Settings.from_options(options),
+            subprotocols,
+            process_request,
+            ssl,
+            open_timeout,
+            select_subprotocol,
+            process_response,
+            unix_path,
+        ),
         handler=handler,
         listener_factory=None,
-        select_subprotocol=select_subprotocol,
-        process_response=process_response,
     )
     protocol: Callable[[], asyncio.BaseProtocol] = config.protocol
     if http2:
@@ -313,7 +306,7 @@ async def serve(
         def protocol() -> asyncio.BaseProtocol:
             return http2_server.protocol(config.protocol())
 
-    server = await _listen(protocol, host, port, ssl, unix_path)
+    server = await _listen(protocol, host, port, config.options)
     return Server(server, config.tracked)
 
 
@@ -326,16 +319,12 @@ async def unix_serve(handler: Handler, path: str, **kwargs: Any) -> Server:
 
 
 async def _listen(
-    protocol: Callable[[], asyncio.BaseProtocol],
-    host: str | None,
-    port: int,
-    ssl: ssl_module.SSLContext | None,
-    unix_path: str | None,
+    protocol: Callable[[], asyncio.BaseProtocol], host: str | None, port: int, options: ServerOptions
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
-    if unix_path is not None:
-        return await loop.create_unix_server(protocol, unix_path, ssl=ssl)
-    return await loop.create_server(protocol, host, port, ssl=ssl)
+    if options.unix_path is not None:
+        return await loop.create_unix_server(protocol, options.unix_path, ssl=options.ssl)
+    return await loop.create_server(protocol, host, port, ssl=options.ssl)
 
 
 async def serve_listener(
@@ -358,14 +347,18 @@ async def serve_listener(
     The other arguments are those of :func:`serve`.
     """
     config = ServerConfig(
-        Settings.from_options(options),
-        subprotocols=subprotocols,
-        process_request=process_request,
-        open_timeout=open_timeout,
+        ServerOptions(
+            Settings.from_options(options),
+            subprotocols,
+            process_request,
+            ssl,
+            open_timeout,
+            select_subprotocol,
+            process_response,
+            unix_path,
+        ),
         handler=None,
         listener_factory=listener_factory,
-        select_subprotocol=select_subprotocol,
-        process_response=process_response,
     )
-    server = await _listen(config.protocol, host, port, ssl, unix_path)
+    server = await _listen(config.protocol, host, port, config.options)
     return Server(server, config.tracked)
