@@ -4,6 +4,7 @@ Run from the repository root (``pip install -e '.[bench]'`` for picows, aiohttp 
 
     python benchmarks/bench_drivers.py [--rounds N] [--duration S] [--loops asyncio,uvloop]
                                        [--filter TEXT] [--json out.json] [--markdown] [-q]
+                                       [--pin SERVER_CPU,CLIENT_CPU]
 
 What is measured: a client sends a binary message, the server echoes it, the client checks that the
 echo is byte for byte what it sent (a mismatch fails the run, exit status 1) and sends the next
@@ -738,8 +739,26 @@ async def client_main(
     }
 
 
+#: ``--pin``: the CPUs that every server and every client process run on (None: the scheduler's choice).
+PINNED: dict[str, int | None] = {"server": None, "client": None}
+
+
+def pinned(role: str) -> list[str]:
+    """The arguments that pin a child process to its role's CPU, if ``--pin`` asked for it."""
+    cpu = PINNED[role]
+    return [] if cpu is None else ["--cpu", str(cpu)]
+
+
 def server_command(library: str, loop: str) -> list[str]:
-    return [sys.executable, __file__, "--serve", library, "--loop", loop_for(library, loop, serving=True)]
+    return [
+        sys.executable,
+        __file__,
+        "--serve",
+        library,
+        "--loop",
+        loop_for(library, loop, serving=True),
+        *pinned("server"),
+    ]
 
 
 def measure(library: str, loop: str, port: int, case: Case, duration: float) -> dict[str, Any]:
@@ -754,7 +773,7 @@ def measure(library: str, loop: str, port: int, case: Case, duration: float) -> 
         "--port",
         str(port),
     ]
-    command += ["--case", json.dumps(asdict(case)), "--duration", str(duration)]
+    command += ["--case", json.dumps(asdict(case)), "--duration", str(duration), *pinned("client")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120 + 4 * duration, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "client failed")
@@ -785,6 +804,7 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions,
         "revision": revision.stdout.strip(),
         "c_speedups": SPEEDUPS,
+        "pin": args.pin,
         "rounds": args.rounds,
         "duration": args.duration,
     }
@@ -859,6 +879,12 @@ def main() -> int:
     parser.add_argument("-q", "--quiet", action="store_true")
     # The server of the client rows; the tests use "broken" to check that every client checks its echoes.
     parser.add_argument("--against", default=REFERENCE, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pin",
+        help="SERVER_CPU,CLIENT_CPU: run every server on one CPU and every client on another, so that "
+        "where the scheduler puts the two processes does not move the round trip from run to run",
+    )
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
@@ -866,6 +892,11 @@ def main() -> int:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    if args.pin:
+        server_cpu, client_cpu = (int(cpu) for cpu in args.pin.split(","))
+        PINNED.update(server=server_cpu, client=client_cpu)
     if args.serve:
         if args.loop == "threads":
             THREADS_SERVERS[args.serve](port_out, wait_for_eof)

@@ -162,3 +162,16 @@ def test_a_server_that_cannot_start_is_reported_and_the_others_measured(tmp_path
         assert report["summary"][key]["msgs_per_s"]["aiohttp"] is None
         assert report["rounds"][0][key]["wsproto_core"]["verified"] > 0
     assert "FAILED" in done.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_pinned_run_records_its_cpus_and_still_checks_every_echo(tmp_path: Path) -> None:
+    cpu = min(os.sched_getaffinity(0))
+    done, report = run_bench(
+        tmp_path, "--libraries", "picows,wsproto_core-callbacks", "--filter", "8 KiB", "--pin", f"{cpu},{cpu}"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["metadata"]["pin"] == f"{cpu},{cpu}"
+    for row in report["rounds"][0].values():
+        for result in row.values():
+            assert result["messages"] > 0 and result["verified"] == result["messages"]
