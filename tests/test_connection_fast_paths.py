@@ -1,4 +1,4 @@
-"""Connection.receive_message and send_message: the drivers' per-message shortcuts.
+"""Connection.receive_messages and send_message: the drivers' per-message shortcuts.
 
 Each must be exactly the long way (receive_data then events, send of a message
 event) minus the event object: the properties below hold them to it for any
@@ -65,40 +65,6 @@ def _errors(call: Any) -> Any:
         return type(error), str(error)
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    client=st.booleans(),
-    limit=st.sampled_from([None, 0, 5, 30]),
-    operations=st.data(),
-)
-def test_receive_message_is_receive_data_then_the_one_event(
-    client: bool, limit: int | None, operations: st.DataObject
-) -> None:
-    """Whatever arrives, receive_message returns a message only where events() would give exactly it.
-
-    One connection takes the long way, the other receive_message; the bytes
-    reach the latter through a reused buffer overwritten after the call, as a
-    driver's read buffer is. Events, states, buffered bytes and failures agree
-    after every step.
-    """
-    long_way, short_way = _pair(client, max_message_size=limit)
-    for _ in range(operations.draw(st.integers(1, 6))):
-        if operations.draw(st.integers(0, 4)) == 0:
-            assert _errors(lambda: list(short_way.events())) == _errors(lambda: list(long_way.events()))
-            continue
-        data = operations.draw(_reads(masked=not client))
-        buffer = bytearray(data)
-        long_way.receive_data(data)
-        message = short_way.receive_message(memoryview(buffer))
-        buffer[:] = b"\x00" * len(buffer)
-        if message is not None:
-            assert list(long_way.events()) == [_event_for(message)]
-        assert short_way.state is long_way.state
-        assert short_way.buffered_bytes == long_way.buffered_bytes
-        assert str(short_way.failure) == str(long_way.failure)
-    assert _errors(lambda: list(short_way.events())) == _errors(lambda: list(long_way.events()))
-
-
 @pytest.mark.parametrize("client", [False, True])
 @pytest.mark.parametrize("message", [b"", b"\x00binary\xff" * 20, "", "caf\u00e9 \U0001f600", b"x" * 70_000])
 def test_a_read_that_is_one_whole_message_is_returned(client: bool, message: str | bytes) -> None:
@@ -106,30 +72,32 @@ def test_a_read_that_is_one_whole_message_is_returned(client: bool, message: str
     connection = Connection(CLIENT if client else SERVER)
     payload = message.encode() if isinstance(message, str) else message
     frame = build_frame(0x1 if isinstance(message, str) else 0x2, payload, mask=not client)
-    assert connection.receive_message(bytearray(frame)) == message
+    assert connection.receive_messages(bytearray(frame)) == [message]
     assert connection.buffered_bytes == 0
     assert list(connection.events()) == []
 
 
 @pytest.mark.parametrize(
-    ("frame", "reason"),
+    ("frame", "taken", "reason"),
     [
-        (build_frame(0x1, b"\xff", mask=True), "bad UTF-8"),
-        (build_frame(0x2, b"abc", mask=False), "an unmasked client frame"),
-        (build_frame(0x2, b"abc", mask=True, rsv=4), "RSV1 without an extension"),
-        (build_frame(0x2, b"a" * 11, mask=True), "over max_message_size"),
-        (build_frame(0x2, b"abc", mask=True, fin=False), "a fragment"),
-        (build_frame(0x9, b"abc", mask=True), "a Ping"),
-        (build_frame(0x2, b"abc", mask=True) * 2, "two messages"),
-        (build_frame(0x2, b"abc", mask=True)[:-1], "part of a frame"),
+        (build_frame(0x1, b"\xff", mask=True), 0, "bad UTF-8"),
+        (build_frame(0x2, b"abc", mask=False), 0, "an unmasked client frame"),
+        (build_frame(0x2, b"abc", mask=True, rsv=4), 0, "RSV1 without an extension"),
+        (build_frame(0x2, b"a" * 11, mask=True), 0, "over max_message_size"),
+        (build_frame(0x2, b"abc", mask=True, fin=False), 0, "a fragment"),
+        (build_frame(0x9, b"abc", mask=True), 0, "a Ping"),
+        (build_frame(0x2, b"abc", mask=True) * 2, 2, "two messages"),
+        (build_frame(0x2, b"abc", mask=True) + build_frame(0x1, b"\xff", mask=True), 1, "a message, then bad UTF-8"),
+        (build_frame(0x2, b"abc", mask=True)[:-1], 0, "part of a frame"),
     ],
 )
-def test_anything_else_goes_to_the_parser(frame: bytes, reason: str) -> None:
+def test_what_is_not_a_whole_message_goes_to_the_parser(frame: bytes, taken: int, reason: str) -> None:
     """Violations fail the connection as the parser says; the rest is parsed as usual."""
     shortcut, parser = _pair(False, max_message_size=10)
-    assert shortcut.receive_message(frame) is None, reason
+    messages = shortcut.receive_messages(frame)
+    assert len(messages) == taken, reason
     parser.receive_data(frame)
-    assert list(shortcut.events()) == list(parser.events())
+    assert [_event_for(message) for message in messages] + list(shortcut.events()) == list(parser.events())
     assert str(shortcut.failure) == str(parser.failure)
 
 
@@ -137,8 +105,8 @@ def test_a_message_behind_buffered_bytes_waits_its_turn() -> None:
     connection = Connection(SERVER)
     first = build_frame(0x2, b"first", mask=True)
     connection.receive_data(first[:3])
-    assert connection.receive_message(first[3:]) is None
-    assert connection.receive_message(build_frame(0x2, b"second", mask=True)) is None
+    assert connection.receive_messages(first[3:]) == []
+    assert connection.receive_messages(build_frame(0x2, b"second", mask=True)) == []
     assert [event.data for event in connection.events()] == [b"first", b"second"]  # type: ignore[attr-defined]
 
 
@@ -146,11 +114,11 @@ def test_after_the_peer_closed_nothing_is_returned() -> None:
     connection = Connection(SERVER)
     connection.receive_data(build_frame(0x8, b"\x03\xe8", mask=True))
     assert [type(event) for event in connection.events()] == [CloseConnection]
-    assert connection.receive_message(build_frame(0x2, b"late", mask=True)) is None
+    assert connection.receive_messages(build_frame(0x2, b"late", mask=True)) == []
     assert list(connection.events()) == []
     connection.receive_data(None)
     with pytest.raises(LocalProtocolError):
-        connection.receive_message(build_frame(0x2, b"later", mask=True))
+        connection.receive_messages(build_frame(0x2, b"later", mask=True))
 
 
 def _frames(data: bytes) -> list[tuple[int, bytes]]:

@@ -186,16 +186,6 @@ class WSConnection(Connection):
             self.handshake.receive_data(data)
             self._check_upgrade()
 
-    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
-        """Feed bytes from the peer; once open, as :meth:`Connection.receive_message`.
-
-        During the handshake this is :meth:`receive_data` (and returns ``None``).
-        """
-        if self._opened:
-            return super().receive_message(data)
-        self.receive_data(data)
-        return None
-
     def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]:
         """Feed bytes from the peer; once open, as :meth:`Connection.receive_messages`.
 
@@ -256,7 +246,6 @@ class _UpgradedWSConnection(WSConnection):
     send = Connection.send
     send_prepared = Connection.send_prepared
     receive_data = Connection.receive_data
-    receive_message = Connection.receive_message
     receive_messages = Connection.receive_messages
     send_message = Connection.send_message
     events = Connection.events

@@ -363,55 +363,35 @@ done:
     return result;
 }
 
-/* read_whole_message(data, masked, limit) -> bytes, str or None: the payload of
- * data when data is exactly one final text or binary frame without RSV bits,
- * masked if and only if `masked`, of at most `limit` bytes; text is decoded
- * (strict UTF-8). None for anything else, bad UTF-8 included: the caller's
- * parser then takes data and says what is wrong. One call per message that a
- * driver reads alone, instead of a header tuple, a slice and an unmasking. */
-static PyObject *
-read_whole_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The message at p, if the `available` bytes there start with one whole
+ * message: a final text or binary frame without RSV bits, masked if and only
+ * if `masked`, of at most `limit` payload bytes, text in valid UTF-8. Returns
+ * 1 and sets *message (a new reference: bytes, or str for text) and *used
+ * (the frame's size); 0 when the bytes do not start with one; -1 on error. */
+static int
+take_whole_message(const unsigned char *p, Py_ssize_t available, int masked, Py_ssize_t limit, PyObject **message,
+                   Py_ssize_t *used)
 {
-    Py_buffer data;
-    Py_ssize_t size, limit;
-    const unsigned char *p, *key = NULL;
+    Py_ssize_t size = 2;
+    const unsigned char *key = NULL;
     unsigned long long length;
     unsigned char small[4096];
     unsigned char *plain = small;
-    int masked;
-    PyObject *result = NULL;
 
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "read_whole_message(data, masked, limit)");
-        return NULL;
-    }
-    masked = PyObject_IsTrue(args[1]);
-    if (masked < 0) {
-        return NULL;
-    }
-    limit = PyLong_AsSsize_t(args[2]);
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    p = (const unsigned char *)data.buf;
-    if (data.len < 2 || (p[0] != 0x81 && p[0] != 0x82) || ((p[1] & 0x80) != 0) != masked) {
-        goto none;
+    if (available < 2 || (p[0] != 0x81 && p[0] != 0x82) || ((p[1] & 0x80) != 0) != masked) {
+        return 0;
     }
     length = p[1] & 0x7F;
-    size = 2;
     if (length == 126) {
-        if (data.len < 4) {
-            goto none;
+        if (available < 4) {
+            return 0;
         }
         length = ((unsigned long long)p[2] << 8) | p[3];
         size = 4;
     }
     else if (length == 127) {
-        if (data.len < 10) {
-            goto none;
+        if (available < 10) {
+            return 0;
         }
         length = 0;
         for (int i = 2; i < 10; i++) {
@@ -423,20 +403,21 @@ read_whole_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         key = p + size;
         size += 4;
     }
-    if (data.len < size || length != (unsigned long long)(data.len - size) || (Py_ssize_t)length > limit) {
-        goto none;
+    if (available < size || length > (unsigned long long)(available - size) || length > (unsigned long long)limit) {
+        return 0;
     }
+    *used = size + (Py_ssize_t)length;
     if (p[0] == 0x82) {
         if (key == NULL) {
-            result = PyBytes_FromStringAndSize((const char *)p + size, (Py_ssize_t)length);
+            *message = PyBytes_FromStringAndSize((const char *)p + size, (Py_ssize_t)length);
         }
         else {
-            result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
-            if (result != NULL) {
-                xor_into((unsigned char *)PyBytes_AsString(result), p + size, (Py_ssize_t)length, key, 0);
+            *message = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+            if (*message != NULL) {
+                xor_into((unsigned char *)PyBytes_AsString(*message), p + size, (Py_ssize_t)length, key, 0);
             }
         }
-        goto done;
+        return *message == NULL ? -1 : 1;
     }
     if (key == NULL) {
         plain = (unsigned char *)p + size;
@@ -446,57 +427,89 @@ read_whole_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             plain = PyMem_Malloc((size_t)length);
             if (plain == NULL) {
                 PyErr_NoMemory();
-                goto done;
+                return -1;
             }
         }
         xor_into(plain, p + size, (Py_ssize_t)length, key, 0);
     }
-    result = PyUnicode_DecodeUTF8((const char *)plain, (Py_ssize_t)length, NULL);
+    *message = PyUnicode_DecodeUTF8((const char *)plain, (Py_ssize_t)length, NULL);
     if (key != NULL && plain != small) {
         PyMem_Free(plain);
     }
-    if (result == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-        PyErr_Clear();
-        goto none;
+    if (*message != NULL) {
+        return 1;
     }
-    goto done;
-none:
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    PyBuffer_Release(&data);
-    return result;
+    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        /* Bad UTF-8: not a whole message; the caller's parser says what is wrong. */
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
 }
 
-/* read_whole_messages(data, masked, limit) -> (messages, end): the payloads of
- * the whole messages (as read_whole_message takes them) that follow each other
- * from the start of data, and where the first thing that is not one begins
- * (len(data) when all of it was). A pipelining peer's read becomes one call. */
+/* The arguments (data, masked, limit) of both functions below. */
+static int
+whole_message_arguments(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_buffer *data, int *masked,
+                        Py_ssize_t *limit)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s(data, masked, limit)", name);
+        return -1;
+    }
+    *masked = PyObject_IsTrue(args[1]);
+    if (*masked < 0) {
+        return -1;
+    }
+    *limit = PyLong_AsSsize_t(args[2]);
+    if (*limit == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return PyObject_GetBuffer(args[0], data, PyBUF_SIMPLE);
+}
+
+/* read_whole_message(data, masked, limit) -> bytes, str or None: the payload of
+ * data when data is exactly one whole message (as take_whole_message says),
+ * else None. One call per message that a driver reads alone. */
+static PyObject *
+read_whole_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data;
+    Py_ssize_t limit, used = 0;
+    int masked, taken;
+    PyObject *message = NULL;
+
+    if (whole_message_arguments("read_whole_message", args, nargs, &data, &masked, &limit) < 0) {
+        return NULL;
+    }
+    taken = take_whole_message((const unsigned char *)data.buf, data.len, masked, limit, &message, &used);
+    if (taken == 1 && used != data.len) {
+        /* A whole message with more behind it: not "exactly one". */
+        taken = 0;
+    }
+    PyBuffer_Release(&data);
+    if (taken < 0) {
+        return NULL;
+    }
+    if (taken == 1) {
+        return message;
+    }
+    Py_XDECREF(message);
+    Py_RETURN_NONE;
+}
+
+/* read_whole_messages(data, masked, limit) -> (messages, end): the whole
+ * messages that follow each other from the start of data, and where the first
+ * thing that is not one begins (len(data) when all of it was). A pipelining
+ * peer's read becomes one call. */
 static PyObject *
 read_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data;
-    Py_ssize_t position = 0, size, limit, end;
-    const unsigned char *p, *key;
-    unsigned long long length;
-    unsigned char small[4096];
-    unsigned char *plain;
-    int masked;
+    Py_ssize_t position = 0, limit, used;
+    int masked, taken;
     PyObject *messages, *message, *result = NULL;
 
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "read_whole_messages(data, masked, limit)");
-        return NULL;
-    }
-    masked = PyObject_IsTrue(args[1]);
-    if (masked < 0) {
-        return NULL;
-    }
-    limit = PyLong_AsSsize_t(args[2]);
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+    if (whole_message_arguments("read_whole_messages", args, nargs, &data, &masked, &limit) < 0) {
         return NULL;
     }
     messages = PyList_New(0);
@@ -504,89 +517,21 @@ read_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (;;) {
-        Py_ssize_t available = data.len - position;
-        p = (const unsigned char *)data.buf + position;
-        if (available < 2 || (p[0] != 0x81 && p[0] != 0x82) || ((p[1] & 0x80) != 0) != masked) {
+        message = NULL;
+        taken = take_whole_message((const unsigned char *)data.buf + position, data.len - position, masked, limit,
+                                   &message, &used);
+        if (taken == 0) {
             break;
         }
-        length = p[1] & 0x7F;
-        size = 2;
-        if (length == 126) {
-            if (available < 4) {
-                break;
-            }
-            length = ((unsigned long long)p[2] << 8) | p[3];
-            size = 4;
-        }
-        else if (length == 127) {
-            if (available < 10) {
-                break;
-            }
-            length = 0;
-            for (int i = 2; i < 10; i++) {
-                length = (length << 8) | p[i];
-            }
-            size = 10;
-        }
-        key = NULL;
-        if (masked) {
-            key = p + size;
-            size += 4;
-        }
-        if (available < size || length > (unsigned long long)(available - size) || length > (unsigned long long)limit) {
-            break;
-        }
-        end = position + size + (Py_ssize_t)length;
-        if (p[0] == 0x82) {
-            if (key == NULL) {
-                message = PyBytes_FromStringAndSize((const char *)p + size, (Py_ssize_t)length);
-            }
-            else {
-                message = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
-                if (message != NULL) {
-                    xor_into((unsigned char *)PyBytes_AsString(message), p + size, (Py_ssize_t)length, key, 0);
-                }
-            }
-        }
-        else {
-            plain = small;
-            if (key == NULL) {
-                plain = (unsigned char *)p + size;
-            }
-            else {
-                if (length > sizeof(small)) {
-                    plain = PyMem_Malloc((size_t)length);
-                    if (plain == NULL) {
-                        PyErr_NoMemory();
-                        goto fail;
-                    }
-                }
-                xor_into(plain, p + size, (Py_ssize_t)length, key, 0);
-            }
-            message = PyUnicode_DecodeUTF8((const char *)plain, (Py_ssize_t)length, NULL);
-            if (key != NULL && plain != small) {
-                PyMem_Free(plain);
-            }
-            if (message == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                /* Bad UTF-8: the parser takes it from here and says so. */
-                PyErr_Clear();
-                break;
-            }
-        }
-        if (message == NULL) {
-            goto fail;
-        }
-        if (PyList_Append(messages, message) < 0) {
-            Py_DECREF(message);
-            goto fail;
+        if (taken < 0 || PyList_Append(messages, message) < 0) {
+            Py_XDECREF(message);
+            Py_DECREF(messages);
+            goto done;
         }
         Py_DECREF(message);
-        position = end;
+        position += used;
     }
     result = Py_BuildValue("(Nn)", messages, position);
-    goto done;
-fail:
-    Py_DECREF(messages);
 done:
     PyBuffer_Release(&data);
     return result;

@@ -273,7 +273,7 @@ class Connection:
         if max_message_size is not None and max_message_size < whole_frame_limit:
             whole_frame_limit = max_message_size
         self._whole_frame_limit = whole_frame_limit
-        # The largest message receive_message() may return without the parser:
+        # The largest message receive_messages() may return without the parser:
         # the smaller of the two limits.
         receive_limit = _NO_LIMIT
         for limit in (max_frame_size, max_message_size):
@@ -404,46 +404,21 @@ class Connection:
             self._buffer = joined
             self._offset = 0
 
-    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
-        """Feed ``data``; return the message it carries when it is exactly one whole message, else ``None``.
-
-        The fast path of a driver that reads one message at a time. When
-        nothing received is still waiting to be parsed and ``data`` is exactly
-        one final, unfragmented text or binary frame, within the size limits,
-        masked as the peer's role requires, and without RSV bits, its payload
-        is returned at once: ``str`` for text (checked UTF-8), ``bytes`` for
-        binary. The connection's state does not change, and no event is made.
-        Anything else (part of a frame, several frames, a control frame, a
-        compressed message, a violation) is fed as by :meth:`receive_data`, and
-        ``None`` returned: :meth:`events` then tells what the bytes mean.
-        ``data`` is not kept on the fast path (a buffer the caller reuses will
-        do); only the payload is copied, unmasking it.
-        """
-        if (
-            self._offset >= len(self._buffer)
-            and self._frame_remaining < 0
-            and not self._message_opcode
-            and not self._input_done
-            and not self._transport_closed
-            and self._plain_firsts is _PLAIN_FIRSTS
-        ):
-            # Bad UTF-8 (and anything else) falls through to the parser, which
-            # fails the connection with the right code and says why.
-            message = _read_whole_message(data, not self.client, self._receive_limit)
-            if message is not None:
-                return message
-        self.receive_data(data)
-        return None
-
     def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]:
-        """Feed ``data``; return at once the whole messages it starts with (see :meth:`receive_message`).
+        """Feed ``data``; return at once the whole messages it starts with, and feed the parser the rest.
 
-        The batch form of :meth:`receive_message`, for a peer that pipelines:
-        the whole messages that follow each other from the start of ``data``
-        are returned (in order, possibly none), and the rest of ``data`` is
-        fed as by :meth:`receive_data`. Those messages come first: once they
-        are handled, iterate :meth:`events` for the rest when
-        :attr:`buffered_bytes` is not zero.
+        The fast path of a driver's read. While nothing received waits to be
+        parsed, the whole messages that follow each other from the start of
+        ``data`` are returned in order: each a single final text or binary
+        frame without RSV bits, within the size limits, masked as the peer's
+        role requires; ``str`` for text (checked UTF-8), ``bytes`` for binary.
+        They change no state and make no event. The rest of ``data`` (part of
+        a frame, a control frame, a compressed message, a violation) is fed as
+        by :meth:`receive_data`, as all of ``data`` is when no message comes
+        first. Those messages come first: once they are handled, iterate
+        :meth:`events` for the rest when :attr:`buffered_bytes` is not zero.
+        ``data`` is not kept (a buffer the caller reuses will do): the
+        messages' payloads are copied as they are unmasked.
         """
         if (
             self._offset >= len(self._buffer)

@@ -298,22 +298,8 @@ def python_read_whole_message(data: bytes | bytearray | memoryview, masked: bool
     back decoded (strict UTF-8) and bad UTF-8 gives ``None`` too: this only
     recognises the common case, and a parser says what is wrong with the rest.
     """
-    header = python_read_frame_header(data)
-    if header is None:
-        return None
-    first, length, mask, start = header
-    if first not in _WHOLE_MESSAGE_FIRSTS or (mask is not None) is not masked:
-        return None
-    if start + length != len(data) or length > limit:
-        return None
-    view = memoryview(data)[start:]
-    payload = apply_mask(view, mask) if mask is not None else bytes(view)
-    if first == 0x82:
-        return payload
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    messages, end = python_read_whole_messages(data, masked, limit)
+    return messages[0] if len(messages) == 1 and end == len(data) else None
 
 
 def python_read_whole_messages(

@@ -59,8 +59,6 @@ class _Engine(Protocol):
 
     def events(self) -> Iterator[Event]: ...
 
-    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None: ...
-
     def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]: ...
 
     def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes: ...
@@ -280,17 +278,6 @@ class ManagedConnection:
         if data is None:
             self._should_close_transport = True
             self._close_deadline = None
-
-    def receive_message(self, data: bytes | bytearray | memoryview, now: float | None = None) -> str | bytes | None:
-        """Feed bytes read from the transport; return the message when they are exactly one whole message.
-
-        See ``Connection.receive_message``: on ``None``, the bytes were fed as
-        by :meth:`receive_data` and :meth:`events` tells what they mean. A
-        message returned here changes no timer and queues no reply.
-        """
-        if now is not None:
-            self._now = now
-        return self.connection.receive_message(data)
 
     def receive_messages(self, data: bytes | bytearray | memoryview, now: float | None = None) -> list[str | bytes]:
         """Feed bytes read from the transport; return at once the whole messages they start with.

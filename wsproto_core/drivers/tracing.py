@@ -96,10 +96,6 @@ class FrameLog:
             self._logger.debug("< end of stream")
         self._engine.receive_data(data)
 
-    def receive_message(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed received bytes; always ``None``, so that their events pass :meth:`events` and are logged."""
-        self._engine.receive_data(data)
-
     def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]:
         """Feed received bytes; never a message, so that their events pass :meth:`events` and are logged."""
         self._engine.receive_data(data)
