@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from wsproto_core.connection import Connection
 from wsproto_core.errors import LocalProtocolError, RemoteProtocolError
 from wsproto_core.events import BytesMessage, CloseConnection, TextMessage
+from wsproto_core.managed import ManagedConnection
 from wsproto_core.state import ConnectionType
 
 CLIENT, SERVER = ConnectionType.CLIENT, ConnectionType.SERVER
@@ -198,3 +199,16 @@ def test_a_pipelined_read_is_taken_whole_up_to_what_is_not_a_message() -> None:
     assert [type(event).__name__ for event in connection.events()] == ["Ping"]
     assert connection.receive_messages(after[4:]) == []
     assert [event.data for event in connection.events()] == [b"three"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("closing", [False, True])
+def test_the_ordering_rule_holds_what_follows_the_messages_while_open(closing: bool) -> None:
+    """As events() does: what follows holds until the messages are taken, unless we already sent our Close."""
+    managed = ManagedConnection(Connection(SERVER), client=False, hold_after_message=True)
+    if closing:
+        managed.close(1000)
+    messages = managed.receive_messages(build_frame(0x2, b"m", mask=True) + build_frame(0x8, b"\x03\xe8", mask=True))
+    assert messages == [b"m"]
+    assert managed.buffered_bytes > 0
+    assert managed.held is not closing
+    assert [type(event) for event in managed.events()] == [CloseConnection]

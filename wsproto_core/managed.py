@@ -291,7 +291,13 @@ class ManagedConnection:
             self._now = now
         connection = self.connection
         messages = connection.receive_messages(data)
-        if messages and self.hold_after_message and connection.buffered_bytes:
+        if (
+            messages
+            and self.hold_after_message
+            and connection.buffered_bytes
+            and connection.state is ConnectionState.OPEN
+        ):
+            # The ordering rule, as in events().
             self._held = True
         return messages
 
