@@ -1308,3 +1308,33 @@ def test_reads_take_the_cheaper_way_on_each_loop(event_loop_kind: str) -> None:
                 assert await client.recv() == message
 
     run(test)
+
+
+def test_a_listener_gets_no_message_after_its_connection_ended_in_the_same_read() -> None:
+    """Three messages in one read; the second one's reply overflows max_send_buffer and drops the connection."""
+    events: list[Any] = []
+
+    class Overflowing(Listener):
+        def on_message(self, websocket: WebSocket, message: str | bytes) -> None:
+            events.append(message)
+            websocket.send_nowait(b"x" * 100)
+
+        def on_close(self, websocket: WebSocket) -> None:
+            events.append(("close", websocket.close_code))
+
+    async def test() -> None:
+        server = await serve_listener(Overflowing, "127.0.0.1", 0, max_send_buffer=50)
+        try:
+            reader, writer = await silent_client(server.port)
+            frames = b"".join(b"\x82\x81\x00\x00\x00\x00" + bytes([number]) for number in range(3))
+            writer.write(frames)
+            await writer.drain()
+            # The server drops the connection: the client reads to the end.
+            while await reader.read(65536):
+                pass
+            writer.close()
+        finally:
+            await server.close()
+
+    run(test)
+    assert events == [b"\x00", b"\x01", ("close", 1006)]

@@ -26,6 +26,7 @@ from .._common import (
     Fragments,
     Settings,
     async_pieces,
+    send_buffer_full,
 )
 from .._streaming import IncomingMessage, MessageStream, queue_full, receive_piece, take_message
 from .._websocket import WebSocketState
@@ -211,8 +212,7 @@ class WebSocket(asyncio.Protocol, WebSocketState):
         """
         if self._fragmenting:
             raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-        limit = self._settings.max_send_buffer
-        if limit is not None and self._managed.bytes_to_send + self._transport.get_write_buffer_size() >= limit:
+        if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
             self._raise_if_closed()
             self._abort()
             self.close_reason = "outgoing buffer full: the peer does not read"
@@ -592,6 +592,9 @@ class WebSocket(asyncio.Protocol, WebSocketState):
             listener = self._listener
             if listener is not None:
                 for message in messages:
+                    if self.close_code is not None:
+                        # A callback ended the connection (and on_close ran): no more messages.
+                        break
                     try:
                         listener.on_message(self, message)
                     except Exception:
