@@ -265,14 +265,6 @@ class Connection:
         self._message_firsts = (
             _FIRSTS_WITH_RSV[message_extension.message_rsv_bits & 0x70] if message_extension else _NO_FIRSTS
         )
-        # The largest frame the receive fast path may take without checking the
-        # limits one by one.
-        whole_frame_limit = 0xFFFF
-        if max_frame_size is not None and max_frame_size < whole_frame_limit:
-            whole_frame_limit = max_frame_size
-        if max_message_size is not None and max_message_size < whole_frame_limit:
-            whole_frame_limit = max_message_size
-        self._whole_frame_limit = whole_frame_limit
         # The largest message receive_messages() may return without the parser:
         # the smaller of the two limits.
         receive_limit = _NO_LIMIT
@@ -280,6 +272,9 @@ class Connection:
             if limit is not None and limit < receive_limit:
                 receive_limit = limit
         self._receive_limit = receive_limit
+        # The largest frame the parser's fast path may take without checking
+        # the limits one by one: the same, at most 64 KiB.
+        self._whole_frame_limit = min(0xFFFF, receive_limit)
         self.failure: RemoteProtocolError | None = None
         self._state = _OPEN
         # Unparsed input: _buffer[_offset:]. Kept as the caller's bytes object when
