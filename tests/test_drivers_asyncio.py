@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import hashlib
 import os
 import socket
@@ -31,7 +32,9 @@ import websockets.exceptions
 from driver_peers import tls_contexts
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL
+from wsproto_core.drivers._common import ClientOptions, Settings, parse_url
 from wsproto_core.drivers.asyncio import Listener, Server, WebSocket, connect, serve, serve_listener
+from wsproto_core.drivers.asyncio.client import _ClientOpening
 from wsproto_core.drivers.asyncio.websocket import PARSE_HOLD_LIMIT
 from wsproto_core.errors import LocalProtocolError
 from wsproto_core.managed import ManagedConnection
@@ -1338,3 +1341,27 @@ def test_a_listener_gets_no_message_after_its_connection_ended_in_the_same_read(
 
     run(test)
     assert events == [b"\x00", b"\x01", ("close", 1006)]
+
+
+@pytest.mark.parametrize("lost_first", [False, True], ids=["given-up-then-lost", "lost-then-given-up"])
+def test_a_given_up_opening_leaves_no_unretrieved_exception(lost_first: bool) -> None:
+    # connect() can be cancelled (Ctrl-C, a timeout) just before or after the
+    # connection is lost; the loss must not leave an exception nobody retrieves,
+    # which asyncio reports as "Future exception was never retrieved".
+    async def test() -> list[dict[str, Any]]:
+        reported: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        client = ClientOptions(parse_url("ws://127.0.0.1:9/"), Settings.from_options({}), (), (), None, 1.0, None, None)
+        opening = _ClientOpening(client.opening(), None)
+        if lost_first:
+            opening.ended()
+            opening.abandon()
+        else:
+            opening.abandon()
+            opening.ended()
+        assert opening.opened.done()
+        del opening
+        gc.collect()
+        return reported
+
+    assert run(test) == []

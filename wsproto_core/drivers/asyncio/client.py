@@ -42,6 +42,17 @@ class _ClientOpening(Opening):
     def ended(self) -> None:
         self._receive(b"")
 
+    def abandon(self) -> None:
+        """``connect()`` gave up (cancelled, timed out, failed): nobody awaits ``opened`` any more.
+
+        Cancelled now, a connection lost later cannot set an exception on it
+        that no one retrieves; one already set is retrieved here for the same reason.
+        """
+        if not self.opened.done():
+            self.opened.cancel()
+        elif not self.opened.cancelled():
+            self.opened.exception()
+
     def _receive(self, data: bytes) -> None:
         if self.opened.done():
             return
@@ -183,6 +194,7 @@ async def _open(client: ClientOptions, listener: Listener | None) -> WebSocket:
                 )
             return await opening.opened
     except BaseException:
+        opening.abandon()
         if transport is not None:
             transport.abort()
         raise
