@@ -37,6 +37,7 @@ from wsproto_core.drivers.asyncio import Listener, Server, WebSocket, connect, s
 from wsproto_core.drivers.asyncio.client import _ClientOpening
 from wsproto_core.drivers.asyncio.websocket import PARSE_HOLD_LIMIT
 from wsproto_core.errors import LocalProtocolError
+from wsproto_core.frames import write_frame
 from wsproto_core.managed import ManagedConnection
 
 T = TypeVar("T")
@@ -1365,3 +1366,63 @@ def test_a_given_up_opening_leaves_no_unretrieved_exception(lost_first: bool) ->
         return reported
 
     assert run(test) == []
+
+
+@pytest.mark.parametrize("size", [100_000, 3 * MiB])
+def test_the_rest_of_a_large_frame_is_read_into_its_payload_buffer(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both sides read the rest of a large frame straight into its buffer, then take their transport back.
+
+    A 3 MiB frame cannot come in one read, so that way is taken (1 MiB
+    pieces); 100 KB takes it when its first read is a few KiB or more.
+    """
+    read_into: list[int] = []
+    payload_received = ManagedConnection.payload_received
+
+    def counting(self: ManagedConnection, nbytes: int, now: float | None = None) -> None:
+        read_into.append(nbytes)
+        payload_received(self, nbytes, now)
+
+    monkeypatch.setattr(ManagedConnection, "payload_received", counting)
+
+    async def test() -> None:
+        async with (
+            our_server(max_message_size=4 * MiB) as server,
+            connect(f"ws://127.0.0.1:{server.port}/", compression=False, max_message_size=4 * MiB) as client,
+        ):
+            (websocket,) = server._tracked.open
+            message = (bytes(range(251)) * (size // 251 + 1))[:size]
+            for _ in range(3):
+                await client.send(message)
+                assert await client.recv() == message
+            for side in (websocket, client):
+                assert side._transport.get_protocol() is side
+
+    run(test)
+    if size > MiB:
+        assert sum(read_into) > 0
+
+
+def test_a_large_frame_cut_short_while_gathered_closes_with_1006() -> None:
+    """The peer stops in the middle of a frame that is being read into its buffer: 1006, no hang."""
+    closes: list[int | None] = []
+
+    async def test() -> None:
+        closed = asyncio.Event()
+
+        async def handler(websocket: WebSocket) -> None:
+            try:
+                await websocket.recv()
+            except ConnectionClosed:
+                closes.append(websocket.close_code)
+                closed.set()
+
+        async with our_server(handler) as server:
+            _, writer = await silent_client(server.port)
+            frame = write_frame(0x82, b"\x01" * MiB, b"abcd")
+            writer.write(frame[: 300 * 1024])
+            await writer.drain()
+            writer.close()
+            await closed.wait()
+
+    run(test)
+    assert closes == [1006]

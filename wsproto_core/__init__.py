@@ -154,6 +154,19 @@ class WSConnection(Connection):
         """How many received bytes wait to be parsed by the connection (0 during the handshake)."""
         return super().buffered_bytes if self._opened else 0
 
+    def payload_buffer(self) -> memoryview | None:
+        """Once open, as :meth:`Connection.payload_buffer`; ``None`` during the handshake."""
+        return super().payload_buffer() if self._opened else None
+
+    def payload_received(self, nbytes: int) -> None:
+        """Once open, as :meth:`Connection.payload_received` (which says when to call it)."""
+        if not self._opened:
+            raise LocalProtocolError(
+                "payload_received() was called during the handshake, where payload_buffer() returns None: "
+                "feed what was read with receive_data()."
+            )
+        super().payload_received(nbytes)
+
     def initiate_upgrade_connection(self, headers: Sequence[tuple[bytes, bytes]], path: bytes | str) -> None:
         """Server: start from a request that another HTTP server already parsed."""
         self.handshake.initiate_upgrade_connection(headers, path)
@@ -204,6 +217,14 @@ class WSConnection(Connection):
             )
         return super().send_message(message)
 
+    def send_message_parts(self, message: str | bytes | bytearray | memoryview) -> tuple[bytes, ...]:
+        """Return :meth:`send_message`'s bytes as parts to write in order (:meth:`Connection.send_message_parts`)."""
+        if not self._opened:
+            raise LocalProtocolError(
+                f"A message cannot be sent in state {self.state.name}: wait until the handshake completed."
+            )
+        return super().send_message_parts(message)
+
     def events(self) -> Iterator[Event]:
         """Iterate over the events received: handshake events, then frames."""
         handshake = self._handshake
@@ -247,7 +268,10 @@ class _UpgradedWSConnection(WSConnection):
     send_prepared = Connection.send_prepared
     receive_data = Connection.receive_data
     receive_messages = Connection.receive_messages
+    payload_buffer = Connection.payload_buffer
+    payload_received = Connection.payload_received
     send_message = Connection.send_message
+    send_message_parts = Connection.send_message_parts
     events = Connection.events
     state = Connection.state
     buffered_bytes = Connection.buffered_bytes

@@ -204,6 +204,228 @@ done:
     return result;
 }
 
+/* PayloadBuffer(length, mask, offset): one frame's payload, gathered as it
+ * arrives and unmasked on the way in (masking.PythonPayloadBuffer is its
+ * pure-Python twin and says what each method means). The payload is a bytes
+ * object made at its final size and filled before anyone else can see it, as
+ * CPython fills any new bytes object, only over several calls: take() then hands
+ * it over without a copy. Reads may go straight into it through unfilled(), a
+ * writable view of the part not yet received; whoever reads into that view
+ * must be done with it before calling received(), and take() makes later
+ * views and writes fail. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload;
+    Py_ssize_t length;
+    Py_ssize_t filled;
+    Py_ssize_t offset;
+    int masked;
+    int taken;
+    unsigned char mask[4];
+} PayloadBufferObject;
+
+static PyObject *
+payload_buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t length, offset = 0;
+    PyObject *mask_object;
+    PayloadBufferObject *self;
+    static char *keywords[] = {"length", "mask", "offset", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nO|n:PayloadBuffer", keywords, &length, &mask_object, &offset)) {
+        return NULL;
+    }
+    if (length < 1 || offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "PayloadBuffer needs a length of at least 1 and an offset of at least 0");
+        return NULL;
+    }
+    self = (PayloadBufferObject *)((allocfunc)PyType_GetSlot(type, Py_tp_alloc))(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->length = length;
+    self->filled = 0;
+    self->offset = offset;
+    self->taken = 0;
+    self->masked = mask_object != Py_None;
+    if (self->masked) {
+        Py_buffer mask;
+        if (PyObject_GetBuffer(mask_object, &mask, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (mask.len != 4) {
+            PyBuffer_Release(&mask);
+            PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+            Py_DECREF(self);
+            return NULL;
+        }
+        memcpy(self->mask, mask.buf, 4);
+        PyBuffer_Release(&mask);
+    }
+    self->payload = PyBytes_FromStringAndSize(NULL, length);
+    if (self->payload == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+payload_buffer_dealloc(PayloadBufferObject *self)
+{
+    PyTypeObject *type = Py_TYPE((PyObject *)self);
+    Py_XDECREF(self->payload);
+    ((freefunc)PyType_GetSlot(type, Py_tp_free))(self);
+    Py_DECREF(type);
+}
+
+static int
+payload_buffer_check(PayloadBufferObject *self)
+{
+    if (self->taken) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken");
+        return -1;
+    }
+    return 0;
+}
+
+static unsigned char *
+payload_buffer_end(PayloadBufferObject *self)
+{
+    return (unsigned char *)PyBytes_AsString(self->payload) + self->filled;
+}
+
+/* Unmask the n bytes at the end of what is filled, where they already are. */
+static void
+payload_buffer_unmask(PayloadBufferObject *self, unsigned char *at, const unsigned char *from, Py_ssize_t n)
+{
+    if (self->masked) {
+        xor_into(at, from, n, self->mask, (int)((self->offset + self->filled) & 3));
+    }
+    else if (at != from) {
+        memcpy(at, from, n);
+    }
+}
+
+static PyObject *
+payload_buffer_write(PayloadBufferObject *self, PyObject *data_object)
+{
+    Py_buffer data;
+    Py_ssize_t n;
+
+    if (payload_buffer_check(self) < 0 || PyObject_GetBuffer(data_object, &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    n = self->length - self->filled;
+    if (data.len < n) {
+        n = data.len;
+    }
+    payload_buffer_unmask(self, payload_buffer_end(self), (const unsigned char *)data.buf, n);
+    self->filled += n;
+    PyBuffer_Release(&data);
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+payload_buffer_received(PayloadBufferObject *self, PyObject *count)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(count);
+    unsigned char *at;
+
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (payload_buffer_check(self) < 0) {
+        return NULL;
+    }
+    if (n < 0 || n > self->length - self->filled) {
+        PyErr_SetString(PyExc_ValueError, "received() takes at most the size of the unfilled view");
+        return NULL;
+    }
+    at = payload_buffer_end(self);
+    payload_buffer_unmask(self, at, at, n);
+    self->filled += n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+payload_buffer_unfilled(PayloadBufferObject *self, PyObject *unused)
+{
+    if (payload_buffer_check(self) < 0) {
+        return NULL;
+    }
+    return PyMemoryView_FromObject((PyObject *)self);
+}
+
+static PyObject *
+payload_buffer_take(PayloadBufferObject *self, PyObject *unused)
+{
+    if (payload_buffer_check(self) < 0) {
+        return NULL;
+    }
+    self->taken = 1;
+    if (self->filled == self->length) {
+        Py_INCREF(self->payload);
+        return self->payload;
+    }
+    return PyBytes_FromStringAndSize(PyBytes_AsString(self->payload), self->filled);
+}
+
+static PyObject *
+payload_buffer_missing(PayloadBufferObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->length - self->filled);
+}
+
+static PyObject *
+payload_buffer_filled(PayloadBufferObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->filled);
+}
+
+static int
+payload_buffer_getbuffer(PayloadBufferObject *self, Py_buffer *view, int flags)
+{
+    if (payload_buffer_check(self) < 0) {
+        view->obj = NULL;
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)self, payload_buffer_end(self), self->length - self->filled, 0, flags);
+}
+
+static PyMethodDef payload_buffer_methods[] = {
+    {"write", (PyCFunction)payload_buffer_write, METH_O,
+     "write(data) -> int: copy (unmasking) as much of data as the payload still misses; return how much."},
+    {"received", (PyCFunction)payload_buffer_received, METH_O,
+     "received(nbytes): nbytes were read into the view unfilled() returned; unmask them in place."},
+    {"unfilled", (PyCFunction)payload_buffer_unfilled, METH_NOARGS,
+     "unfilled() -> memoryview: a writable view of the part of the payload not yet received."},
+    {"take", (PyCFunction)payload_buffer_take, METH_NOARGS,
+     "take() -> bytes: the payload (without a copy once whole; what was received otherwise)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef payload_buffer_getset[] = {
+    {"missing", (getter)payload_buffer_missing, NULL, "How many bytes of the payload have not been received.", NULL},
+    {"filled", (getter)payload_buffer_filled, NULL, "How many bytes of the payload have been received.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot payload_buffer_slots[] = {
+    {Py_tp_new, payload_buffer_new},
+    {Py_tp_dealloc, payload_buffer_dealloc},
+    {Py_tp_methods, payload_buffer_methods},
+    {Py_tp_getset, payload_buffer_getset},
+    {Py_bf_getbuffer, payload_buffer_getbuffer},
+    {Py_tp_doc, "PayloadBuffer(length, mask, offset=0): a frame payload gathered as it arrives, unmasked on the way in."},
+    {0, NULL},
+};
+
+static PyType_Spec payload_buffer_spec = {
+    "wsproto_core._speedups.PayloadBuffer", sizeof(PayloadBufferObject), 0, Py_TPFLAGS_DEFAULT, payload_buffer_slots,
+};
+
 /* The frame codec of wsproto_core.frames (RFC 6455 section 5.2), compiled: the
  * Python versions there define what these return, and the tests hold both to
  * the same properties. Each runs once per frame sent or received. */
@@ -568,5 +790,16 @@ PyInit__speedups(void)
         xor_into = xor_into_avx2;
     }
 #endif
-    return PyModule_Create(&speedups_module);
+    PyObject *module = PyModule_Create(&speedups_module);
+    PyObject *payload_buffer_type;
+    if (module == NULL) {
+        return NULL;
+    }
+    payload_buffer_type = PyType_FromSpec(&payload_buffer_spec);
+    if (payload_buffer_type == NULL || PyModule_AddObject(module, "PayloadBuffer", payload_buffer_type) < 0) {
+        Py_XDECREF(payload_buffer_type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -39,6 +39,7 @@ from .frames import (
     CloseReason,
     Opcode,
     build_close_payload,
+    frame_header,
     is_sendable_close_code,
     parse_close_payload,
     read_frame_header,
@@ -46,7 +47,7 @@ from .frames import (
     read_whole_messages,
     write_frame,
 )
-from .masking import apply_mask, unmask_utf8
+from .masking import PayloadBuffer, PythonPayloadBuffer, apply_mask, unmask_utf8
 from .state import ENDS_INPUT, SENDABLE, ConnectionState, ConnectionType, SendKind, Trigger, may_send, next_state
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MIN_PARTIAL_SIZE",
+    "SEPARATE_PAYLOAD_SIZE",
     "SERVER",
     "Connection",
     "ConnectionState",
@@ -86,6 +88,20 @@ DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024 * 1024
 #: frame read 4 KiB at a time makes 16 events instead of 256; the bytes held back
 #: meanwhile are bounded by this size plus one read.
 DEFAULT_MIN_PARTIAL_SIZE: Final = 64 * 1024
+
+#: The smallest piece of a frame gathered in a ``PayloadBuffer``: below it the
+#: reads are joined, which costs about as little (and the buffer's code is
+#: reached by the fuzz targets' small frames).
+_GATHER_MIN: Final = 64
+#: A piece is gathered once at least this fraction of it arrived: the buffer is
+#: allocated at the piece's size, so a peer that announces a large frame and
+#: sends little of it makes us hold at most this many times what it sent.
+_GATHER_FRACTION: Final = 8
+
+#: From this size up, :meth:`Connection.send_message_parts` keeps a server's
+#: payload apart from its frame header (below it, copying costs less than a
+#: part more to write).
+SEPARATE_PAYLOAD_SIZE: Final = 16 * 1024
 
 _OPEN = ConnectionState.OPEN
 # The binary opcode as a plain int, for the hot paths' comparisons (no enum attribute lookup).
@@ -190,6 +206,7 @@ class Connection:
         "_message_size",
         "_min_partial_size",
         "_offset",
+        "_payload",
         "_plain_firsts",
         "_plain_send",
         "_receive_limit",
@@ -294,6 +311,9 @@ class Connection:
         # While the frame above streams in: how many bytes must be buffered
         # before _continue_frame has something to hand out; 0 when unknown.
         self._frame_wait = 0
+        # The next piece of that frame, while it is gathered straight into its
+        # own buffer (see _continue_frame); then nothing else is buffered.
+        self._payload: PythonPayloadBuffer | None = None  # or its compiled twin
         # The message being received: its opcode (TEXT or BINARY) while it is
         # fragmented or partly delivered, else 0; its size so far; its decoder.
         self._message_opcode = 0
@@ -381,6 +401,15 @@ class Connection:
             return
         if not data:
             return
+        payload = self._payload
+        if payload is not None:
+            # A large frame's piece is gathered: its bytes go straight to it.
+            count = payload.write(data)
+            if not payload.missing:
+                self._frame_wait = 0
+            if count == len(data):
+                return
+            data = memoryview(data)[count:]
         buffer = self._buffer
         if self._offset >= len(buffer):
             self._buffer = data if data.__class__ is bytes else bytes(data)
@@ -437,8 +466,50 @@ class Connection:
 
     @property
     def buffered_bytes(self) -> int:
-        """How many received bytes are waiting to be parsed."""
-        return len(self._buffer) - self._offset
+        """How many received bytes are waiting to be parsed (or to be handed out, for a gathered piece)."""
+        payload = self._payload
+        if payload is None:
+            return len(self._buffer) - self._offset
+        return len(self._buffer) - self._offset + payload.filled
+
+    def payload_buffer(self) -> memoryview | None:
+        """Where the next bytes received may be read straight into, or ``None``.
+
+        A binary frame that arrives over several reads is handed out in
+        pieces of ``min_partial_size`` bytes (or its end). Once enough of a
+        piece arrived, the connection gathers the rest of it in a buffer of its
+        own, the piece's final ``bytes``: this is a writable view of the part of
+        it still missing. A driver whose transport can read into a buffer of
+        its choosing (asyncio's ``BufferedProtocol``, ``socket.recv_into``)
+        reads into this view and calls :meth:`payload_received`, so that the
+        payload is copied only by the kernel (and unmasked where it is); it
+        reads anywhere and calls :meth:`receive_data` when this is ``None``.
+        The view is good until the next call of any other method.
+        """
+        payload = self._payload
+        if payload is None or not payload.missing:
+            return None
+        return payload.unfilled()
+
+    def payload_received(self, nbytes: int) -> None:
+        """``nbytes`` were read into the start of the view :meth:`payload_buffer` returned.
+
+        Like :meth:`receive_data`, nothing is parsed here: iterate :meth:`events`.
+        """
+        payload = self._payload
+        if payload is None:
+            raise LocalProtocolError(
+                "payload_received() was called while no payload is gathered; "
+                "when payload_buffer() returns None, feed what was read with receive_data()."
+            )
+        try:
+            payload.received(nbytes)
+        except ValueError:
+            raise LocalProtocolError(
+                f"payload_received({nbytes!r}): the view from payload_buffer() holds {payload.missing} bytes"
+            ) from None
+        if not payload.missing:
+            self._frame_wait = 0
 
     def events(self) -> Iterator[Event]:
         """Iterate over the events that the received bytes make up.
@@ -484,6 +555,7 @@ class Connection:
         """Fail the connection (section 7.1.7) and return the event saying so."""
         self.failure = failure
         self._frame_remaining = -1
+        self._payload = None
         self._utf8 = None
         self._transition(Trigger.REMOTE_VIOLATION)
         reason = str(failure).encode("utf-8")[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
@@ -658,6 +730,15 @@ class Connection:
 
     def _continue_frame(self) -> Event | None:
         """Deliver what has arrived of the payload of the current data frame."""
+        payload = self._payload
+        if payload is not None:
+            if payload.missing and not self._transport_closed:
+                self._frame_wait = 1
+                return None
+            # The gathered piece (or, once the transport closed, what came of it).
+            self._payload = None
+            self._frame_wait = 0
+            return self._frame_piece(payload.take())
         buffer = self._buffer
         position = self._offset
         remaining = self._frame_remaining
@@ -672,7 +753,18 @@ class Connection:
             # or for min_partial_size bytes of binary payload (text is handed
             # out at once, so that invalid UTF-8 fails without delay; and what
             # arrived before the transport closed is handed out too).
-            self._frame_wait = min(remaining, self._min_partial_size)
+            want = min(remaining, self._min_partial_size)
+            if want >= _GATHER_MIN and take * _GATHER_FRACTION >= want:
+                # Gather the rest of the piece in its own buffer, its final
+                # bytes: the reads are not joined, and each byte is copied
+                # once (unmasked on the way), or read there (payload_buffer()).
+                payload = self._payload = PayloadBuffer(want, self._frame_mask, self._frame_position)
+                payload.write(memoryview(buffer)[position:])
+                self._buffer = b""
+                self._offset = 0
+                self._frame_wait = 1
+                return None
+            self._frame_wait = want
             return None
         self._frame_wait = 0
         end = position + take
@@ -685,8 +777,13 @@ class Connection:
         else:
             chunk = bytes(memoryview(buffer)[position:end])
         self._offset = end
+        return self._frame_piece(chunk)
+
+    def _frame_piece(self, chunk: bytes) -> Event | None:
+        """The event for the next ``chunk`` of the current data frame's payload."""
+        take = len(chunk)
         self._frame_position += take
-        remaining -= take
+        remaining = self._frame_remaining - take
         frame_finished = remaining == 0
         message_finished = frame_finished and self._frame_fin
         if frame_finished:
@@ -874,6 +971,30 @@ class Connection:
         if not isinstance(message, bytes | bytearray | memoryview):
             raise TypeError(f"A message is str (text) or bytes-like (binary), not {type(message).__name__}.")
         return self.send(BytesMessage(bytes(message)))
+
+    def send_message_parts(self, message: str | bytes | bytearray | memoryview) -> tuple[bytes, ...]:
+        """Return :meth:`send_message`'s bytes as parts to write in this order, without joining them.
+
+        For a scatter-gather write (``transport.writelines``, ``socket.sendmsg``):
+        a server's message of at least ``SEPARATE_PAYLOAD_SIZE`` bytes that is
+        not compressed comes back as its frame header and its payload (the
+        caller's ``bytes`` itself, or the encoded text), so that the payload is
+        not copied into a frame. Anything else is one part, what
+        :meth:`send_message` returns (a client masks its payload, which copies
+        it anyway).
+        """
+        if self._plain_send and not self.client:
+            cls = message.__class__
+            if cls is bytes and len(message) >= SEPARATE_PAYLOAD_SIZE:
+                return (frame_header(0x82, len(message)), message)  # type: ignore[return-value]
+            if cls is str and len(message) >= SEPARATE_PAYLOAD_SIZE:
+                try:
+                    data = message.encode()  # type: ignore[union-attr]
+                except UnicodeEncodeError:
+                    pass  # send_message() raises the explanation
+                else:
+                    return (frame_header(0x81, len(data)), data)
+        return (self.send_message(message),)
 
     def send_prepared(self, message: PreparedMessage) -> bytes:
         """Return the bytes that send a :class:`~wsproto_core.prepared.PreparedMessage`.

@@ -37,6 +37,7 @@ import os
 from collections.abc import Iterator
 from typing import Protocol
 
+from .connection import SEPARATE_PAYLOAD_SIZE
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
 from .frames import CloseReason
@@ -61,7 +62,13 @@ class _Engine(Protocol):
 
     def receive_messages(self, data: bytes | bytearray | memoryview) -> list[str | bytes]: ...
 
+    def payload_buffer(self) -> memoryview | None: ...
+
+    def payload_received(self, nbytes: int) -> None: ...
+
     def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes: ...
+
+    def send_message_parts(self, message: str | bytes | bytearray | memoryview) -> tuple[bytes, ...]: ...
 
     def send(self, event: Event) -> bytes: ...
 
@@ -220,6 +227,20 @@ class ManagedConnection:
         self._outgoing_size = 0
         return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
 
+    def take_data_to_send(self) -> list[bytes]:
+        """Take the bytes queued for the peer as parts to write in order, not joined (possibly none).
+
+        For a transport's ``writelines`` (a scatter-gather write): a large
+        payload then reaches it without being copied into one ``bytes`` with
+        its header and the other frames. :meth:`data_to_send` joins them.
+        """
+        outgoing = self._outgoing
+        if not outgoing:
+            return []
+        self._outgoing = None
+        self._outgoing_size = 0
+        return outgoing
+
     def _queue(self, data: bytes) -> None:
         if data:
             if data.__class__ is not bytes:
@@ -255,7 +276,13 @@ class ManagedConnection:
         """
         if now is not None:
             self._now = now
-        self._queue(self.connection.send_message(message))
+        cls = message.__class__
+        if (cls is bytes or cls is str) and len(message) >= SEPARATE_PAYLOAD_SIZE:
+            # A large payload stays apart from its header: take_data_to_send() hands both over.
+            for part in self.connection.send_message_parts(message):
+                self._queue(part)
+        else:
+            self._queue(self.connection.send_message(message))
 
     def send_prepared(self, message: PreparedMessage, now: float | None = None) -> None:
         """Queue a prepared message (see ``Connection.send_prepared``), behind what is queued."""
@@ -278,6 +305,15 @@ class ManagedConnection:
         if data is None:
             self._should_close_transport = True
             self._close_deadline = None
+
+    def payload_buffer(self) -> memoryview | None:
+        """Where the next read may go straight into, or ``None`` (see ``Connection.payload_buffer``)."""
+        return self.connection.payload_buffer()
+
+    def payload_received(self, nbytes: int, now: float | None = None) -> None:
+        """``nbytes`` were read into the view :meth:`payload_buffer` returned (see ``Connection.payload_received``)."""
+        self._clock(now)
+        self.connection.payload_received(nbytes)
 
     def receive_messages(self, data: bytes | bytearray | memoryview, now: float | None = None) -> list[str | bytes]:
         """Feed bytes read from the transport; return at once the whole messages they start with.

@@ -21,6 +21,8 @@ import os
 
 __all__ = [
     "SPEEDUPS",
+    "PayloadBuffer",
+    "PythonPayloadBuffer",
     "apply_mask",
     "masked_frame",
     "python_apply_mask",
@@ -83,13 +85,94 @@ def python_unmask_utf8(data: bytes | bytearray | memoryview, start: int, end: in
     return python_apply_mask(data[start:end], mask).decode("utf-8")
 
 
+class PythonPayloadBuffer:
+    """One frame's payload of ``length`` bytes, gathered as it arrives and unmasked on the way in.
+
+    ``mask`` is the frame's masking key (``None`` for an unmasked frame) and
+    ``offset`` the position in the payload of its first byte, so that the
+    key is rotated as :func:`python_apply_mask` rotates it. A receiver
+    gathers a large frame in one of these instead of joining its reads and
+    then unmasking the whole: each byte is copied once, or not at all when
+    the reads go straight into :meth:`unfilled`. The compiled twin builds
+    the final ``bytes`` in place, so that :meth:`take` does not copy it; this
+    one keeps a ``bytearray`` and copies once at the end.
+    """
+
+    __slots__ = ("_data", "_filled", "_mask", "_offset", "_taken")
+
+    def __init__(self, length: int, mask: bytes | bytearray | None, offset: int = 0) -> None:
+        if length < 1 or offset < 0:
+            raise ValueError("PayloadBuffer needs a length of at least 1 and an offset of at least 0")
+        if mask is not None and len(mask) != 4:
+            raise ValueError("mask must be 4 bytes")
+        self._data = bytearray(length)
+        self._filled = 0
+        self._mask = None if mask is None else bytes(mask)
+        self._offset = offset
+        self._taken = False
+
+    @property
+    def missing(self) -> int:
+        """How many bytes of the payload have not been received."""
+        return len(self._data) - self._filled
+
+    @property
+    def filled(self) -> int:
+        """How many bytes of the payload have been received."""
+        return self._filled
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Copy (unmasking) as much of ``data`` as the payload still misses; return how much."""
+        self._check()
+        count = min(len(data), len(self._data) - self._filled)
+        end = self._filled + count
+        piece = memoryview(data)[:count]
+        if self._mask is not None:
+            piece = memoryview(python_apply_mask(piece, self._mask, self._offset + self._filled))
+        self._data[self._filled : end] = piece
+        self._filled = end
+        return count
+
+    def unfilled(self) -> memoryview:
+        """A writable view of the part of the payload not yet received, to read into directly.
+
+        Call :meth:`received` with how many bytes were read into it, once
+        done with the view.
+        """
+        self._check()
+        return memoryview(self._data)[self._filled :]
+
+    def received(self, nbytes: int) -> None:
+        """``nbytes`` were read into the start of the view :meth:`unfilled` returned: unmask them in place."""
+        self._check()
+        if not 0 <= nbytes <= len(self._data) - self._filled:
+            raise ValueError("received() takes at most the size of the unfilled view")
+        end = self._filled + nbytes
+        if self._mask is not None:
+            self._data[self._filled : end] = python_apply_mask(
+                memoryview(self._data)[self._filled : end], self._mask, self._offset + self._filled
+            )
+        self._filled = end
+
+    def take(self) -> bytes:
+        """The payload, or what was received of it; the buffer cannot be used afterwards."""
+        self._check()
+        self._taken = True
+        return bytes(memoryview(self._data)[: self._filled])
+
+    def _check(self) -> None:
+        if self._taken:
+            raise ValueError("the payload was taken")
+
+
 apply_mask = python_apply_mask
+PayloadBuffer: type[PythonPayloadBuffer] = PythonPayloadBuffer
 masked_frame = python_masked_frame
 unmask_utf8 = python_unmask_utf8
 SPEEDUPS = False
 if not os.environ.get("WSPROTO_CORE_PURE_PYTHON"):
     try:
-        from ._speedups import apply_mask, masked_frame, unmask_utf8
+        from ._speedups import PayloadBuffer, apply_mask, masked_frame, unmask_utf8  # type: ignore[assignment]
     except ImportError:
         pass
     else:

@@ -63,6 +63,14 @@ DEFLATE_WINDOW_BITS = 12
 #: ``open_timeout``.
 DEFAULT_MAX_HANDSHAKES = 4096
 
+#: The connections of the drivers hand a binary frame that arrives over several
+#: reads to the application in pieces of this size (its ``min_partial_size``),
+#: not the core's 64 KiB: a frame up to 1 MiB then comes whole, gathered
+#: straight into its final bytes (``Connection.payload_buffer``) instead of
+#: being handed over in 64 KiB pieces that ``recv()`` or the callbacks' assembly
+#: join again. ``recv_streaming()`` still gets a larger frame in pieces.
+DRIVER_PIECE_SIZE = 1024 * 1024
+
 #: Bytes a connection's outgoing buffer may hold before ``send_nowait``
 #: decides that the peer is not reading.
 DEFAULT_MAX_SEND_BUFFER = 4 * 1024 * 1024
@@ -406,7 +414,10 @@ class ClientOpening:
     ) -> ClientOpening:
         """The opening for ``url``: a client connection with the limits of ``settings``, and its request."""
         connection = WSConnection(
-            ConnectionType.CLIENT, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+            ConnectionType.CLIENT,
+            max_frame_size=settings.max_frame_size,
+            max_message_size=settings.max_message_size,
+            min_partial_size=DRIVER_PIECE_SIZE,
         )
         return cls(connection, settings, connection.send(request_for(url, settings, subprotocols, extra_headers)))
 
@@ -458,7 +469,10 @@ class ServerOpening:
     def __init__(self, settings: Settings, process_request: ProcessRequest | None) -> None:
         self.settings = settings
         self.connection = WSConnection(
-            ConnectionType.SERVER, max_frame_size=settings.max_frame_size, max_message_size=settings.max_message_size
+            ConnectionType.SERVER,
+            max_frame_size=settings.max_frame_size,
+            max_message_size=settings.max_message_size,
+            min_partial_size=DRIVER_PIECE_SIZE,
         )
         self._process_request = process_request
         self.request: Request | None = None

@@ -54,6 +54,7 @@ from ..http2 import accept_headers, client_accepted, connect_request_headers, re
 from ..managed import ManagedConnection
 from ..state import ConnectionState, ConnectionType
 from ._common import (
+    DRIVER_PIECE_SIZE,
     HandshakeRejected,
     HttpResponse,
     Settings,
@@ -809,6 +810,7 @@ def _managed(settings: Settings, extensions: list[Any], *, client: bool, now: fl
         extensions,
         max_frame_size=settings.max_frame_size,
         max_message_size=settings.max_message_size,
+        min_partial_size=DRIVER_PIECE_SIZE,
     )
     return ManagedConnection(
         connection,

@@ -101,6 +101,14 @@ class FrameLog:
         self._engine.receive_data(data)
         return []
 
+    def payload_buffer(self) -> memoryview | None:
+        """Where the next read may go straight into (the wrapped connection's answer)."""
+        return self._engine.payload_buffer()  # type: ignore[no-any-return]
+
+    def payload_received(self, nbytes: int) -> None:
+        """``nbytes`` were read into the view :meth:`payload_buffer` returned."""
+        self._engine.payload_received(nbytes)
+
     def events(self) -> Iterator[Event]:
         """The wrapped connection's events, each logged as it passes."""
         for event in self._engine.events():
@@ -116,6 +124,10 @@ class FrameLog:
     def send_message(self, message: str | bytes | bytearray | memoryview) -> bytes:
         """Send a whole message, logging it."""
         return self.send(TextMessage(message) if isinstance(message, str) else BytesMessage(bytes(message)))
+
+    def send_message_parts(self, message: str | bytes | bytearray | memoryview) -> tuple[bytes, ...]:
+        """Send a whole message, logging it; one part."""
+        return (self.send_message(message),)
 
     def send_prepared(self, message: PreparedMessage) -> bytes:
         """Send a prepared message, logging its size."""

@@ -55,10 +55,33 @@ _READING_PAUSED = 8
 _WRITING_PAUSED = 16
 #: Closing: the peer's Close must be read even with the queue full.
 _CLOSING = 32
+#: A large frame's payload is read straight into its buffer: the transport
+#: calls a _PayloadReader (see _read_into_payload).
+_GATHERING = 64
 
 #: The message queue of every connection with a Listener, which queues no
 #: message (a tuple: appending to it would fail loudly).
 _NO_QUEUE = cast("list[str | bytes | IncomingMessage]", ())
+
+
+#: Whether each class of transport seen writes a list of parts without joining them first.
+_SCATTERED_WRITES: dict[type, bool] = {}
+
+
+def writes_scattered(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport.writelines`` sends its parts as they are (``sendmsg``, ``writev``, TLS records).
+
+    asyncio's own default joins them into one ``bytes`` (all that Python 3.11's
+    plain TCP transport has), which a join of ours does as well, in one call fewer.
+    """
+    kind = type(transport)
+    scattered = _SCATTERED_WRITES.get(kind)
+    if scattered is None:
+        scattered = _SCATTERED_WRITES[kind] = getattr(kind, "writelines", None) not in (
+            None,
+            asyncio.WriteTransport.writelines,
+        )
+    return scattered
 
 
 class Listener:
@@ -476,10 +499,17 @@ class WebSocket(asyncio.Protocol, WebSocketState):
 
     def _write_queued(self) -> bool:
         """Hand what the connection queued to the transport; return whether there was any."""
-        data = self._managed.data_to_send()
-        if not data or self._transport.is_closing():
+        parts = self._managed.take_data_to_send()
+        if not parts or self._transport.is_closing():
             return False
-        self._transport.write(data)
+        if len(parts) == 1:
+            self._transport.write(parts[0])
+        elif writes_scattered(self._transport):
+            # A large payload is a part of its own (ManagedConnection.send_message):
+            # the transport sends it from where it is, with its header and the rest.
+            self._transport.writelines(parts)
+        else:
+            self._transport.write(b"".join(parts))
         return True
 
     def _schedule_soon(self) -> None:
@@ -547,6 +577,26 @@ class WebSocket(asyncio.Protocol, WebSocketState):
                 self._pong_received()
         if self._timer_deadline is not None or self._managed.next_deadline is not None:
             self._set_timer()
+        if self._flags & _GATHERING or self._managed.buffered_bytes:
+            self._read_into_payload()
+
+    def _read_into_payload(self) -> None:
+        """Have the transport read into the payload buffer of a large frame while the connection has one.
+
+        The rest of such a frame then costs no copy but the kernel's (and,
+        on a server, unmasking where it lies). The transport calls a
+        :class:`_PayloadReader` meanwhile: a plain ``Protocol`` cannot say
+        where to read, and this one does not pay two calls per read otherwise.
+        """
+        gathering = self._managed.payload_buffer() is not None
+        if gathering is bool(self._flags & _GATHERING) or self.close_code is not None:
+            return
+        try:
+            self._transport.set_protocol(_PayloadReader(self) if gathering else self)
+        except NotImplementedError:
+            # An HTTP/2 stream's: its reads are copied into the payload buffer instead.
+            return
+        self._flags ^= _GATHERING
 
     def _call_listener(self, callback: Callable[..., None], *arguments: Any) -> None:
         try:
@@ -555,15 +605,21 @@ class WebSocket(asyncio.Protocol, WebSocketState):
             logger.exception("WebSocket listener failed")
             self._start_closing(1011, "internal error")
 
-    def _received(self, data: bytes | memoryview | None) -> None:
-        """The protocol's callback: ``data`` read, or ``None`` once the stream ended."""
+    def _received(self, data: bytes | memoryview | None, payload_bytes: int = 0) -> None:
+        """The protocol's callback: ``data`` read, or ``None`` once the stream ended.
+
+        Or ``payload_bytes`` were read into the connection's payload buffer (``data`` is then ``None``).
+        """
         if self._flags & _ENDED or self.close_code is not None:
             return
-        if data is None:
+        if data is None and not payload_bytes:
             self._flags |= _ENDED
         self._flags |= _IN_READ
         try:
-            self._managed.receive_data(data)
+            if payload_bytes:
+                self._managed.payload_received(payload_bytes)
+            else:
+                self._managed.receive_data(data)
             self._parse_received()
         except Exception:
             # A bug of ours: in an event loop callback it would leave the
@@ -718,6 +774,48 @@ class WebSocket(asyncio.Protocol, WebSocketState):
                 listener.on_close(self)
             except Exception:
                 logger.exception("WebSocket listener failed")
+
+
+class _PayloadReader(asyncio.BufferedProtocol):
+    """A WebSocket's transport's protocol while a large frame's payload is read into its buffer.
+
+    Reads go into ``Connection.payload_buffer()``; every other callback is the
+    WebSocket's. The WebSocket takes the transport back once the frame
+    (or the piece of it that is gathered) arrived.
+    """
+
+    __slots__ = ("_into_payload", "_websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        #: Whether the last get_buffer() returned the payload buffer.
+        self._into_payload = False
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self._websocket._managed.payload_buffer()
+        self._into_payload = view is not None
+        return view if view is not None else read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._into_payload:
+            self._websocket._received(None, nbytes)
+        else:
+            self._websocket._received(read_buffer()[:nbytes])
+
+    def data_received(self, data: bytes) -> None:
+        self._websocket._received(data)
+
+    def eof_received(self) -> bool:
+        return self._websocket.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._websocket.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._websocket.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._websocket.resume_writing()
 
 
 class BufferedWebSocket(WebSocket, asyncio.BufferedProtocol):
