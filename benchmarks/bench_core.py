@@ -744,6 +744,14 @@ def build_cases() -> list[Case]:
             min_partial_size=0,
         )
     )
+    # A large message as a driver reads it (64 KiB per read), whole to the
+    # application: the drivers' 1 MiB min_partial_size, where the payload is
+    # gathered in place (Connection.payload_buffer) instead of joined.
+    large = rng.randbytes(100_000)
+    cases.extend(
+        stream_case(payload, 64 * KiB, f"stream server {label} in 64 KiB reads, whole", min_partial_size=MiB)
+        for payload, label in ((large, "100 KB"), (binary[MiB], "1 MiB"))
+    )
     return cases
 
 
