@@ -133,3 +133,65 @@ class ConnectionProtocol(asyncio.BufferedProtocol):
     def opened(self, websocket: WebSocket) -> None:
         self._opening = None
         self.websocket = websocket
+
+
+#: Whether each class of transport seen writes a list of parts without joining them first.
+_SCATTERED_WRITES: dict[type, bool] = {}
+
+
+def writes_scattered(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport.writelines`` sends its parts as they are (``sendmsg``, ``writev``, TLS records).
+
+    asyncio's own default joins them into one ``bytes`` (all that Python 3.11's
+    plain TCP transport has), which a join of ours does as well, in one call fewer.
+    """
+    kind = type(transport)
+    scattered = _SCATTERED_WRITES.get(kind)
+    if scattered is None:
+        scattered = _SCATTERED_WRITES[kind] = getattr(kind, "writelines", None) not in (
+            None,
+            asyncio.WriteTransport.writelines,
+        )
+    return scattered
+
+
+class PayloadReader(asyncio.BufferedProtocol):
+    """A WebSocket's transport's protocol while a large frame's payload is read into its buffer.
+
+    Reads go into ``Connection.payload_buffer()``; every other callback is the
+    WebSocket's. The WebSocket takes the transport back once the frame
+    (or the piece of it that is gathered) arrived.
+    """
+
+    __slots__ = ("_into_payload", "_websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        #: Whether the last get_buffer() returned the payload buffer.
+        self._into_payload = False
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self._websocket._managed.payload_buffer()
+        self._into_payload = view is not None
+        return view if view is not None else read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._into_payload:
+            self._websocket._received(None, nbytes)
+        else:
+            self._websocket._received(read_buffer()[:nbytes])
+
+    def data_received(self, data: bytes) -> None:
+        self._websocket._received(data)
+
+    def eof_received(self) -> bool:
+        return self._websocket.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._websocket.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._websocket.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._websocket.resume_writing()

@@ -30,7 +30,7 @@ from .._common import (
 )
 from .._streaming import IncomingMessage, MessageStream, queue_full, receive_piece, take_message
 from .._websocket import WebSocketState
-from .protocol import DRIVER_CONTEXT, ConnectionProtocol, read_buffer
+from .protocol import DRIVER_CONTEXT, ConnectionProtocol, PayloadReader, read_buffer, writes_scattered
 
 #: Received bytes that may wait to be parsed (the ordering rule) before the
 #: transport stops reading.
@@ -56,32 +56,12 @@ _WRITING_PAUSED = 16
 #: Closing: the peer's Close must be read even with the queue full.
 _CLOSING = 32
 #: A large frame's payload is read straight into its buffer: the transport
-#: calls a _PayloadReader (see _read_into_payload).
+#: calls a PayloadReader (see _read_into_payload).
 _GATHERING = 64
 
 #: The message queue of every connection with a Listener, which queues no
 #: message (a tuple: appending to it would fail loudly).
 _NO_QUEUE = cast("list[str | bytes | IncomingMessage]", ())
-
-
-#: Whether each class of transport seen writes a list of parts without joining them first.
-_SCATTERED_WRITES: dict[type, bool] = {}
-
-
-def writes_scattered(transport: asyncio.BaseTransport) -> bool:
-    """Whether ``transport.writelines`` sends its parts as they are (``sendmsg``, ``writev``, TLS records).
-
-    asyncio's own default joins them into one ``bytes`` (all that Python 3.11's
-    plain TCP transport has), which a join of ours does as well, in one call fewer.
-    """
-    kind = type(transport)
-    scattered = _SCATTERED_WRITES.get(kind)
-    if scattered is None:
-        scattered = _SCATTERED_WRITES[kind] = getattr(kind, "writelines", None) not in (
-            None,
-            asyncio.WriteTransport.writelines,
-        )
-    return scattered
 
 
 class Listener:
@@ -585,14 +565,14 @@ class WebSocket(asyncio.Protocol, WebSocketState):
 
         The rest of such a frame then costs no copy but the kernel's (and,
         on a server, unmasking where it lies). The transport calls a
-        :class:`_PayloadReader` meanwhile: a plain ``Protocol`` cannot say
+        :class:`.protocol.PayloadReader` meanwhile: a plain ``Protocol`` cannot say
         where to read, and this one does not pay two calls per read otherwise.
         """
         gathering = self._managed.payload_buffer() is not None
         if gathering is bool(self._flags & _GATHERING) or self.close_code is not None:
             return
         try:
-            self._transport.set_protocol(_PayloadReader(self) if gathering else self)
+            self._transport.set_protocol(PayloadReader(self) if gathering else self)
         except NotImplementedError:
             # An HTTP/2 stream's: its reads are copied into the payload buffer instead.
             return
@@ -774,48 +754,6 @@ class WebSocket(asyncio.Protocol, WebSocketState):
                 listener.on_close(self)
             except Exception:
                 logger.exception("WebSocket listener failed")
-
-
-class _PayloadReader(asyncio.BufferedProtocol):
-    """A WebSocket's transport's protocol while a large frame's payload is read into its buffer.
-
-    Reads go into ``Connection.payload_buffer()``; every other callback is the
-    WebSocket's. The WebSocket takes the transport back once the frame
-    (or the piece of it that is gathered) arrived.
-    """
-
-    __slots__ = ("_into_payload", "_websocket")
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self._websocket = websocket
-        #: Whether the last get_buffer() returned the payload buffer.
-        self._into_payload = False
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        view = self._websocket._managed.payload_buffer()
-        self._into_payload = view is not None
-        return view if view is not None else read_buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        if self._into_payload:
-            self._websocket._received(None, nbytes)
-        else:
-            self._websocket._received(read_buffer()[:nbytes])
-
-    def data_received(self, data: bytes) -> None:
-        self._websocket._received(data)
-
-    def eof_received(self) -> bool:
-        return self._websocket.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._websocket.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._websocket.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._websocket.resume_writing()
 
 
 class BufferedWebSocket(WebSocket, asyncio.BufferedProtocol):
