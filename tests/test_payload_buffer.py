@@ -11,6 +11,7 @@ Each is held to the plain way: the same bytes, events and errors.
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ CLIENT, SERVER = ConnectionType.CLIENT, ConnectionType.SERVER
 IMPLEMENTATIONS: list[Any] = [PythonPayloadBuffer]
 if masking.SPEEDUPS:
     from wsproto_core._speedups import PayloadBuffer as CompiledPayloadBuffer
+    from wsproto_core._speedups import read_whole_message as compiled_read_whole_message
 
     IMPLEMENTATIONS.append(CompiledPayloadBuffer)
 
@@ -280,3 +282,21 @@ def test_a_managed_connection_queues_a_large_payload_apart() -> None:
     managed.send_message(large)
     joined = managed.data_to_send()
     assert joined == Connection(SERVER).send_message(large)
+
+
+@pytest.mark.skipif(not masking.SPEEDUPS, reason="C speedups not built")
+def test_compiled_functions_that_return_none_keep_its_reference_count() -> None:
+    """None is returned as a new reference, whichever CPython's headers built the stable-ABI module.
+
+    (CPython 3.13.0's ``Py_RETURN_NONE`` does not take one: a module it built
+    lost a reference to None per call when run on 3.11, and Python aborted.)
+    """
+    payload = CompiledPayloadBuffer(10, None)
+    assert compiled_read_whole_message(b"", True, 10) is None
+    assert payload.received(0) is None
+    before = sys.getrefcount(None)
+    for _ in range(1000):
+        compiled_read_whole_message(b"", True, 10)
+        payload.received(0)
+    after = sys.getrefcount(None)
+    assert after == before

@@ -17,6 +17,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* None, returned as a new reference. Not Py_RETURN_NONE: CPython 3.13.0's
+ * headers define it as a bare "return Py_None" whatever the limited API
+ * version, which loses a reference to None at each call on 3.11, where None is
+ * not immortal (a wheel built by 3.13.0 then ends in "deallocating None"). */
+#define RETURN_NONE \
+    do { \
+        Py_INCREF(Py_None); \
+        return Py_None; \
+    } while (0)
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #define XOR_INLINE static inline __attribute__((always_inline))
 #define HAVE_AVX2_COPY 1
@@ -346,7 +356,7 @@ payload_buffer_received(PayloadBufferObject *self, PyObject *count)
     at = payload_buffer_end(self);
     payload_buffer_unmask(self, at, at, n);
     self->filled += n;
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static PyObject *
@@ -716,7 +726,7 @@ read_whole_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return message;
     }
     Py_XDECREF(message);
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 /* read_whole_messages(data, masked, limit) -> (messages, end): the whole
