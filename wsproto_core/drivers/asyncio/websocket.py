@@ -55,6 +55,10 @@ _READING_PAUSED = 8
 _WRITING_PAUSED = 16
 #: Closing: the peer's Close must be read even with the queue full.
 _CLOSING = 32
+#: The least of a frame's payload still to come that the transport reads straight
+#: into the payload's buffer; less is copied there from the read as it comes.
+READ_INTO_MIN = 16 * 1024
+
 #: A large frame's payload is read straight into its buffer: the transport
 #: calls a PayloadReader (see _read_into_payload).
 _GATHERING = 64
@@ -568,7 +572,10 @@ class WebSocket(asyncio.Protocol, WebSocketState):
         :class:`.protocol.PayloadReader` meanwhile: a plain ``Protocol`` cannot say
         where to read, and this one does not pay two calls per read otherwise.
         """
-        gathering = self._managed.payload_buffer() is not None
+        view = self._managed.payload_buffer()
+        # The rest of a small piece is copied from the reads as they come: a
+        # copy that costs less than a read of its own.
+        gathering = view is not None and (len(view) >= READ_INTO_MIN or bool(self._flags & _GATHERING))
         if gathering is bool(self._flags & _GATHERING) or self.close_code is not None:
             return
         try:
