@@ -48,6 +48,9 @@ from wsproto_core.drivers import asyncio as asyncio_driver
 from wsproto_core.drivers import sync as sync_driver
 from wsproto_core.drivers import trio as trio_driver
 from wsproto_core.drivers.clock import ManualClock
+from wsproto_core.managed import ManagedConnection
+
+MiB = 1024 * 1024
 
 #: Seconds after which a wait is a failure (the machine may be loaded).
 GUARD = 30.0
@@ -564,6 +567,34 @@ def test_echo(driver: Driver, message: str | bytes) -> None:
     assert client.recv() == message
     client.send(message * 1000)
     assert client.recv() == message * 1000
+
+
+@pytest.mark.parametrize("size", [100_000, 3 * MiB], ids=["100KB", "3MiB"])
+def test_large_messages_are_read_into_their_payload_buffer(
+    driver: Driver, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both roles read the rest of a large frame straight into its buffer, and the echo is exact.
+
+    A 3 MiB frame cannot come in one read, so both sides must take that way
+    (its 1 MiB pieces); 100 KB takes it when its first read is short enough.
+    """
+    readers: list[bool] = []
+    payload_received = ManagedConnection.payload_received
+
+    def counting(self: ManagedConnection, nbytes: int, now: float | None = None) -> None:
+        readers.append(self.connection.client)
+        payload_received(self, nbytes, now)
+
+    monkeypatch.setattr(ManagedConnection, "payload_received", counting)
+    # Uncompressed: permessage-deflate inflates into buffers of its own.
+    options = {"compression": False, "max_message_size": 4 * MiB}
+    client = driver.connect(driver.serve("echo", **options), **options)
+    message = (bytes(range(251)) * (size // 251 + 1))[:size]
+    for _ in range(3):
+        client.send(message)
+        assert client.recv() == message
+    if size > MiB:
+        assert set(readers) == {True, False}
 
 
 def test_send_refuses_what_is_not_a_message(driver: Driver) -> None:

@@ -191,6 +191,36 @@ def test_a_large_frame_that_arrives_in_reads_is_one_piece_gathered_in_place() ->
 
 
 @settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(64, 3 << 20),
+    read_size=st.integers(1, 1 << 17),
+    min_partial_size=st.sampled_from([1 << 16, 1 << 20]),
+    client=st.booleans(),
+)
+def test_a_frame_in_small_reads_is_gathered_once_an_eighth_of_its_piece_came(
+    length: int, read_size: int, min_partial_size: int, client: bool
+) -> None:
+    """However small the reads, gathering starts with the read that brings an eighth of the piece.
+
+    The reads before it are joined; none after it is (the rest goes to the
+    piece's buffer, or is read into it).
+    """
+    payload = _pattern(length)
+    frame = build_frame(0x2, payload, mask=not client)
+    connection = Connection(CLIENT if client else SERVER, min_partial_size=min_partial_size, max_message_size=None)
+    header = len(frame) - length
+    want = min(length, min_partial_size)
+    fed = 0
+    while fed - header < -(-want // 8):
+        connection.receive_data(frame[fed : fed + read_size])
+        fed = min(len(frame), fed + read_size)
+        assert list(connection.events()) == [] or fed - header >= want
+    if fed - header < want:
+        view = connection.payload_buffer()
+        assert view is not None and len(view) == want - (fed - header)
+
+
+@settings(max_examples=200, deadline=None)
 @given(length=st.integers(1000, 64 << 20), sent=st.integers(1, 999), reads=st.integers(1, 4))
 def test_a_peer_gets_at_most_eight_times_what_it_sent_allocated(length: int, sent: int, reads: int) -> None:
     """A frame announced large and sent in part: the gathering buffer is at most 8x the part (or nothing)."""

@@ -764,7 +764,8 @@ class Connection:
                 self._offset = 0
                 self._frame_wait = 1
                 return None
-            self._frame_wait = want
+            # Come back when that much arrived, or enough to gather the piece.
+            self._frame_wait = -(-want // _GATHER_FRACTION) if want >= _GATHER_MIN else want
             return None
         self._frame_wait = 0
         end = position + take

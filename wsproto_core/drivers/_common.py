@@ -71,6 +71,11 @@ DEFAULT_MAX_HANDSHAKES = 4096
 #: join again. ``recv_streaming()`` still gets a larger frame in pieces.
 DRIVER_PIECE_SIZE = 1024 * 1024
 
+#: The least of a frame's payload still to come that a driver reads straight
+#: into the payload's buffer (``Connection.payload_buffer``); less is copied
+#: there from an ordinary read, a copy that costs less than a read of its own.
+READ_INTO_MIN = 16 * 1024
+
 #: Bytes a connection's outgoing buffer may hold before ``send_nowait``
 #: decides that the peer is not reading.
 DEFAULT_MAX_SEND_BUFFER = 4 * 1024 * 1024

@@ -503,19 +503,31 @@ class WebSocket(WebSocketState):
                 self._changed.wait(timeout)
                 self._space_wanted = False
         data = None
+        payload_bytes = 0
         if not (waits or managed.held or self._aborted) and self._readable(timeout):
             try:
-                data = self._sock.recv(READ_SIZE)
+                # Only this thread parses, so the view stays good while it reads.
+                view = self._payload_view()
+                if view is None:
+                    data = self._sock.recv(READ_SIZE)
+                else:
+                    payload_bytes = self._sock.recv_into(view)
+                    data = None if payload_bytes else b""
             except OSError:
                 data = b""
-        self._process(data)
+        self._process(data, payload_bytes)
 
-    def _process(self, data: bytes | None) -> None:
-        """Feed what was read (``None``: nothing), hand out the messages, run the timers, write the replies."""
+    def _process(self, data: bytes | None, payload_bytes: int = 0) -> None:
+        """Feed what was read (``None``: nothing), hand out the messages, run the timers, write the replies.
+
+        Or ``payload_bytes`` were read into :meth:`_payload_view`'s view (``data`` is then ``None``).
+        """
         managed = self._managed
         with self._lock:
             now = self._now()
-            if data is not None:
+            if payload_bytes:
+                managed.payload_received(payload_bytes, now)
+            elif data is not None:
                 managed.receive_data(data or None, now)
             managed.handle_timers(now)
             self._handle_events(now)

@@ -419,17 +419,28 @@ class WebSocket(WebSocketState):
                 with self._reader_scope:
                     while True:
                         if not parse_first:
+                            payload_bytes = 0
                             try:
                                 if sock is None:
                                     data = await self._stream.receive_some(READ_SIZE)
                                 else:
                                     await trio.lowlevel.wait_readable(sock)
-                                    data = sock.recv(READ_SIZE)
+                                    # Only this task parses, so the view stays good while it reads.
+                                    view = self._payload_view()
+                                    if view is None:
+                                        data = sock.recv(READ_SIZE)
+                                    else:
+                                        payload_bytes = sock.recv_into(view)
+                                        data = b""
                             except BlockingIOError:
                                 continue  # Woken without data (spuriously): wait again.
                             except _STREAM_ERRORS:
                                 data = b""
-                            if self._receive(data, trio.current_time()):
+                            if (
+                                self._received_into_payload(payload_bytes, trio.current_time())
+                                if payload_bytes
+                                else self._receive(data, trio.current_time())
+                            ):
                                 self._wake()
                         elif self._handle_events(trio.current_time()):
                             self._wake()

@@ -15,7 +15,7 @@ from ..errors import LocalProtocolError
 from ..events import Message, Pong, Request, TextMessage
 from ..managed import ManagedConnection
 from ..state import ConnectionState
-from ._common import ConnectionClosed, Settings
+from ._common import READ_INTO_MIN, ConnectionClosed, Settings
 from ._streaming import IncomingMessage, queue_full, receive_piece
 
 
@@ -116,6 +116,24 @@ class WebSocketState:
                 self._handle_events(now)
             return True
         return self._handle_events(now) if managed.buffered_bytes else False
+
+    def _payload_view(self) -> memoryview | None:
+        """Where the next read goes when a large frame's payload is being gathered, else ``None``.
+
+        Reading into it (``recv_into``) and then :meth:`_received_into_payload`
+        leaves the payload to the kernel's copy (and, on a server, the unmasking
+        in place): no copy from a read buffer.
+        """
+        view = self._managed.payload_buffer()
+        return view if view is not None and len(view) >= READ_INTO_MIN else None
+
+    def _received_into_payload(self, nbytes: int, now: float) -> bool:
+        """``nbytes`` were read into :meth:`_payload_view`'s view; deliver what that completed.
+
+        Return whether a message came.
+        """
+        self._managed.payload_received(nbytes, now)
+        return self._handle_events(now)
 
     def _handle_events(self, now: float) -> bool:
         """Parse what was received: messages join the queue, Pongs resolve their waiters.

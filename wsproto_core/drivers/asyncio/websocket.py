@@ -21,6 +21,7 @@ from ...prepared import PreparedMessage
 from ...state import ConnectionState
 from .._common import (
     FRAGMENTS_IN_PROGRESS,
+    READ_INTO_MIN,
     UNFINISHED_MESSAGE,
     ConnectionClosed,
     Fragments,
@@ -55,10 +56,6 @@ _READING_PAUSED = 8
 _WRITING_PAUSED = 16
 #: Closing: the peer's Close must be read even with the queue full.
 _CLOSING = 32
-#: The least of a frame's payload still to come that the transport reads straight
-#: into the payload's buffer; less is copied there from the read as it comes.
-READ_INTO_MIN = 16 * 1024
-
 #: A large frame's payload is read straight into its buffer: the transport
 #: calls a PayloadReader (see _read_into_payload).
 _GATHERING = 64
