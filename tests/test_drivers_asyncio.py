@@ -35,7 +35,7 @@ from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpRespon
 from wsproto_core.drivers._common import ClientOptions, Settings, parse_url
 from wsproto_core.drivers.asyncio import Listener, Server, WebSocket, connect, serve, serve_listener
 from wsproto_core.drivers.asyncio.client import _ClientOpening
-from wsproto_core.drivers.asyncio.websocket import PARSE_HOLD_LIMIT
+from wsproto_core.drivers.asyncio.io import PARSE_HOLD_LIMIT
 from wsproto_core.errors import LocalProtocolError
 from wsproto_core.frames import write_frame
 from wsproto_core.managed import ManagedConnection

@@ -39,10 +39,12 @@ holds by construction: the listener answers inside the parse.
 Any event loop that implements asyncio's transport and protocol interfaces
 will do (uvloop among them): nothing here checks a transport's class.
 
-Its modules: ``websocket`` (the :class:`WebSocket`, on the drivers' shared
-sans-I/O ``WebSocketState``, and :class:`Listener`), ``protocol`` (the
-transport's protocol, which hands bytes to the opening handshake, then to the
-WebSocket), ``server`` and ``client``.
+Its modules: ``websocket`` (the :class:`WebSocket` as the application uses it,
+and :class:`Listener`), ``io`` (the WebSocket's half that the transport and the
+loop drive: reading, writing, the timer, backpressure; on the drivers' shared
+sans-I/O ``WebSocketState``), ``protocol`` (the transport's protocol, which
+hands bytes to the opening handshake, then to the WebSocket), ``server`` and
+``client``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .io import WebSocketIO
     from .websocket import WebSocket
 
 #: The context the driver's own callbacks (timers, deferred writes) run in: one
@@ -165,7 +166,7 @@ class PayloadReader(asyncio.BufferedProtocol):
 
     __slots__ = ("_into_payload", "_websocket")
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocketIO) -> None:
         self._websocket = websocket
         #: Whether the last get_buffer() returned the payload buffer.
         self._into_payload = False
