@@ -26,7 +26,8 @@ from ._common import (
     handler_close,
     remove_stale_unix_socket,
 )
-from ._sync_connection import WebSocket, _Deadline, _Waker
+from ._sync_connection import WebSocket, _Deadline
+from ._sync_io import _Waker
 from .clock import MONOTONIC, Clock
 
 #: The handlers' failures are logged here (the public module's name).

@@ -16,7 +16,8 @@ from ._common import (
     WebSocketURL,
     parse_url,
 )
-from ._trio_connection import WebSocket, _timeout
+from ._trio_connection import WebSocket
+from ._trio_io import _timeout
 from .proxy import ProxyURL, Tunnel
 from .reconnect import Backoff, reconnecting
 

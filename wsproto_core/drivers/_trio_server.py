@@ -25,7 +25,8 @@ from ._common import (
     managed_connection,
     remove_stale_unix_socket,
 )
-from ._trio_connection import _STREAM_ERRORS, WebSocket, _timeout
+from ._trio_connection import WebSocket
+from ._trio_io import _STREAM_ERRORS, _timeout
 
 #: The handlers' failures are logged here (the public module's name).
 logger = logging.getLogger("wsproto_core.drivers.trio")
