@@ -103,24 +103,24 @@ class ManagedConnection:
     __slots__ = (
         "_acknowledged",
         "_close_deadline",
-        "_held",
         "_next_ping_at",
         "_now",
         "_outgoing",
-        "_outgoing_size",
         "_pieces",
         "_pings",
-        "_should_close_transport",
         "assemble_messages",
         "auto_reply",
+        "bytes_to_send",
         "client",
         "close_event",
         "close_timeout",
         "connection",
+        "held",
         "hold_after_message",
         "latency",
         "ping_interval",
         "ping_timeout",
+        "should_close_transport",
     )
 
     def __init__(
@@ -154,10 +154,14 @@ class ManagedConnection:
         # Frames to send, kept as they are and joined only when taken: a
         # single large frame then reaches the transport without being copied.
         self._outgoing: list[bytes] | None = None
-        self._outgoing_size = 0
+        #: How many bytes :meth:`data_to_send` would return (read-only: a plain
+        #: attribute, not a property, because a driver reads it after every read).
+        self.bytes_to_send = 0
         #: The pieces of a fragmented message being assembled (None between messages).
         self._pieces: list[bytes | str] | None = None
-        self._should_close_transport = False
+        #: Whether the driver should now close the transport, after writing what
+        #: is queued (read-only; a plain attribute, as :attr:`bytes_to_send`).
+        self.should_close_transport = False
         self._next_ping_at = now + ping_interval if ping_interval is not None else None
         #: Pings awaiting their Pong, in the order sent: payload -> when it
         #: was sent. None while there are none.
@@ -170,7 +174,13 @@ class ManagedConnection:
         self._close_deadline: float | None = None
         self._now = now
         self.hold_after_message = hold_after_message
-        self._held = False
+        #: Whether :meth:`events` stopped behind a message with received bytes
+        #: still to parse (read-only; a plain attribute, as :attr:`bytes_to_send`).
+        #: The ordering rule (``hold_after_message``): those bytes may hold a
+        #: Close or a protocol violation, after which only a Close may be sent
+        #: (RFC 6455 section 5.5.1), so they wait until the application took the
+        #: message and could answer it. The driver then calls :meth:`events` again.
+        self.held = False
         #: The close code and reason the connection ended with, once known.
         self.close_event: CloseConnection | None = None
 
@@ -180,30 +190,9 @@ class ManagedConnection:
         return self.connection.state
 
     @property
-    def should_close_transport(self) -> bool:
-        """Whether the driver should now close the transport (after writing what is queued)."""
-        return self._should_close_transport
-
-    @property
     def buffered_bytes(self) -> int:
         """How many received bytes wait to be parsed by :meth:`events`."""
         return self.connection.buffered_bytes
-
-    @property
-    def held(self) -> bool:
-        """Whether :meth:`events` stopped behind a message with received bytes still to parse.
-
-        The ordering rule (``hold_after_message``): those bytes may hold a
-        Close or a protocol violation, after which only a Close may be sent
-        (RFC 6455 section 5.5.1), so they wait until the application took the
-        message and could answer it. The driver then calls :meth:`events` again.
-        """
-        return self._held
-
-    @property
-    def bytes_to_send(self) -> int:
-        """How many bytes :meth:`data_to_send` would return."""
-        return self._outgoing_size
 
     @property
     def next_deadline(self) -> float | None:
@@ -224,7 +213,7 @@ class ManagedConnection:
         if not outgoing:
             return b""
         self._outgoing = None
-        self._outgoing_size = 0
+        self.bytes_to_send = 0
         return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
 
     def take_data_to_send(self) -> list[bytes]:
@@ -238,7 +227,7 @@ class ManagedConnection:
         if not outgoing:
             return []
         self._outgoing = None
-        self._outgoing_size = 0
+        self.bytes_to_send = 0
         return outgoing
 
     def _queue(self, data: bytes) -> None:
@@ -250,7 +239,7 @@ class ManagedConnection:
                 self._outgoing = [data]
             else:
                 self._outgoing.append(data)
-            self._outgoing_size += len(data)
+            self.bytes_to_send += len(data)
 
     def _clock(self, now: float | None) -> float:
         # Every method takes the time; when a caller leaves it out, the last
@@ -267,7 +256,7 @@ class ManagedConnection:
             self._after_close_sent(now)
         elif self.connection.state is ConnectionState.CLOSED:
             # A rejection (RejectConnection / RejectData) was sent in full.
-            self._should_close_transport = True
+            self.should_close_transport = True
 
     def send_message(self, message: str | bytes | bytearray | memoryview, now: float | None = None) -> None:
         """Queue one whole message, text for ``str`` (see ``Connection.send_message``).
@@ -282,7 +271,17 @@ class ManagedConnection:
             for part in self.connection.send_message_parts(message):
                 self._queue(part)
         else:
-            self._queue(self.connection.send_message(message))
+            data = self.connection.send_message(message)
+            if data.__class__ is not bytes:
+                self._queue(data)
+                return
+            # Hot path (once per message sent): _queue() without the call.
+            outgoing = self._outgoing
+            if outgoing is None:
+                self._outgoing = [data]
+            else:
+                outgoing.append(data)
+            self.bytes_to_send += len(data)
 
     def send_prepared(self, message: PreparedMessage, now: float | None = None) -> None:
         """Queue a prepared message (see ``Connection.send_prepared``), behind what is queued."""
@@ -303,7 +302,7 @@ class ManagedConnection:
         self._clock(now)
         self.connection.receive_data(data)
         if data is None:
-            self._should_close_transport = True
+            self.should_close_transport = True
             self._close_deadline = None
 
     def payload_buffer(self) -> memoryview | None:
@@ -334,13 +333,13 @@ class ManagedConnection:
             and connection.state is ConnectionState.OPEN
         ):
             # The ordering rule, as in events().
-            self._held = True
+            self.held = True
         return messages
 
     def events(self, now: float | None = None) -> Iterator[Event]:
         """Iterate over received events, with the automatic replies queued as they pass."""
         now = self._clock(now)
-        self._held = False
+        self.held = False
         connection = self.connection
         for received in connection.events():
             event = received
@@ -367,7 +366,7 @@ class ManagedConnection:
                     and connection.state is ConnectionState.OPEN
                 ):
                     # The ordering rule: stop here until the driver asks again.
-                    self._held = True
+                    self.held = True
                     yield event
                     return
                 yield event
@@ -381,7 +380,7 @@ class ManagedConnection:
                 self._on_close(event, now)
             elif self.connection.state is ConnectionState.CLOSED and self.close_event is None:
                 # A client received a rejection, body included.
-                self._should_close_transport = True
+                self.should_close_transport = True
             yield event
 
     def _on_close(self, event: CloseConnection, now: float) -> None:
@@ -413,7 +412,7 @@ class ManagedConnection:
         violation (section 7.1.7) or a lost transport nobody waits.
         """
         if not self.client or code == _ABNORMAL_CLOSURE or self._failed():
-            self._should_close_transport = True
+            self.should_close_transport = True
             self._close_deadline = None
         elif self.close_timeout is not None and self._close_deadline is None:
             self._close_deadline = now + self.close_timeout
@@ -479,11 +478,11 @@ class ManagedConnection:
             if self.connection.state is ConnectionState.OPEN:
                 self._queue(self.connection.send(CloseConnection(1011, "keepalive ping timeout")))
             self.close_event = CloseConnection(_ABNORMAL_CLOSURE, "keepalive ping timeout")
-            self._should_close_transport = True
+            self.should_close_transport = True
             self._close_deadline = None
         if self._close_deadline is not None and now >= self._close_deadline:
             self._close_deadline = None
-            self._should_close_transport = True
+            self.should_close_transport = True
         if self._next_ping_at is not None and now >= self._next_ping_at:
             assert self.ping_interval is not None
             state = self.connection.state

@@ -1,6 +1,6 @@
 """The half of the asyncio ``WebSocket`` that its transport and the event loop drive.
 
-Reading in the protocol's callbacks (:meth:`WebSocketIO._read`, the hot path,
+Reading in the protocol's callbacks (:meth:`WebSocketIO.data_received`, the hot path,
 and the parser behind it), writing, the timer, backpressure in both
 directions, and the end of the connection. The application's half (sending,
 ``recv()``, closing) is :class:`~wsproto_core.drivers.asyncio.websocket.WebSocket`,
@@ -137,17 +137,7 @@ class WebSocketIO(asyncio.Protocol, WebSocketState):
     def buffer_updated(self, nbytes: int) -> None:
         """The transport's callback: ``nbytes`` were read into the buffer."""
         # The parser copies what it keeps, at its size.
-        if self._flags or self.close_code is not None:
-            self._received(read_buffer()[:nbytes])
-        else:
-            self._read(read_buffer()[:nbytes])
-
-    def data_received(self, data: bytes) -> None:
-        """The transport's callback (a transport that does not read into :meth:`get_buffer`): ``data`` was read."""
-        if self._flags or self.close_code is not None:
-            self._received(data)
-        else:
-            self._read(data)
+        self.data_received(read_buffer()[:nbytes])
 
     def eof_received(self) -> bool:
         self._received(None)
@@ -310,19 +300,25 @@ class WebSocketIO(asyncio.Protocol, WebSocketState):
             self._parse(asyncio.get_running_loop().time())
         self._after_parse()
 
-    def _read(self, data: bytes | memoryview) -> None:
-        """Hot path of a read while nothing is paused, pending or ending.
+    def data_received(self, data: bytes | memoryview) -> None:
+        """The transport's callback (a transport that does not read into :meth:`get_buffer`): ``data`` was read.
 
-        The whole messages that the read starts with skip the parser, its
-        events and the clock; the parser takes the rest, if any.
+        Hot path, while nothing is paused, pending or ending: the whole
+        messages that the read starts with skip the parser, its events and the
+        clock; the parser takes the rest, if any.
         """
+        if self._flags or self.close_code is not None:
+            self._received(data)
+            return
         self._flags = _IN_READ
         try:
             managed = self._managed
-            messages = managed.receive_messages(data)
             listener = self._listener
             if listener is not None:
-                for message in messages:
+                # The listener answers inside the read, so there is no ordering
+                # rule to keep: the connection's own fast path, one call less.
+                connection = managed.connection
+                for message in connection.receive_messages(data):
                     if self.close_code is not None:
                         # A callback ended the connection (and on_close ran): no more messages.
                         break
@@ -331,7 +327,7 @@ class WebSocketIO(asyncio.Protocol, WebSocketState):
                     except Exception:
                         logger.exception("WebSocket listener failed")
                         self._start_closing(1011, "internal error")
-                if not managed.buffered_bytes:
+                if not connection.buffered_bytes:
                     if managed.bytes_to_send:
                         self._write_queued()
                     if self._flags == _IN_READ and not managed.should_close_transport:
@@ -339,7 +335,7 @@ class WebSocketIO(asyncio.Protocol, WebSocketState):
                         return
                     self._after_parse()
                     return
-            elif messages:
+            elif messages := managed.receive_messages(data):
                 self._messages += messages
                 waiter = self._waiter
                 if waiter is not None and not waiter.done():

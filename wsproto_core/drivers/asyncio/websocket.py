@@ -21,7 +21,6 @@ from .._common import (
     ConnectionClosed,
     Fragments,
     async_pieces,
-    send_buffer_full,
 )
 from .._streaming import IncomingMessage, MessageStream, take_message
 from .io import _IN_READ, _READING_PAUSED, _WRITING_PAUSED, WebSocketIO
@@ -136,7 +135,8 @@ class WebSocket(WebSocketIO):
         """
         if self._fragmenting:
             raise LocalProtocolError(FRAGMENTS_IN_PROGRESS)
-        if send_buffer_full(self._settings, self._managed.bytes_to_send + self._transport.get_write_buffer_size()):
+        limit = self._settings.max_send_buffer
+        if limit is not None and self._managed.bytes_to_send + self._transport.get_write_buffer_size() >= limit:
             self._raise_if_closed()
             self._abort()
             self.close_reason = "outgoing buffer full: the peer does not read"
