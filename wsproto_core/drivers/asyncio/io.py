@@ -340,7 +340,7 @@ class WebSocketIO(asyncio.Protocol, WebSocketState):
                 waiter = self._waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
-            if managed.buffered_bytes:
+            if managed.connection.buffered_bytes:
                 self._parse_received()
             else:
                 # Nothing for the parser: no event, no timer to move.

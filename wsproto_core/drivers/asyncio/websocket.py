@@ -202,8 +202,15 @@ class WebSocket(WebSocketIO):
                 if self._flags & _READING_PAUSED:
                     # Assembled here, its pieces no longer count against max_queue.
                     self._update_reading()
-            await self._wait_for_piece()
-        self._piece_taken()
+            # Hot path: wait here, without a coroutine of _wait_for_piece()'s.
+            waiter = self._piece_waiter()
+            if waiter is not None:
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+        if self._flags & _READING_PAUSED or (not messages and self._managed.held):
+            self._piece_taken()
         return message  # type: ignore[return-value]
 
     def recv_streaming(self) -> MessageStream:
@@ -235,6 +242,19 @@ class WebSocket(WebSocketIO):
 
     async def _wait_for_piece(self) -> None:
         """Wait until something is received (or parse on: the ordering rule); raise once closed."""
+        waiter = self._piece_waiter()
+        if waiter is not None:
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def _piece_waiter(self) -> asyncio.Future[None] | None:
+        """The Future that something received completes; ``None`` if the parser went on instead.
+
+        Raises once closed. The parser goes on when the ordering rule held
+        the rest of a read until the application took every message.
+        """
         if self.close_code is not None:
             raise self._closed_error()
         if self._listener is not None:
@@ -245,14 +265,11 @@ class WebSocket(WebSocketIO):
             self._parse()
             if not self._managed.held:
                 self._after_parse()
-            return
+            return None
         if self._managed.bytes_to_send:
             self._write_queued()
         waiter = self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def __aiter__(self) -> WebSocket:
         return self
