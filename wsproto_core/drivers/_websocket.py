@@ -9,7 +9,7 @@ writing and waiting.
 from __future__ import annotations
 
 from collections.abc import MutableSequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import LocalProtocolError
 from ..events import Message, Pong, Request, TextMessage
@@ -135,6 +135,20 @@ class WebSocketState:
         self._managed.payload_received(nbytes, now)
         return self._handle_events(now)
 
+    def _queue_received(self, event: Message[Any]) -> None:
+        """Queue a received message, or a piece of one (``recv()`` joins them; ``recv_streaming()`` takes them)."""
+        if event.message_finished and self._incoming is None:
+            # Hot path: a message that came whole.
+            self._messages.append(event.data)
+        else:
+            self._incoming = receive_piece(
+                self._messages,
+                self._incoming,
+                event.data,
+                text=isinstance(event, TextMessage),
+                last=event.message_finished,
+            )
+
     def _handle_events(self, now: float) -> bool:
         """Parse what was received: messages join the queue, Pongs resolve their waiters.
 
@@ -143,17 +157,7 @@ class WebSocketState:
         received = False
         for event in self._managed.events(now):
             if isinstance(event, Message):
-                if event.message_finished and self._incoming is None:
-                    # Hot path: a message that came whole.
-                    self._messages.append(event.data)
-                else:
-                    self._incoming = receive_piece(
-                        self._messages,
-                        self._incoming,
-                        event.data,
-                        text=isinstance(event, TextMessage),
-                        last=event.message_finished,
-                    )
+                self._queue_received(event)
                 received = True
             elif isinstance(event, Pong):
                 self._pong_received()

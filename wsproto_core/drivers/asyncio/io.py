@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from ...events import Message, Pong, Request, TextMessage
+from ...events import Message, Pong, Request
 from ...managed import ManagedConnection
 from ...state import ConnectionState
 from .._common import READ_INTO_MIN, Settings
-from .._streaming import IncomingMessage, queue_full, receive_piece
+from .._streaming import IncomingMessage, queue_full
 from .._websocket import WebSocketState
 from .protocol import DRIVER_CONTEXT, ConnectionProtocol, PayloadReader, read_buffer, writes_scattered
 
@@ -221,17 +221,7 @@ class WebSocketIO(asyncio.Protocol, WebSocketState):
                         logger.exception("WebSocket listener failed")
                         self._start_closing(1011, "internal error")
                     continue
-                if event.message_finished and self._incoming is None:
-                    # Hot path: a message that came whole.
-                    self._messages.append(event.data)
-                else:
-                    self._incoming = receive_piece(
-                        self._messages,
-                        self._incoming,
-                        event.data,
-                        text=isinstance(event, TextMessage),
-                        last=event.message_finished,
-                    )
+                self._queue_received(event)
                 waiter = self._waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)

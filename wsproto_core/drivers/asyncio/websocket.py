@@ -205,10 +205,7 @@ class WebSocket(WebSocketIO):
             # Hot path: wait here, without a coroutine of _wait_for_piece()'s.
             waiter = self._piece_waiter()
             if waiter is not None:
-                try:
-                    await waiter
-                finally:
-                    self._waiter = None
+                await waiter
         if self._flags & _READING_PAUSED or (not messages and self._managed.held):
             self._piece_taken()
         return message  # type: ignore[return-value]
@@ -244,16 +241,15 @@ class WebSocket(WebSocketIO):
         """Wait until something is received (or parse on: the ordering rule); raise once closed."""
         waiter = self._piece_waiter()
         if waiter is not None:
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            await waiter
 
     def _piece_waiter(self) -> asyncio.Future[None] | None:
         """The Future that something received completes; ``None`` if the parser went on instead.
 
         Raises once closed. The parser goes on when the ordering rule held
-        the rest of a read until the application took every message.
+        the rest of a read until the application took every message. The
+        Future stays in ``_waiter`` once done (or cancelled with its ``recv()``):
+        the next wait replaces it, and nothing completes a done one.
         """
         if self.close_code is not None:
             raise self._closed_error()
