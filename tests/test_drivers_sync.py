@@ -35,6 +35,7 @@ from driver_peers import (
 )
 
 from wsproto_core.drivers import ConnectionClosed, HandshakeRejected, HttpResponse, InvalidURL
+from wsproto_core.drivers import _sync_io as sync_io
 from wsproto_core.drivers.sync import Server, WebSocket, connect, serve
 from wsproto_core.errors import LocalProtocolError
 
@@ -313,6 +314,19 @@ def test_our_client_against_our_server() -> None:
         with connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["v3"], compression=False) as ws:
             assert ws.subprotocol is None
         assert closes.get(timeout=GUARD) == (1000, "")
+
+
+def test_without_poll_a_select_selector_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the platform has no poll() (Windows), both sides wait with select(): same messages, Pings and close."""
+    monkeypatch.setattr(sync_io, "_HAS_POLL", False)
+    with our_server(echo) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+        assert ws._poll is None and ws._selector is not None
+        for message in ("text", b"\x00" * MiB):
+            ws.send(message)
+            assert ws.recv() == message
+        assert ws.ping().wait(GUARD)
+        ws.close(4005, "done")
+        assert ws.close_code == 4005
 
 
 def test_sends_from_many_threads_keep_each_thread_in_order() -> None:

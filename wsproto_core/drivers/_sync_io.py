@@ -9,6 +9,8 @@ none does. ``_sync_connection`` builds the application's ``WebSocket`` on
 from __future__ import annotations
 
 import contextlib
+import math
+import select
 import selectors
 import socket
 import ssl as ssl_module
@@ -27,6 +29,9 @@ from .clock import Clock
 #: timers are then handled without the application).
 _APPLICATION, _WATCHER = "application", "watcher"
 _WATCHER_GRACE = 0.05
+
+#: Whether this platform has poll() (not Windows); elsewhere a select() selector waits.
+_HAS_POLL = hasattr(select, "poll")
 
 
 class _Waker:
@@ -90,10 +95,22 @@ class WebSocketIO(WebSocketState):
         #: A thread writes what a broadcast queued (see write_queued), and how much it holds.
         self._writer_behind = False
         self._unsent = 0
-        # poll(), where there is one: no file descriptor of its own, unlike epoll.
-        self._selector = getattr(selectors, "PollSelector", selectors.SelectSelector)()
-        self._selector.register(sock, selectors.EVENT_READ)
-        self._selector.register(self._waker, selectors.EVENT_READ)
+        #: Threads waiting on _changed: notify_all() is skipped while none does
+        #: (it costs a microsecond or two of Python twice per message otherwise).
+        self._waiting = 0
+        self._tls = isinstance(sock, ssl_module.SSLSocket)
+        # poll() called directly, where there is one: no file descriptor of its
+        # own (unlike epoll), and no selectors layer on each read.
+        self._poll: select.poll | None = None
+        self._selector: selectors.BaseSelector | None = None
+        if _HAS_POLL:
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+            self._poll.register(self._waker, select.POLLIN)
+        else:
+            self._selector = selectors.SelectSelector()
+            self._selector.register(sock, selectors.EVENT_READ)
+            self._selector.register(self._waker, selectors.EVENT_READ)
         clock.subscribe(self._time_moved)
         self._process(None)  # Bytes that came with the handshake may hold frames.
         threading.Thread(target=self._watch_loop, name="wsproto_core watcher", daemon=True).start()
@@ -178,7 +195,12 @@ class WebSocketIO(WebSocketState):
                     self._handover = True
                     self._changed.notify_all()
                     self._waker.wake()
-                if not self._changed.wait(None if deadline is None else deadline - self._now()):
+                self._waiting += 1
+                try:
+                    woken = self._changed.wait(None if deadline is None else deadline - self._now())
+                finally:
+                    self._waiting -= 1
+                if not woken:
                     return
             else:
                 return
@@ -191,7 +213,8 @@ class WebSocketIO(WebSocketState):
             with self._lock:
                 self._reader = None
                 self._calls += 1
-                self._changed.notify_all()
+                if self._waiting:
+                    self._changed.notify_all()
                 if self._watcher_idle:
                     self._watch.notify()
 
@@ -216,7 +239,11 @@ class WebSocketIO(WebSocketState):
                 # The ordering rule (see ManagedConnection.held), or
                 # backpressure: wait until the application takes a message.
                 self._space_wanted = True
-                self._changed.wait(timeout)
+                self._waiting += 1
+                try:
+                    self._changed.wait(timeout)
+                finally:
+                    self._waiting -= 1
                 self._space_wanted = False
         data = None
         payload_bytes = 0
@@ -241,13 +268,19 @@ class WebSocketIO(WebSocketState):
         managed = self._managed
         with self._lock:
             now = self._now()
-            if payload_bytes:
-                managed.payload_received(payload_bytes, now)
-            elif data is not None:
-                managed.receive_data(data or None, now)
-            managed.handle_timers(now)
-            self._handle_events(now)
-            self._changed.notify_all()
+            if data:
+                # Hot path: the whole messages the read starts with skip the parser.
+                self._receive(data, now)
+                managed.handle_timers(now)
+            else:
+                if payload_bytes:
+                    managed.payload_received(payload_bytes, now)
+                elif data is not None:
+                    managed.receive_data(None, now)
+                managed.handle_timers(now)
+                self._handle_events(now)
+            if self._waiting:
+                self._changed.notify_all()
             done = managed.should_close_transport or self._aborted
         if managed.bytes_to_send and not self._writer_behind:
             # (The writer thread takes these bytes after its own: waiting for
@@ -257,9 +290,19 @@ class WebSocketIO(WebSocketState):
             self._finish()
 
     def _readable(self, timeout: float | None) -> bool:
-        if isinstance(self._sock, ssl_module.SSLSocket) and self._sock.pending():
+        """Wait up to ``timeout`` seconds (``None``: no limit) for the socket to be readable, or the waker."""
+        if self._tls and self._sock.pending():  # type: ignore[attr-defined]
             return True  # Decrypted bytes already wait in the TLS layer.
         readable = False
+        if self._poll is not None:
+            waker = self._waker.fileno()
+            for fd, _ in self._poll.poll(None if timeout is None else math.ceil(timeout * 1000)):
+                if fd == waker:
+                    self._waker.drain()
+                else:
+                    readable = True
+            return readable
+        assert self._selector is not None
         for key, _ in self._selector.select(timeout):
             if key.fileobj is self._waker:
                 self._waker.drain()
