@@ -46,9 +46,11 @@ CLIENT = ConnectionType.CLIENT
 SERVER = ConnectionType.SERVER
 
 #: After ``events()`` is exhausted, the only bytes left unparsed are an incomplete
-#: frame header (at most 2 + 8 + 4 bytes) or an incomplete control frame (2 + 4 +
-#: 125): data frame payloads are streamed to the application as they arrive.
-MAX_UNPARSED = 2 + 4 + MAX_CONTROL_PAYLOAD
+#: frame header (at most 2 + 8 + 4 bytes) or an incomplete control frame: data
+#: frame payloads are streamed to the application as they arrive. A control
+#: frame's header may write its length on 8 bytes (RFC 6455 asks the sender, not
+#: the receiver, for the shortest form), so it takes up to 2 + 8 + 4 + 125 bytes.
+MAX_UNPARSED = 2 + 8 + 4 + MAX_CONTROL_PAYLOAD
 
 #: Size limits the targets choose from: small ones so that the limit checks run.
 LIMITS: tuple[int | None, ...] = (None, 0, 1, 7, 125, 126, 1000, 65536)
