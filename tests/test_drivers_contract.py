@@ -814,6 +814,40 @@ def test_close_timeout_when_the_peer_never_answers_our_close(driver: Driver) -> 
     assert caught.value.code == 1006
 
 
+def test_close_while_another_task_waits_in_recv(driver: Driver) -> None:
+    """One task (or thread) waits in recv() while another closes: the peer's Close reply ends both.
+
+    The waiting recv() may be the one reading the socket (the trio and
+    threads drivers read in it): the close must still read the reply.
+    """
+    client = driver.connect(driver.serve("echo"))
+    client.send("before")
+    assert client.recv() == "before"
+    receiving = driver.submit(client.websocket.recv)
+    client.close(1000, "done")
+    with pytest.raises(ConnectionClosed) as caught:
+        receiving.result(GUARD)
+    assert caught.value.code == 1000
+    assert client.close_code == 1000
+    assert driver.records.get(timeout=GUARD) == (1000, "done")
+
+
+def test_close_timeout_while_another_task_waits_in_recv(driver: Driver) -> None:
+    """The close timeout ends a connection whose waiting recv() reads the socket: 1006 for both."""
+    with handed_over_server() as (port, sockets):
+        client = driver.connect(port, ping_interval=None, close_timeout=10)
+        frames = FrameReader(sockets.get(timeout=GUARD))
+        receiving = driver.submit(client.websocket.recv)
+        closing = client.start_closing(4003, "going")
+        assert frames.next() == (0x8, b"\x0f\xa3going")
+        driver.advance(10)
+        closing.result(GUARD)
+        with pytest.raises(ConnectionClosed) as caught:
+            receiving.result(GUARD)
+    assert caught.value.code == 1006
+    assert client.close_code == 1006
+
+
 def test_backpressure_a_client_that_does_not_read_stops_the_server(driver: Driver) -> None:
     """With max_queue=1 and an application that does not read, the client stops reading the socket.
 

@@ -603,3 +603,121 @@ def test_plain_tcp_connections_take_the_socket_fast_path() -> None:
         assert [isinstance(side._sock, socket.socket) for side in sides] == [True, True]
 
     run(main)
+
+
+def test_an_application_waiting_in_recv_reads_the_socket_itself() -> None:
+    """Once the handler waits in recv(), its own task reads the messages, not the reader task.
+
+    A message then costs one wake-up (the handler's) instead of two (the
+    reader's, then the handler's). The reader task may read the first one,
+    before the handover.
+    """
+    readers: list[str] = []
+    original = WebSocket._receive
+
+    def recording(self: WebSocket, data: bytes | bytearray | None, now: float) -> bool:
+        if not self._managed.connection.client:
+            readers.append(trio.lowlevel.current_task().name)
+        return original(self, data, now)
+
+    async def main() -> None:
+        async with our_server(echo) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            for index in range(20):
+                await ws.send(f"message {index}")
+                assert await ws.recv() == f"message {index}"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WebSocket, "_receive", recording)
+        run(main)
+    from_reader = [name for name in readers if name == "wsproto_core reader"]
+    assert len(readers) >= 20
+    assert len(from_reader) <= 1, readers
+
+
+def test_the_reader_task_answers_pings_once_the_application_stops_reading() -> None:
+    """A handler that read, then waits for something else: the reader task reads again (after a grace)."""
+    handler_waits = trio.Event()
+    release = trio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.send(await websocket.recv())
+        handler_waits.set()
+        await release.wait()  # Not in recv(): Pings and the Close must still be read.
+
+    async def main() -> None:
+        async with our_server(handler) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("one")
+            assert await ws.recv() == "one"
+            await handler_waits.wait()
+            for _ in range(3):
+                waiter = await ws.ping()
+                await waiter
+            release.set()
+
+    run(main)
+
+
+def test_a_cancelled_recv_hands_the_socket_back_at_once() -> None:
+    """recv() cancelled while its task reads: the reader task reads from then on, without a grace.
+
+    trio's clock stands still here unless every task waits for two seconds
+    (then it jumps to the next deadline, the end of a grace): the Pong must
+    come back without the clock moving.
+    """
+    handler_cancelled = trio.Event()
+
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.send(await websocket.recv())
+        with trio.CancelScope() as scope:
+            handler_scope.append(scope)
+            await websocket.recv()  # Its task reads the socket; cancelled below.
+        handler_cancelled.set()
+        await release.wait()  # Not wait_closed(), which would hand the socket back itself.
+
+    handler_scope: list[trio.CancelScope] = []
+    release = trio.Event()
+
+    async def main() -> None:
+        async with our_server(handler) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("one")
+            assert await ws.recv() == "one"
+            while not handler_scope:
+                await trio.sleep(0)
+            await trio.testing.wait_all_tasks_blocked()
+            handler_scope[0].cancel()
+            await handler_cancelled.wait()
+            started = trio.current_time()
+            waiter = await ws.ping()
+            await waiter
+            assert trio.current_time() == started
+            release.set()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=2.0))
+
+
+def test_close_while_a_task_reads_in_recv() -> None:
+    """close() while another task's recv() waits for the socket: that recv() reads the reply, then both end.
+
+    Only one task may wait for a socket: the reader task must not read
+    until the recv() gave the socket back.
+    """
+
+    async def main() -> None:
+        async with our_server(echo) as server, connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            outcome: list[int | None] = []
+
+            async def receive() -> None:
+                with pytest.raises(ConnectionClosed) as caught:
+                    await ws.recv()
+                outcome.append(caught.value.code)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive)
+                await trio.testing.wait_all_tasks_blocked()
+                await ws.close(1000, "done")
+            assert outcome == [1000]
+            assert ws.close_code == 1000
+
+    run(main)

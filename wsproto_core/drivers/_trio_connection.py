@@ -159,7 +159,7 @@ class WebSocket(WebSocketIO):
             if self.closed:
                 raise self._closed_error()
             self._sends_unyielded = 0
-            await self._wait()
+            await self._wait_for_data()
 
     def recv_streaming(self) -> MessageStream:
         """The next message in pieces as they arrive, without assembling it: ``async for piece in ...``.
@@ -184,7 +184,7 @@ class WebSocket(WebSocketIO):
         if self.closed:
             raise self._closed_error()
         self._sends_unyielded = 0
-        await self._wait()
+        await self._wait_for_data()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
@@ -204,6 +204,8 @@ class WebSocket(WebSocketIO):
         waiter = PongWaiter()
         self._queue_ping(payload, waiter, trio.current_time())
         self._reschedule()
+        # Its Pong is read by the reader task, unless the application reads first.
+        self._hand_back()
         await self._flush()
         return waiter
 
@@ -219,6 +221,7 @@ class WebSocket(WebSocketIO):
 
     async def wait_closed(self) -> None:
         """Wait until the transport is closed."""
+        self._hand_back()
         while not self.closed:
             await self._wait()
 
@@ -267,18 +270,7 @@ class WebSocket(WebSocketIO):
         own (a trio system task), before anything sent after it; meanwhile
         it counts in :attr:`outgoing_buffer_size`.
         """
-        if self._writing or self.close_code is not None:
-            return  # The write under way takes these bytes after its own (see _write_rest).
-        data: bytes | memoryview = self._managed.data_to_send()
-        if not data:
-            return
-        rest = self._send_without_waiting(data)
-        if rest is None:
-            return
-        data = rest
-        self._writing = True
-        self._unsent = len(data)
-        trio.lowlevel.spawn_system_task(self._write_rest, data, name="wsproto_core writer")
+        self._write_without_waiting()
 
     def _close_soon(self, code: int, reason: str) -> None:
         """Start the closing handshake without waiting: the Close goes after what is queued."""

@@ -1,5 +1,11 @@
-"""The trio driver's I/O on one connection's stream: its reader task, its writes, and its end.
+"""The trio driver's I/O on one connection's stream: who reads it, its writes, and its end.
 
+An application task that waits in ``recv()`` (or for the next piece of a
+message) reads a plain TCP socket itself, so that a message costs it one
+wake-up, not the reader task's and then its own; the connection's reader
+task stands by meanwhile, and reads again (Pings, Closes and timers are then
+handled without the application) once no application task has read for
+:data:`_READER_GRACE` seconds. A TLS stream is read by the reader task only.
 ``_trio_connection`` builds the application's ``WebSocket`` on
 :class:`WebSocketIO`.
 """
@@ -19,6 +25,10 @@ from ._websocket import WebSocketState
 #: What a broken or closed stream raises; the driver treats them all as end of stream.
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
+#: How long the reader task leaves the socket to the application's tasks after
+#: one last read it (see the module docstring).
+_READER_GRACE = 0.05
+
 
 class WebSocketIO(WebSocketState):
     """A trio ``WebSocket`` without what the application calls: its stream's reading, writing and end.
@@ -31,8 +41,12 @@ class WebSocketIO(WebSocketState):
     # One per open connection in a server: slots keep an idle one small.
     __slots__ = (
         "_aborted",
+        "_application_reads",
+        "_hand_over",
         "_reader_scope",
+        "_reader_standing_by",
         "_reader_waits",
+        "_reading",
         "_sock",
         "_stream",
         "_unsent",
@@ -51,10 +65,20 @@ class WebSocketIO(WebSocketState):
         #: Bytes that the write under way (``_writing``) holds and the socket has not taken yet.
         self._unsent = 0
         self._reader_waits = False
+        #: A task (the reader or an application task) waits for the socket or reads it.
+        self._reading = False
+        #: Reads by application tasks since the reader task stood by (it reads again after one grace without any).
+        self._application_reads = 0
+        #: An application task waits for the reader task's next message, and reads itself after it.
+        self._hand_over = False
+        #: The reader task while it stands by for the application's reads.
+        self._reader_standing_by: trio.lowlevel.Task | None = None
         #: The reader's cancel scope: its deadline is the connection's next timer.
         self._reader_scope = trio.CancelScope()
 
     def _start(self, nursery: trio.Nursery) -> None:
+        # The reader parses what came with the handshake before any task reads the socket.
+        self._reading = True
         nursery.start_soon(self._read_loop, name="wsproto_core reader")
 
     # ----------------------------------------------------------------- plumbing
@@ -79,10 +103,12 @@ class WebSocketIO(WebSocketState):
         await trio.lowlevel.wait_task_rescheduled(give_up)
 
     def _wake(self) -> None:
+        """Wake every task waiting for a change, the reader task standing by among them."""
         if self._waiting:
             waiting, self._waiting = self._waiting, []
             for task in waiting:
                 trio.lowlevel.reschedule(task)
+        self._hand_back()
 
     def _abort(self) -> None:
         """Give up on the transport: the reader stops and closes it without ceremony."""
@@ -124,6 +150,20 @@ class WebSocketIO(WebSocketState):
         self._reader_scope.deadline = math.inf
         await self._write_rest(data)
 
+    def _write_without_waiting(self) -> None:
+        """Hand what is queued to the socket; what the kernel does not take at once, a system task writes."""
+        if self._writing or self.close_code is not None:
+            return  # The write under way takes these bytes after its own (see _write_rest).
+        data: bytes | memoryview = self._managed.data_to_send()
+        if not data:
+            return
+        rest = self._send_without_waiting(data)
+        if rest is None:
+            return
+        self._writing = True
+        self._unsent = len(rest)
+        trio.lowlevel.spawn_system_task(self._write_rest, rest, name="wsproto_core writer")
+
     async def _write_rest(self, data: bytes | memoryview) -> None:
         """As the one writer (``_writing`` is set): write ``data``, then what was queued meanwhile."""
         sock = self._sock
@@ -153,23 +193,134 @@ class WebSocketIO(WebSocketState):
 
     # ------------------------------------------------------------------ reading
 
+    async def _wait_for_data(self) -> None:
+        """Wait in ``recv()`` until something changed: read the socket for it when no other task does.
+
+        Hot path, once per message for an application that answers each
+        before the next arrives.
+        """
+        managed = self._managed
+        sock = self._sock
+        if (
+            sock is None
+            or self._reading
+            or self._aborted
+            or managed.should_close_transport
+            or managed.state is not ConnectionState.OPEN
+        ):
+            # The reader task reads (and ends the connection): wait for it, and
+            # have it stand by once it delivered something.
+            self._hand_over = True
+            await self._wait()
+            return
+        if managed.held:
+            # The ordering rule held the next message back until the queue emptied, as it now has.
+            self._after_application_read(self._handle_events(trio.current_time()))
+            return
+        self._reading = True
+        self._application_reads += 1
+        payload_bytes = 0
+        try:
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            except trio.Cancelled:
+                self._hand_back()  # The application gave up on this wait.
+                raise
+            view = self._payload_view()
+            if view is None:
+                data = sock.recv(READ_SIZE)
+            else:
+                payload_bytes = sock.recv_into(view)
+                data = b""
+        except BlockingIOError:
+            return  # Woken without data (spuriously).
+        except _STREAM_ERRORS:
+            if self.closed or self._aborted:
+                return  # The reader closed the stream under this wait.
+            data = b""
+        finally:
+            self._reading = False
+        now = trio.current_time()
+        self._after_application_read(
+            self._received_into_payload(payload_bytes, now) if payload_bytes else self._receive(data, now)
+        )
+
+    def _after_application_read(self, received: bool) -> None:
+        """What the reader task does after a read, for an application task's: wake, reschedule, write, hand back."""
+        managed = self._managed
+        if received and self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for task in waiting:
+                trio.lowlevel.reschedule(task)
+        self._reschedule()
+        if managed.bytes_to_send and not self._writing:
+            self._write_without_waiting()
+        if managed.state is not ConnectionState.OPEN:
+            self._hand_back()  # The reader task reads the rest of the closing, and ends the connection.
+
+    def _hand_back(self) -> None:
+        """The application waits elsewhere than in ``recv()``: the reader task reads at once, not after a grace."""
+        task = self._reader_standing_by
+        if task is not None:
+            self._reader_standing_by = None
+            trio.lowlevel.reschedule(task)
+
+    def _deliver(self) -> None:
+        """The reader task queued a message: wake its takers; stand by next if an application task asked to read."""
+        self._wake()
+        if self._hand_over:
+            self._hand_over = False
+            self._application_reads += 1
+
+    def _left_to_the_application(self) -> bool:
+        """Whether the reader task stands by: an application task reads, or read since the reader last looked.
+
+        Once the connection is closing, the reader reads as soon as no
+        application task does (only one task may wait for the socket).
+        """
+        return self._reading or (self._application_reads > 0 and self._managed.state is ConnectionState.OPEN)
+
+    async def _stand_by(self) -> None:
+        """Leave the socket to the application's tasks until none has read for a grace, or a change wakes the reader."""
+        task = trio.lowlevel.current_task()
+
+        def give_up(_: object) -> trio.lowlevel.Abort:
+            self._reader_standing_by = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while self._left_to_the_application():
+            self._application_reads = 0
+            self._reader_standing_by = task
+            with trio.move_on_after(_READER_GRACE) as grace:
+                await trio.lowlevel.wait_task_rescheduled(give_up)
+            if not grace.cancelled_caught:
+                # Woken: something changed that the reader must see, and it
+                # reads next unless an application task reads at that moment.
+                self._application_reads = 0
+                return
+
     async def _read_loop(self) -> None:
         """Feed the stream to the connection, deliver its messages, and run its timers until it closes."""
         managed, messages, sock = self._managed, self._messages, self._sock
         # Events first: bytes that came with the handshake may hold frames.
         parse_first = True
+        # Until they are parsed, no application task reads the socket (see _start).
+        self._reading = False
         try:
             while not self._aborted:
                 with self._reader_scope:
                     while True:
-                        if not parse_first:
+                        if not parse_first and sock is not None and self._left_to_the_application():
+                            await self._stand_by()
+                        elif not parse_first:
                             payload_bytes = 0
+                            self._reading = True
                             try:
                                 if sock is None:
                                     data = await self._stream.receive_some(READ_SIZE)
                                 else:
                                     await trio.lowlevel.wait_readable(sock)
-                                    # Only this task parses, so the view stays good while it reads.
+                                    # Only this task reads meanwhile, so the view stays good.
                                     view = self._payload_view()
                                     if view is None:
                                         data = sock.recv(READ_SIZE)
@@ -180,14 +331,16 @@ class WebSocketIO(WebSocketState):
                                 continue  # Woken without data (spuriously): wait again.
                             except _STREAM_ERRORS:
                                 data = b""
+                            finally:
+                                self._reading = False
                             if (
                                 self._received_into_payload(payload_bytes, trio.current_time())
                                 if payload_bytes
                                 else self._receive(data, trio.current_time())
                             ):
-                                self._wake()
+                                self._deliver()
                         elif self._handle_events(trio.current_time()):
-                            self._wake()
+                            self._deliver()
                         # The ordering rule (see ManagedConnection.held): the
                         # application takes the message before parsing goes on.
                         parse_first = managed.held

@@ -8,6 +8,10 @@ Received messages wait in a bounded queue; when it is full the reader stops
 reading (backpressure). ``send`` returns once everything is written. A plain
 TCP connection is read and written on its standard socket directly (trio's
 stream layers cost a scheduling round per call); TLS is a :class:`trio.SSLStream`.
+On a plain TCP connection, a task waiting in ``recv()`` reads the socket
+itself, so that a message wakes one task, not two; the reader task stands by
+meanwhile and reads again once no task has done so for 50 ms, or at once
+when the application closes, pings or waits for the close.
 
 ``connect`` is an async context manager; ``serve`` runs until cancelled and
 hands its :class:`Server` (with the bound ``port``) to ``nursery.start``::
