@@ -219,19 +219,13 @@ class WebSocketIO(WebSocketState):
             return
         self._reading = True
         self._application_reads += 1
-        payload_bytes = 0
         try:
             try:
                 await trio.lowlevel.wait_readable(sock)
             except trio.Cancelled:
                 self._hand_back()  # The application gave up on this wait.
                 raise
-            view = self._payload_view()
-            if view is None:
-                data = sock.recv(READ_SIZE)
-            else:
-                payload_bytes = sock.recv_into(view)
-                data = b""
+            data, payload_bytes = self._read_socket(sock)
         except BlockingIOError:
             return  # Woken without data (spuriously).
         except _STREAM_ERRORS:
@@ -240,10 +234,24 @@ class WebSocketIO(WebSocketState):
             data = b""
         finally:
             self._reading = False
+        self._after_application_read(self._feed(data, payload_bytes))
+
+    def _read_socket(self, sock: socket.socket) -> tuple[bytes, int]:
+        """Read what the socket holds, as the one task that reads it: ``(data, 0)``.
+
+        Or ``(b"", nbytes)``: ``nbytes`` went straight into a large frame's
+        payload buffer (see ``_payload_view``); the view stays good because
+        only this task reads meanwhile.
+        """
+        view = self._payload_view()
+        if view is None:
+            return sock.recv(READ_SIZE), 0
+        return b"", sock.recv_into(view)
+
+    def _feed(self, data: bytes | bytearray, payload_bytes: int) -> bool:
+        """Deliver what :meth:`_read_socket` read (``b""``: the end); return whether a message came."""
         now = trio.current_time()
-        self._after_application_read(
-            self._received_into_payload(payload_bytes, now) if payload_bytes else self._receive(data, now)
-        )
+        return self._received_into_payload(payload_bytes, now) if payload_bytes else self._receive(data, now)
 
     def _after_application_read(self, received: bool) -> None:
         """What the reader task does after a read, for an application task's: wake, reschedule, write, hand back."""
@@ -320,24 +328,14 @@ class WebSocketIO(WebSocketState):
                                     data = await self._stream.receive_some(READ_SIZE)
                                 else:
                                     await trio.lowlevel.wait_readable(sock)
-                                    # Only this task reads meanwhile, so the view stays good.
-                                    view = self._payload_view()
-                                    if view is None:
-                                        data = sock.recv(READ_SIZE)
-                                    else:
-                                        payload_bytes = sock.recv_into(view)
-                                        data = b""
+                                    data, payload_bytes = self._read_socket(sock)
                             except BlockingIOError:
                                 continue  # Woken without data (spuriously): wait again.
                             except _STREAM_ERRORS:
                                 data = b""
                             finally:
                                 self._reading = False
-                            if (
-                                self._received_into_payload(payload_bytes, trio.current_time())
-                                if payload_bytes
-                                else self._receive(data, trio.current_time())
-                            ):
+                            if self._feed(data, payload_bytes):
                                 self._deliver()
                         elif self._handle_events(trio.current_time()):
                             self._deliver()
