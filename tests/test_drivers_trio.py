@@ -721,3 +721,39 @@ def test_close_while_a_task_reads_in_recv() -> None:
             assert ws.close_code == 1000
 
     run(main)
+
+
+def test_an_idle_connection_wakes_no_task() -> None:
+    """A handler waiting in recv() on an idle connection: neither its task nor a reader task runs.
+
+    The server's reader task stands by while the handler's task waits for the
+    socket, with no deadline of its own (keepalive is off here), so ten idle
+    seconds of trio's clock (which jumps over idle time) step no task of the
+    connection's (the client's reader waits for its socket).
+    """
+    connection_tasks = {"wsproto_core reader", "wsproto_core handler"}
+    steps: list[str] = []
+
+    class StepCounter(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            steps.append(task.name)
+
+    async def handler(websocket: WebSocket) -> None:
+        trio.lowlevel.current_task().name = "wsproto_core handler"
+        await echo(websocket)
+
+    async def main() -> None:
+        async with (
+            our_server(handler, ping_interval=None) as server,
+            connect(f"ws://127.0.0.1:{server.port}/", ping_interval=None) as ws,
+        ):
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await trio.sleep(1)  # Let the server's reader stand by for its grace.
+            counter = StepCounter()
+            trio.lowlevel.add_instrument(counter)
+            await trio.sleep(10)
+            trio.lowlevel.remove_instrument(counter)
+        assert [name for name in steps if name in connection_tasks] == []
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.1))

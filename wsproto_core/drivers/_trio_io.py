@@ -16,6 +16,7 @@ import contextlib
 import math
 import socket
 
+import outcome
 import trio
 
 from ..state import ConnectionState
@@ -46,6 +47,7 @@ class WebSocketIO(WebSocketState):
         "_reader_scope",
         "_reader_standing_by",
         "_reader_waits",
+        "_reader_waits_for_a_read",
         "_reading",
         "_sock",
         "_stream",
@@ -73,6 +75,8 @@ class WebSocketIO(WebSocketState):
         self._hand_over = False
         #: The reader task while it stands by for the application's reads.
         self._reader_standing_by: trio.lowlevel.Task | None = None
+        #: It stands by until the application task that waits for the socket has read.
+        self._reader_waits_for_a_read = False
         #: The reader's cancel scope: its deadline is the connection's next timer.
         self._reader_scope = trio.CancelScope()
 
@@ -234,6 +238,8 @@ class WebSocketIO(WebSocketState):
             data = b""
         finally:
             self._reading = False
+            if self._reader_waits_for_a_read:
+                self._wake_reader(handed_back=False)
         self._after_application_read(self._feed(data, payload_bytes))
 
     def _read_socket(self, sock: socket.socket) -> tuple[bytes, int]:
@@ -268,10 +274,15 @@ class WebSocketIO(WebSocketState):
 
     def _hand_back(self) -> None:
         """The application waits elsewhere than in ``recv()``: the reader task reads at once, not after a grace."""
+        self._wake_reader(handed_back=True)
+
+    def _wake_reader(self, *, handed_back: bool) -> None:
+        """Wake the reader task if it stands by: to read (``handed_back``), or to start its grace."""
         task = self._reader_standing_by
         if task is not None:
             self._reader_standing_by = None
-            trio.lowlevel.reschedule(task)
+            self._reader_waits_for_a_read = False
+            trio.lowlevel.reschedule(task, outcome.Value(handed_back))
 
     def _deliver(self) -> None:
         """The reader task queued a message: wake its takers; stand by next if an application task asked to read."""
@@ -289,21 +300,32 @@ class WebSocketIO(WebSocketState):
         return self._reading or (self._application_reads > 0 and self._managed.state is ConnectionState.OPEN)
 
     async def _stand_by(self) -> None:
-        """Leave the socket to the application's tasks until none has read for a grace, or a change wakes the reader."""
+        """Leave the socket to the application's tasks until none has read for a grace, or a change wakes the reader.
+
+        While an application task waits for the socket, the grace waits for
+        its read (an idle connection then wakes nobody); after that, no task
+        wakes the reader until the grace is over.
+        """
         task = trio.lowlevel.current_task()
 
         def give_up(_: object) -> trio.lowlevel.Abort:
             self._reader_standing_by = None
+            self._reader_waits_for_a_read = False
             return trio.lowlevel.Abort.SUCCEEDED
 
         while self._left_to_the_application():
             self._application_reads = 0
             self._reader_standing_by = task
-            with trio.move_on_after(_READER_GRACE) as grace:
-                await trio.lowlevel.wait_task_rescheduled(give_up)
-            if not grace.cancelled_caught:
-                # Woken: something changed that the reader must see, and it
-                # reads next unless an application task reads at that moment.
+            if self._reading:
+                self._reader_waits_for_a_read = True
+                handed_back = await trio.lowlevel.wait_task_rescheduled(give_up)
+            else:
+                handed_back = False
+                with trio.move_on_after(_READER_GRACE):
+                    handed_back = await trio.lowlevel.wait_task_rescheduled(give_up)
+            if handed_back:
+                # Something changed that the reader must see, and it reads
+                # next unless an application task reads at that moment.
                 self._application_reads = 0
                 return
 
