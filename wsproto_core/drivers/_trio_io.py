@@ -108,11 +108,15 @@ class WebSocketIO(WebSocketState):
 
     def _wake(self) -> None:
         """Wake every task waiting for a change, the reader task standing by among them."""
+        self._wake_waiting()
+        self._hand_back()
+
+    def _wake_waiting(self) -> None:
+        """Wake the tasks waiting in :meth:`_wait` (not the reader task, if it stands by)."""
         if self._waiting:
             waiting, self._waiting = self._waiting, []
             for task in waiting:
                 trio.lowlevel.reschedule(task)
-        self._hand_back()
 
     def _abort(self) -> None:
         """Give up on the transport: the reader stops and closes it without ceremony."""
@@ -262,10 +266,8 @@ class WebSocketIO(WebSocketState):
     def _after_application_read(self, received: bool) -> None:
         """What the reader task does after a read, for an application task's: wake, reschedule, write, hand back."""
         managed = self._managed
-        if received and self._waiting:
-            waiting, self._waiting = self._waiting, []
-            for task in waiting:
-                trio.lowlevel.reschedule(task)
+        if received:
+            self._wake_waiting()
         self._reschedule()
         if managed.bytes_to_send and not self._writing:
             self._write_without_waiting()
